@@ -1,0 +1,133 @@
+// Package lock defines how the replicas that share a database elect the one replica that
+// migrates it: the migrator.
+//
+// A backend (lock/postgres, …) implements Locker. The coordinator never sees which backend it
+// has. The contract has three parts: try to become the migrator (TryAcquire), learn when that
+// role is gone (Lease.Lost), and give it up (Lease.Release). Two more make waiting cheap and
+// visible: Holder says who migrates now, and Wait blocks until the holder may have changed or
+// announced progress.
+//
+// Every backend must pass the conformance suite in lock/locktest.
+package lock
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+var (
+	// ErrHeld is returned by TryAcquire when another replica is the migrator.
+	ErrHeld = errors.New("lock is held by another replica")
+
+	// ErrLost is returned by a lease's methods once the lock is no longer held by it: the
+	// session that held it ended, or leadership moved. Whatever the lease was protecting must
+	// stop.
+	ErrLost = errors.New("lock lost")
+)
+
+// Locker elects one migrator among replicas. Its methods are not safe for concurrent use: one
+// replica drives one Locker from one goroutine.
+type Locker interface {
+	// TryAcquire tries once, without waiting, to become the migrator. It returns ErrHeld when
+	// another replica is the migrator.
+	TryAcquire(ctx context.Context) (Lease, error)
+
+	// Holder describes the current migrator, or returns nil when there is none.
+	Holder(ctx context.Context) (*Holder, error)
+
+	// Wait blocks until the holder last reported by Holder releases the lock or dies, a
+	// migrator announces progress, or d passes, whichever comes first. It returns nil in all
+	// three cases: callers re-read the state they care about after every Wait.
+	Wait(ctx context.Context, d time.Duration) error
+
+	// Close releases the locker's resources. A lease still held is released as a side effect.
+	Close() error
+}
+
+// Lease is the migrator role, held from a successful TryAcquire until Release or loss.
+type Lease interface {
+	// Lost is closed when the lease is gone without Release: the session holding it ended or
+	// leadership moved. Work done under the lease must stop.
+	Lost() <-chan struct{}
+
+	// Fence is called inside every migration transaction before it commits. It returns an
+	// error wrapping ErrLost when this lease no longer holds the lock, so that the transaction
+	// rolls back instead of committing without the lock.
+	Fence(ctx context.Context, tx Execer) error
+
+	// Announce tells waiting replicas about progress. With a transaction, waiters learn of the
+	// event when the transaction commits, and not at all if it rolls back; with a nil tx, at
+	// once.
+	Announce(ctx context.Context, tx Execer, ev Event) error
+
+	// Release gives up the role. It returns an error wrapping ErrLost when the lock turned out
+	// to be lost before the release.
+	Release(ctx context.Context) error
+}
+
+// Execer is what a lease needs from a transaction or session: *sql.Tx, *sql.Conn and *sql.DB
+// all satisfy it.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Holder describes the replica that holds the lock, as far as the backend can see it.
+type Holder struct {
+	// Replica is the holder's replica id, when it announced one (schemagate sets it); else empty.
+	Replica string `json:"replica,omitempty"`
+	// Name is how the backend names the holder: for PostgreSQL the session's application_name.
+	Name string `json:"name"`
+	// PID is the holder's server process id, when the backend has one.
+	PID int `json:"pid,omitempty"`
+	// Address is where the holder connects from, when known.
+	Address string `json:"address,omitempty"`
+	// SessionStart is when the holder's session began.
+	SessionStart time.Time `json:"session_start,omitzero"`
+	// State is what the holder's session is doing ("active", "idle", "idle in transaction").
+	State string `json:"state,omitempty"`
+	// Query is the statement the holder runs now or ran last, shortened.
+	Query string `json:"query,omitempty"`
+	// QueryStart is when that statement started.
+	QueryStart time.Time `json:"query_start,omitzero"`
+}
+
+// String names the holder in one phrase for logs: "web-7 (pid 4242)".
+func (h *Holder) String() string {
+	name := h.Replica
+	if name == "" {
+		name = h.Name
+	}
+	if name == "" {
+		name = "an unnamed session"
+	}
+	if h.PID != 0 {
+		return fmt.Sprintf("%s (pid %d)", name, h.PID)
+	}
+	return name
+}
+
+// EventKind says what a migrator announced.
+type EventKind string
+
+const (
+	// EventStarted: a replica became the migrator and is about to apply migrations.
+	EventStarted EventKind = "started"
+	// EventApplied: one migration committed.
+	EventApplied EventKind = "applied"
+	// EventDone: the migrator finished; the schema is at its target.
+	EventDone EventKind = "done"
+	// EventFailed: a migration failed; the journal holds the error.
+	EventFailed EventKind = "failed"
+)
+
+// Event is a migrator's progress announcement. Waiters treat it as a hint to re-read the
+// database; it is never the source of truth.
+type Event struct {
+	Kind    EventKind `json:"kind"`
+	Replica string    `json:"replica"`
+	Version int64     `json:"version,omitempty"`
+}

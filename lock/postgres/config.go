@@ -1,0 +1,97 @@
+package postgres
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config tunes the session a replica keeps with PostgreSQL. The TCP settings bound how long a
+// vanished migrator keeps the lock: with the defaults the server drops a silent client's session,
+// and with it the lock, after about 11 s (5 s idle + 3 probes × 2 s), or 10 s when data is
+// unacknowledged; a killed client's running statement is noticed within 1 s.
+type Config struct {
+	// ReplicaID names this replica in application_name ("schemagate/<ReplicaID>").
+	ReplicaID string
+
+	// KeepaliveIdle is tcp_keepalives_idle: silence before the server probes the client.
+	KeepaliveIdle time.Duration
+	// KeepaliveInterval is tcp_keepalives_interval: time between unanswered probes.
+	KeepaliveInterval time.Duration
+	// KeepaliveCount is tcp_keepalives_count: unanswered probes before the session is dropped.
+	KeepaliveCount int
+	// TCPUserTimeout is tcp_user_timeout: how long sent data may stay unacknowledged.
+	TCPUserTimeout time.Duration
+	// ConnectionCheckInterval is client_connection_check_interval (PostgreSQL 14+): how often a
+	// running statement checks that its client is still there.
+	ConnectionCheckInterval time.Duration
+	// ConnectTimeout bounds one connection attempt.
+	ConnectTimeout time.Duration
+}
+
+// DefaultConfig returns the settings described on Config.
+func DefaultConfig() Config {
+	return Config{
+		KeepaliveIdle:           5 * time.Second,
+		KeepaliveInterval:       2 * time.Second,
+		KeepaliveCount:          3,
+		TCPUserTimeout:          10 * time.Second,
+		ConnectionCheckInterval: time.Second,
+		ConnectTimeout:          5 * time.Second,
+	}
+}
+
+// Validate reports the first setting that cannot work, naming its key.
+func (c Config) Validate() error {
+	seconds := []struct {
+		key string
+		d   time.Duration
+	}{
+		{"keepalive-idle", c.KeepaliveIdle},
+		{"keepalive-interval", c.KeepaliveInterval},
+	}
+	for _, s := range seconds {
+		if s.d < time.Second || s.d%time.Second != 0 {
+			return fmt.Errorf("%s: %q must be a whole number of seconds, at least 1s", s.key, s.d)
+		}
+	}
+	if c.KeepaliveCount < 1 {
+		return fmt.Errorf("keepalive-count: %d must be at least 1", c.KeepaliveCount)
+	}
+	millis := []struct {
+		key string
+		d   time.Duration
+	}{
+		{"tcp-user-timeout", c.TCPUserTimeout},
+		{"connection-check-interval", c.ConnectionCheckInterval},
+	}
+	for _, s := range millis {
+		if s.d < 0 || s.d%time.Millisecond != 0 {
+			return fmt.Errorf("%s: %q must be zero (off) or a positive whole number of milliseconds", s.key, s.d)
+		}
+	}
+	if c.ConnectTimeout <= 0 {
+		return fmt.Errorf("connect-timeout: %q must be positive", c.ConnectTimeout)
+	}
+	return nil
+}
+
+// settings returns the session parameters schemagate sets on each connection, in the form
+// set_config takes them. Parameters the server does not know (client_connection_check_interval
+// and idle_session_timeout before PostgreSQL 14) are left out.
+func (c Config) settings(serverMajor int) [][2]string {
+	s := [][2]string{
+		{"tcp_keepalives_idle", fmt.Sprint(int(c.KeepaliveIdle / time.Second))},
+		{"tcp_keepalives_interval", fmt.Sprint(int(c.KeepaliveInterval / time.Second))},
+		{"tcp_keepalives_count", fmt.Sprint(c.KeepaliveCount)},
+		{"tcp_user_timeout", fmt.Sprint(c.TCPUserTimeout.Milliseconds())},
+	}
+	if serverMajor >= 14 {
+		s = append(s,
+			[2]string{"client_connection_check_interval", fmt.Sprint(c.ConnectionCheckInterval.Milliseconds())},
+			// A migrator is never idle for long, but a waiter is: a server-wide
+			// idle_session_timeout must not keep dropping it.
+			[2]string{"idle_session_timeout", "0"},
+		)
+	}
+	return s
+}

@@ -1,0 +1,282 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/schemagate/schemagate/lock"
+)
+
+// Key derives the advisory lock key from a namespace: the first 8 bytes of
+// SHA-256("schemagate/v1:" + namespace), sign bit cleared so that pg_locks shows it as
+// (classid, objid) = (key>>32, key&0xffffffff) without surprises. It never equals goose's own
+// default key, so a goose CLI run by hand does not contend with schemagate by accident.
+func Key(namespace string) int64 {
+	sum := sha256.Sum256([]byte("schemagate/v1:" + namespace))
+	return int64(binary.BigEndian.Uint64(sum[:8]) &^ (1 << 63))
+}
+
+// Locker is the advisory-lock backend. It uses its Session for everything: the lock, the
+// holder query, the waits.
+type Locker struct {
+	s       *Session
+	key     int64
+	channel string
+	replica string
+	lease   *lease
+	// sawHolder: the last Holder call found another session holding the lock.
+	sawHolder bool
+}
+
+var _ lock.Locker = (*Locker)(nil)
+
+// NewLocker returns a locker for namespace on s. It registers a LISTEN on the namespace's
+// channel for every connection s opens, so register it before s is first used.
+func NewLocker(s *Session, namespace string) *Locker {
+	key := Key(namespace)
+	l := &Locker{s: s, key: key, channel: fmt.Sprintf("schemagate_%016x", key), replica: s.cfg.ReplicaID}
+	s.OnOpen(func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, "LISTEN "+l.channel)
+		return err
+	})
+	return l
+}
+
+// Key returns the advisory lock key.
+func (l *Locker) Key() int64 { return l.key }
+
+// Channel returns the LISTEN/NOTIFY channel of the namespace.
+func (l *Locker) Channel() string { return l.channel }
+
+// TryAcquire takes the lock if it is free. The lock is session-level: it stays until Release or
+// until the session ends, whatever happens to transactions in between.
+func (l *Locker) TryAcquire(ctx context.Context) (lock.Lease, error) {
+	if l.lease != nil {
+		return nil, errors.New("this replica already holds the lock")
+	}
+	conn, err := l.s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var ok bool
+	var pid int32
+	err = conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1), pg_backend_pid()", l.key).Scan(&ok, &pid)
+	if err != nil {
+		return nil, fmt.Errorf("try advisory lock %d: %w", l.key, err)
+	}
+	if !ok {
+		return nil, lock.ErrHeld
+	}
+	ls := &lease{l: l, pid: pid, lost: make(chan struct{})}
+	l.s.pin(ls.markLost)
+	l.lease = ls
+	return ls, nil
+}
+
+// holderQuery finds the session holding the namespace's lock in this database, and what it does.
+const holderQuery = `
+SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''),
+       a.backend_start, coalesce(a.state, ''), coalesce(left(a.query, 300), ''), a.query_start
+  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1`
+
+// Holder describes the session that holds the lock, or returns nil when nobody does.
+func (l *Locker) Holder(ctx context.Context) (*lock.Holder, error) {
+	var h lock.Holder
+	var sessionStart, queryStart sql.NullTime
+	err := l.s.db.QueryRowContext(ctx, holderQuery, l.key>>32, l.key&0xffffffff).Scan(
+		&h.PID, &h.Name, &h.Address, &sessionStart, &h.State, &h.Query, &queryStart)
+	if errors.Is(err, sql.ErrNoRows) {
+		l.sawHolder = false
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find lock holder: %w", err)
+	}
+	l.sawHolder = h.PID != l.s.BackendPID()
+	h.Replica = replicaFromApplicationName(h.Name)
+	h.SessionStart, h.QueryStart = sessionStart.Time, queryStart.Time
+	return &h, nil
+}
+
+// Wait blocks until the holder last reported by Holder releases the lock or dies, a migrator
+// announces progress, or d passes.
+//
+// While another session holds the lock, Wait queues for the lock's shared mode with
+// lock_timeout d: PostgreSQL grants it to every queued waiter the instant the holder releases
+// the lock or its session ends, so a dead migrator is noticed at once, not at the next poll.
+// While nobody holds it, Wait listens for an announcement instead, unless the caller last saw a
+// holder: then the holder is already gone and Wait returns at once.
+func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	var free bool
+	err := l.s.db.QueryRowContext(ctx,
+		"SELECT CASE WHEN pg_try_advisory_lock_shared($1) THEN pg_advisory_unlock_shared($1) ELSE false END",
+		l.key).Scan(&free)
+	if err != nil {
+		return fmt.Errorf("probe the lock: %w", err)
+	}
+	switch {
+	case !free:
+		return l.waitForRelease(ctx, d)
+	case l.sawHolder:
+		l.sawHolder = false
+		return nil
+	default:
+		return l.waitForAnnouncement(ctx, d)
+	}
+}
+
+// waitForRelease queues for the shared lock and lets go of it at once. lock_timeout is set for
+// this statement's transaction only, so the session's setting is untouched afterwards.
+func (l *Locker) waitForRelease(ctx context.Context, d time.Duration) error {
+	ms := max(d.Milliseconds(), 1)
+	stmt := fmt.Sprintf(`DO $$
+BEGIN
+  PERFORM set_config('lock_timeout', '%d', true);
+  PERFORM pg_advisory_lock_shared(%d);
+  PERFORM pg_advisory_unlock_shared(%d);
+EXCEPTION WHEN lock_not_available THEN
+  NULL;
+END $$`, ms, l.key, l.key)
+	if _, err := l.s.db.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("wait for the lock holder: %w", err)
+	}
+	return nil
+}
+
+// waitForAnnouncement waits up to d for a NOTIFY on the namespace's channel. Announcements that
+// arrived while other statements ran are already buffered; any of them ends the wait at once.
+func (l *Locker) waitForAnnouncement(ctx context.Context, d time.Duration) error {
+	conn, err := l.s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		wctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		_, err := pc.WaitForNotification(wctx)
+		if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+			return nil // d passed
+		}
+		if err != nil {
+			return fmt.Errorf("wait for an announcement: %w", err)
+		}
+		return nil
+	})
+}
+
+// Close releases a lease still held. It does not close the session, which the caller owns.
+func (l *Locker) Close() error {
+	if l.lease == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return l.lease.Release(ctx)
+}
+
+// lease is the lock held by this replica's session.
+type lease struct {
+	l        *Locker
+	pid      int32
+	lost     chan struct{}
+	lostOnce sync.Once
+}
+
+var _ lock.Lease = (*lease)(nil)
+
+func (ls *lease) Lost() <-chan struct{} { return ls.lost }
+
+func (ls *lease) markLost() { ls.lostOnce.Do(func() { close(ls.lost) }) }
+
+// fenceQuery is true when the backend running it holds the namespace's lock.
+const fenceQuery = `
+SELECT EXISTS (
+  SELECT 1 FROM pg_locks
+   WHERE locktype = 'advisory' AND granted AND mode = 'ExclusiveLock' AND pid = pg_backend_pid()
+     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1)`
+
+// Fence checks, inside the caller's transaction, that this very backend still holds the lock.
+func (ls *lease) Fence(ctx context.Context, tx lock.Execer) error {
+	var held bool
+	if err := tx.QueryRowContext(ctx, fenceQuery, ls.l.key>>32, ls.l.key&0xffffffff).Scan(&held); err != nil {
+		return ls.sessionError("check the lock inside the migration transaction", err)
+	}
+	if !held {
+		ls.markLost()
+		return fmt.Errorf("advisory lock %d is not held by this session (pid %d): %w", ls.l.key, ls.pid, lock.ErrLost)
+	}
+	return nil
+}
+
+// Announce sends ev on the namespace's channel. Inside a transaction, PostgreSQL delivers it on
+// commit.
+func (ls *lease) Announce(ctx context.Context, tx lock.Execer, ev lock.Event) error {
+	if tx == nil {
+		tx = ls.l.s.db
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", ls.l.channel, string(payload)); err != nil {
+		return ls.sessionError("announce "+string(ev.Kind), err)
+	}
+	return nil
+}
+
+// Release unlocks. If the unlock finds the lock not held, the lease had been lost.
+func (ls *lease) Release(ctx context.Context) error {
+	l := ls.l
+	defer func() {
+		l.s.unpin()
+		l.lease = nil
+	}()
+	select {
+	case <-ls.lost:
+		return ErrSessionEnded
+	default:
+	}
+	var ok bool
+	if err := l.s.db.QueryRowContext(ctx, "SELECT pg_advisory_unlock($1)", l.key).Scan(&ok); err != nil {
+		return ls.sessionError("release advisory lock", err)
+	}
+	if !ok {
+		ls.markLost()
+		return fmt.Errorf("release advisory lock %d: it was not held: %w", l.key, lock.ErrLost)
+	}
+	return nil
+}
+
+// sessionError wraps err; when the lease's session has ended it marks the lease lost and says so.
+func (ls *lease) sessionError(what string, err error) error {
+	select {
+	case <-ls.lost:
+		return fmt.Errorf("%s: %w (%w)", what, ErrSessionEnded, err)
+	default:
+	}
+	if errors.Is(err, ErrSessionEnded) || ls.l.s.connectionGone(err) {
+		ls.markLost()
+		return fmt.Errorf("%s: %w (%w)", what, ErrSessionEnded, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

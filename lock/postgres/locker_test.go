@@ -1,0 +1,183 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/schemagate/schemagate/internal/pgtest"
+	"github.com/schemagate/schemagate/lock"
+	"github.com/schemagate/schemagate/lock/locktest"
+	"github.com/schemagate/schemagate/lock/postgres"
+)
+
+// newSession opens a session for replica on dbURL, closed when the test ends.
+func newSession(t *testing.T, dbURL, replica string) *postgres.Session {
+	t.Helper()
+	cfg := postgres.DefaultConfig()
+	cfg.ReplicaID = replica
+	s, err := postgres.NewSession(dbURL, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	locktest.Run(t, backend(t))
+}
+
+// backend builds lockers on one fresh database per subtest, each with its own session.
+func backend(t *testing.T) locktest.Backend {
+	sessions := map[lock.Locker]*postgres.Session{}
+	dbs := map[*testing.T]string{}
+	return locktest.Backend{
+		New: func(t *testing.T, replica string) lock.Locker {
+			db, ok := dbs[t]
+			if !ok {
+				db = pgtest.NewDatabase(t)
+				dbs[t] = db
+			}
+			s := newSession(t, db, replica)
+			l := postgres.NewLocker(s, "conformance")
+			sessions[l] = s
+			return l
+		},
+		Kill: func(t *testing.T, l lock.Locker) {
+			s := sessions[l]
+			admin := pgtest.Connect(t, pgtest.AdminURL())
+			if n := pgtest.QueryInt(t, admin, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", s.BackendPID()); n != 1 {
+				t.Fatalf("backend %d of the holder not found", s.BackendPID())
+			}
+			pgtest.Exec(t, admin, "SELECT pg_terminate_backend($1, 10000)", s.BackendPID())
+		},
+		Work: func(t *testing.T, l lock.Locker) lock.Execer { return sessions[l].DB() },
+	}
+}
+
+func TestKeyIsStableAndNotGoosesDefault(t *testing.T) {
+	const gooseDefault = 4097083626
+	k := postgres.Key("app/goose_db_version")
+	if k != postgres.Key("app/goose_db_version") {
+		t.Fatal("Key is not deterministic")
+	}
+	if k < 0 || k == gooseDefault {
+		t.Fatalf("Key = %d; want a non-negative key other than goose's default", k)
+	}
+	if k == postgres.Key("other/goose_db_version") {
+		t.Fatal("different namespaces share a key")
+	}
+}
+
+// TestSessionParameters checks that every connection carries the settings that bound how long
+// a vanished migrator keeps the lock, and names its replica.
+func TestSessionParameters(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	s := newSession(t, db, "web-7")
+	ctx := context.Background()
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"application_name":                 "schemagate/web-7",
+		"tcp_keepalives_idle":              "5",
+		"tcp_keepalives_interval":          "2",
+		"tcp_keepalives_count":             "3",
+		"tcp_user_timeout":                 "10000",
+		"client_connection_check_interval": "1s",
+		"idle_session_timeout":             "0",
+	}
+	for name, value := range want {
+		var got string
+		if err := s.DB().QueryRowContext(ctx, "SELECT current_setting($1)", name).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != value {
+			t.Errorf("%s = %q, want %q", name, got, value)
+		}
+	}
+}
+
+// TestNoReconnectWhileHolding checks that once the lock is held, the session refuses to open a
+// replacement connection: work never silently continues on a session without the lock.
+func TestNoReconnectWhileHolding(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	s := newSession(t, db, "web-1")
+	l := postgres.NewLocker(s, "reconnect")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lease, err := l.TryAcquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := pgtest.Connect(t, pgtest.AdminURL())
+	pgtest.Exec(t, admin, "SELECT pg_terminate_backend($1, 10000)", s.BackendPID())
+
+	opened := s.ConnectionsOpened()
+	for range 3 {
+		if err := s.DB().PingContext(ctx); err == nil {
+			t.Fatal("the session answered after its connection was terminated while holding the lock")
+		}
+	}
+	if s.ConnectionsOpened() != opened {
+		t.Fatalf("the session opened %d new connections while holding the lock", s.ConnectionsOpened()-opened)
+	}
+	select {
+	case <-lease.Lost():
+	default:
+		t.Fatal("Lost() not closed")
+	}
+	// After Release, the session may reconnect.
+	if err := lease.Release(ctx); err == nil {
+		t.Fatal("Release of a lost lease succeeded")
+	}
+	if err := s.DB().PingContext(ctx); err != nil {
+		t.Fatalf("the session did not reconnect after the lease ended: %v", err)
+	}
+}
+
+// TestWaitEndsOnAnnouncement checks that a waiter with nobody holding the lock wakes on a
+// migrator's announcement, not at its timeout.
+func TestWaitEndsOnAnnouncement(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	waiter := postgres.NewLocker(newSession(t, db, "waiter"), "announce")
+	migrator := postgres.NewLocker(newSession(t, db, "migrator"), "announce")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	done := make(chan time.Duration, 1)
+	go func() {
+		begin := time.Now()
+		if err := waiter.Wait(ctx, 20*time.Second); err != nil {
+			t.Errorf("Wait: %v", err)
+		}
+		done <- time.Since(begin)
+	}()
+	// Wait until the waiter's session sits idle in its LISTEN wait.
+	admin := pgtest.Connect(t, pgtest.AdminURL())
+	for {
+		n := pgtest.QueryInt(t, admin, `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = 'schemagate/waiter' AND state = 'idle' AND query LIKE '%pg_try_advisory_lock_shared%'`)
+		if n == 1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the waiter never started waiting")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	lease, err := migrator.TryAcquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Announce(ctx, nil, lock.Event{Kind: lock.EventStarted, Replica: "migrator"}); err != nil {
+		t.Fatal(err)
+	}
+	if took := <-done; took > 10*time.Second {
+		t.Fatalf("Wait took %v; want it to end on the announcement", took)
+	}
+}

@@ -1,0 +1,62 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// checkPooler refuses a connection that goes through a pooler in transaction or statement mode,
+// and returns the backend pid of the connection.
+//
+// PostgreSQL tells a client its backend pid at start-up; a pooler such as PgBouncer makes one up
+// instead. When the two agree there is no pooler. When they differ, a second client tells
+// session pooling (our server connection stays ours) from transaction pooling (the server
+// connection we just used is handed to the next client that asks, here the second one).
+// All queries here use the simple protocol: prepared statements do not survive transaction
+// pooling, and the check must give its answer, not fail on them.
+func (s *Session) checkPooler(ctx context.Context, conn *pgx.Conn) (int32, error) {
+	pid, err := backendPID(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	if uint32(pid) == conn.PgConn().PID() {
+		return pid, nil
+	}
+
+	second, err := pgx.ConnectConfig(ctx, s.pgcfg.Copy())
+	if err != nil {
+		return 0, fmt.Errorf("check for a connection pooler: %w", err)
+	}
+	defer second.Close(context.WithoutCancel(ctx))
+	if _, err := second.Exec(ctx, "BEGIN", pgx.QueryExecModeSimpleProtocol); err != nil {
+		return 0, fmt.Errorf("check for a connection pooler: %w", err)
+	}
+	otherPID, err := backendPID(ctx, second)
+	if err != nil {
+		return 0, err
+	}
+	againPID, err := backendPID(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	if otherPID == pid || againPID != pid {
+		return 0, ErrTransactionPooler
+	}
+	s.proxyMsg.Do(func() {
+		s.log.Info().Str("database", s.target).
+			Msg("connected through a session-mode pooler: the lock works, but how fast a vanished migrator " +
+				"loses it depends on the pooler's own keepalive settings")
+	})
+	return pid, nil
+}
+
+func backendPID(ctx context.Context, conn *pgx.Conn) (int32, error) {
+	var pid int32
+	err := conn.QueryRow(ctx, "SELECT pg_backend_pid()", pgx.QueryExecModeSimpleProtocol).Scan(&pid)
+	if err != nil {
+		return 0, fmt.Errorf("read backend pid: %w", err)
+	}
+	return pid, nil
+}

@@ -1,0 +1,312 @@
+// Package postgres elects the migrator with a PostgreSQL session-level advisory lock.
+//
+// Each replica keeps exactly one connection, the Session. It tries the lock on it, listens for
+// the migrator's announcements on it, reads the schema version on it, and, once it is the
+// migrator, applies every migration on it. The lock and the work share fate: if the session ends,
+// PostgreSQL releases the lock and nothing more can commit on that session. The Session's
+// *sql.DB never replaces its connection while the lock is held; it fails instead.
+//
+// Inside every migration transaction the lease checks pg_locks that this very backend still
+// holds the lock (the fence), so that even a connection swapped underneath cannot commit.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/rs/zerolog"
+
+	"github.com/schemagate/schemagate/lock"
+)
+
+var (
+	// ErrTransactionPooler is returned when the database URL leads to a pooler in transaction
+	// (or statement) mode, such as PgBouncer with pool_mode=transaction. Session advisory locks
+	// and LISTEN do not work through it.
+	ErrTransactionPooler = errors.New("the database URL leads to a connection pooler in transaction mode " +
+		"(such as PgBouncer with pool_mode=transaction): session advisory locks and LISTEN do not work through it; " +
+		"point the database URL at PostgreSQL itself or at a session-mode pool")
+
+	// ErrSessionEnded is returned when the connection that held the lock is gone. It wraps
+	// lock.ErrLost.
+	ErrSessionEnded = fmt.Errorf("the session holding the lock ended: %w", lock.ErrLost)
+)
+
+// Session is a replica's single connection to PostgreSQL, shared by the lock, the waits and
+// the migrations. Its zero value is not usable; build one with NewSession.
+type Session struct {
+	cfg    Config
+	pgcfg  *pgx.ConnConfig
+	db     *sql.DB
+	log    zerolog.Logger
+	target string // host:port/database as a person would name it; never the password
+
+	mu       sync.Mutex
+	pinned   bool   // a lease holds the lock on the current connection
+	onLost   func() // called once when the pinned connection is found gone
+	onOpen   []func(context.Context, *pgx.Conn) error
+	opened   atomic.Int64
+	backend  atomic.Int32
+	proxyMsg sync.Once
+}
+
+// NewSession parses dsn (a postgres:// URL or key=value string) and prepares the session. It
+// does no I/O: the connection opens on first use or on Connect. Errors never contain the
+// password.
+func NewSession(dsn string, cfg Config, log zerolog.Logger) (*Session, error) {
+	pgcfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, parseError(err)
+	}
+	s := &Session{cfg: cfg, pgcfg: pgcfg, log: log}
+	s.target = describeTarget(pgcfg)
+
+	pgcfg.RuntimeParams["application_name"] = ApplicationName(cfg.ReplicaID)
+	// One round trip per statement, no server-side statement cache that a migration changing
+	// a table's shape could invalidate.
+	pgcfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	if pgcfg.ConnectTimeout == 0 {
+		pgcfg.ConnectTimeout = cfg.ConnectTimeout
+	}
+	pgcfg.DialFunc = dialer(cfg)
+	pgcfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
+		return &cancelHandler{s: s, pc: pc}
+	}
+
+	inner := stdlib.GetConnector(*pgcfg,
+		stdlib.OptionAfterConnect(s.setUp),
+		// Every statement on a dead connection fails by itself; an extra ping per use only
+		// adds a round trip.
+		stdlib.OptionShouldPing(func(context.Context, stdlib.ShouldPingParams) bool { return false }),
+	)
+	s.db = sql.OpenDB(&connector{inner: inner, s: s})
+	s.db.SetMaxOpenConns(1)
+	s.db.SetMaxIdleConns(1)
+	s.db.SetConnMaxLifetime(0)
+	s.db.SetConnMaxIdleTime(0)
+	return s, nil
+}
+
+// parseError turns pgx's parse error into one line that names the problem but never repeats
+// the connection string, which may hold a password.
+func parseError(err error) error {
+	var pce *pgconn.ParseConfigError
+	if !errors.As(err, &pce) {
+		return errors.New("database URL is not valid")
+	}
+	// pgx formats "cannot parse `<dsn, password redacted>`: <reason>[ (<cause>)]". Keep the
+	// reason; keep a cause only when it cannot quote the string (net/url's quotes it, so take
+	// the inner reason of a *url.Error).
+	full := pce.Error()
+	reason := full
+	if i := strings.LastIndex(full, "`: "); i >= 0 {
+		reason = full[i+3:]
+	}
+	cause := pce.Unwrap()
+	if cause != nil {
+		reason = strings.TrimSuffix(reason, " ("+cause.Error()+")")
+		var ue *url.Error
+		var ne *strconv.NumError
+		switch {
+		case errors.As(cause, &ue):
+			reason += ": " + ue.Err.Error()
+		case errors.As(cause, &ne):
+			reason += ": " + ne.Err.Error()
+		}
+	}
+	return fmt.Errorf("database URL is not valid: %s", reason)
+}
+
+// describeTarget names where the session connects, for logs and errors: "db.example:5432/app
+// as app_user". It never includes the password.
+func describeTarget(c *pgx.ConnConfig) string {
+	host := c.Host
+	if strings.HasPrefix(host, "/") {
+		host = "socket " + host
+	}
+	return fmt.Sprintf("%s/%s as %s", net.JoinHostPort(host, strconv.Itoa(int(c.Port))), c.Database, c.User)
+}
+
+// ApplicationName is the application_name a replica's session carries, so that the lock holder
+// is visible in pg_stat_activity. PostgreSQL keeps at most 63 bytes.
+func ApplicationName(replica string) string {
+	name := "schemagate/" + replica
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
+
+// replicaFromApplicationName recovers the replica id from a session's application_name, or ""
+// when the session is not a schemagate one.
+func replicaFromApplicationName(name string) string {
+	replica, ok := strings.CutPrefix(name, "schemagate/")
+	if !ok {
+		return ""
+	}
+	return replica
+}
+
+// DB returns the session as a *sql.DB that never holds more than one connection. While a lease
+// holds the lock, it refuses to open a replacement connection.
+func (s *Session) DB() *sql.DB { return s.db }
+
+// Target names the database the session connects to, without the password.
+func (s *Session) Target() string { return s.target }
+
+// Database is the name of the database the session connects to.
+func (s *Session) Database() string { return s.pgcfg.Database }
+
+// ConnectionsOpened counts the physical connections this session has opened so far.
+func (s *Session) ConnectionsOpened() int64 { return s.opened.Load() }
+
+// BackendPID is the server process id of the current connection, or 0 before the first.
+func (s *Session) BackendPID() int { return int(s.backend.Load()) }
+
+// Connect opens the connection now, if it is not open, and checks it with one round trip.
+func (s *Session) Connect(ctx context.Context) error {
+	return s.db.PingContext(ctx)
+}
+
+// Close closes the connection. A lock held on it is released by the server.
+func (s *Session) Close() error { return s.db.Close() }
+
+// OnOpen registers fn to run on every new connection after schemagate's own set-up (for
+// example to LISTEN). Register before the first use.
+func (s *Session) OnOpen(fn func(context.Context, *pgx.Conn) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onOpen = append(s.onOpen, fn)
+}
+
+// pin marks the current connection as the lock holder: from now on a replacement connection
+// is refused and onLost is called instead.
+func (s *Session) pin(onLost func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pinned, s.onLost = true, onLost
+}
+
+// unpin ends pin: the session may reconnect again.
+func (s *Session) unpin() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pinned, s.onLost = false, nil
+}
+
+func (s *Session) isPinned() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pinned
+}
+
+// connector opens the session's connections, and refuses to while the lock is pinned to the
+// connection that was lost.
+type connector struct {
+	inner driver.Connector
+	s     *Session
+}
+
+func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	c.s.mu.Lock()
+	pinned, onLost := c.s.pinned, c.s.onLost
+	c.s.mu.Unlock()
+	if pinned {
+		if onLost != nil {
+			onLost()
+		}
+		return nil, ErrSessionEnded
+	}
+	conn, err := c.inner.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", c.s.target, err)
+	}
+	return conn, nil
+}
+
+func (c *connector) Driver() driver.Driver { return c.inner.Driver() }
+
+// setUp runs on every new connection: refuse a transaction pooler, set the session parameters
+// that bound failover, then the registered hooks.
+func (s *Session) setUp(ctx context.Context, conn *pgx.Conn) error {
+	s.opened.Add(1)
+	pid, err := s.checkPooler(ctx, conn)
+	if err != nil {
+		return err
+	}
+	s.backend.Store(pid)
+	major := serverMajor(conn.PgConn().ParameterStatus("server_version"))
+	s.applySettings(ctx, conn, major)
+	s.mu.Lock()
+	hooks := s.onOpen
+	s.mu.Unlock()
+	for _, fn := range hooks {
+		if err := fn(ctx, conn); err != nil {
+			return err
+		}
+	}
+	s.log.Debug().Str("database", s.target).Int32("backend_pid", pid).Int("server_major", major).
+		Msg("connected to PostgreSQL")
+	return nil
+}
+
+// applySettings sets the failover-bounding parameters. A server that refuses one (some managed
+// services pin them) gets a warning naming it: failover then takes longer, but works.
+func (s *Session) applySettings(ctx context.Context, conn *pgx.Conn, major int) {
+	for _, kv := range s.cfg.settings(major) {
+		if _, err := conn.Exec(ctx, "SELECT set_config($1, $2, false)", kv[0], kv[1]); err != nil {
+			s.log.Warn().Err(err).Str("parameter", kv[0]).Str("value", kv[1]).
+				Msg("the server refused a session parameter; a vanished migrator may keep the lock longer")
+		}
+	}
+}
+
+// serverMajor reads the major version from a server_version such as "15.4 (Debian 15.4-1)".
+func serverMajor(version string) int {
+	end := strings.IndexFunc(version, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(version)
+	}
+	n, _ := strconv.Atoi(version[:end])
+	return n
+}
+
+// cancelHandler decides what a cancelled context does to a running statement. While the lock
+// is held it asks the server to cancel the statement and keeps the connection, so that the
+// transaction rolls back and the migrator can still record what happened and release the lock
+// cleanly. Otherwise it interrupts the socket read at once; a waiter can reconnect freely, and a
+// timed-out LISTEN wait leaves the connection intact.
+type cancelHandler struct {
+	s      *Session
+	pc     *pgconn.PgConn
+	active ctxwatch.Handler
+}
+
+func (h *cancelHandler) HandleCancel(ctx context.Context) {
+	if h.s.isPinned() {
+		h.active = &pgconn.CancelRequestContextWatcherHandler{Conn: h.pc, DeadlineDelay: 5 * time.Second}
+	} else {
+		h.active = &pgconn.DeadlineContextWatcherHandler{Conn: h.pc.Conn()}
+	}
+	h.active.HandleCancel(ctx)
+}
+
+func (h *cancelHandler) HandleUnwatchAfterCancel() {
+	if h.active != nil {
+		h.active.HandleUnwatchAfterCancel()
+	}
+}

@@ -1,0 +1,148 @@
+// Package engine describes a replica's migrations and the database's schema in terms every
+// migration engine shares, and decides readiness from the two.
+//
+// An engine (engine/goose, …) knows the migration files a replica carries (its Plan), reads
+// what the database has applied, and applies what is pending. Readiness is decided here, from
+// what was read, never from what an engine reported doing.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/schemagate/schemagate/lock"
+)
+
+// Migration is one migration of a replica's set.
+type Migration struct {
+	Version int64  `json:"version"`
+	Name    string `json:"name"` // file name, such as 00042_add_index.sql
+	// Transactional migrations apply with their version row or not at all. The others run
+	// statement by statement; one interrupted midway leaves a partial change behind.
+	Transactional bool `json:"transactional"`
+}
+
+func (m Migration) String() string {
+	if m.Name != "" {
+		return m.Name
+	}
+	return fmt.Sprintf("version %d", m.Version)
+}
+
+// Plan is the set of migrations a replica carries and the version it needs.
+type Plan struct {
+	// Migrations in ascending version order, up to and including Target.
+	Migrations []Migration
+	// All is every migration the replica carries, also those above Target.
+	All []Migration
+	// Target is the version this replica needs.
+	Target int64
+	// Fingerprint identifies the set: replicas with the same files share it.
+	Fingerprint string
+}
+
+// Find returns the migration with version v.
+func (p Plan) Find(v int64) (Migration, bool) {
+	for _, m := range p.All {
+		if m.Version == v {
+			return m, true
+		}
+	}
+	return Migration{}, false
+}
+
+// Status compares a replica's plan with what the database has applied.
+type Status struct {
+	// TableExists is false before the first migration run created the version table.
+	TableExists bool `json:"version_table_exists"`
+	// Current is the highest version applied, 0 when none.
+	Current int64 `json:"db_version"`
+	// Target is the version this replica needs.
+	Target int64 `json:"target_version"`
+	// Pending are this replica's migrations not applied yet, in the order they would apply.
+	Pending []Migration `json:"pending"`
+	// Unknown are applied versions this replica does not carry, or carries above its target:
+	// the database is ahead of it.
+	Unknown []int64 `json:"unknown_versions,omitempty"`
+	// OutOfOrder are pending migrations older than the newest applied one. Without
+	// AllowOutOfOrder they block the migrator.
+	OutOfOrder []Migration `json:"out_of_order,omitempty"`
+}
+
+// Ready reports whether every migration of the replica's set up to its target is applied.
+func (s Status) Ready() bool { return len(s.Pending) == 0 }
+
+// Ahead reports whether the database holds versions this replica does not know.
+func (s Status) Ahead() bool { return len(s.Unknown) > 0 }
+
+// Assess decides a Status from the plan and the versions the database has applied.
+func Assess(p Plan, tableExists bool, applied []int64) Status {
+	st := Status{TableExists: tableExists, Target: p.Target}
+	done := make(map[int64]bool, len(applied))
+	for _, v := range applied {
+		done[v] = true
+		st.Current = max(st.Current, v)
+	}
+	for _, m := range p.Migrations {
+		if !done[m.Version] {
+			st.Pending = append(st.Pending, m)
+			if m.Version < st.Current {
+				st.OutOfOrder = append(st.OutOfOrder, m)
+			}
+		}
+	}
+	for _, v := range applied {
+		if _, known := p.Find(v); !known || v > p.Target {
+			st.Unknown = append(st.Unknown, v)
+		}
+	}
+	slices.Sort(st.Unknown)
+	return st
+}
+
+// Describe says in one line where the schema stands for this replica.
+func (s Status) Describe() string {
+	switch {
+	case !s.TableExists:
+		return fmt.Sprintf("the database has no migrations yet; this replica needs version %d", s.Target)
+	case s.Ready() && s.Ahead():
+		return fmt.Sprintf("the database is at version %d, ahead of this replica's %d (%s unknown here)",
+			s.Current, s.Target, versions(s.Unknown))
+	case s.Ready():
+		return fmt.Sprintf("the database is at version %d, which this replica needs", s.Current)
+	}
+	return fmt.Sprintf("the database is at version %d; this replica needs %d (%d pending, next %s)",
+		s.Current, s.Target, len(s.Pending), s.Pending[0])
+}
+
+func versions(vs []int64) string {
+	parts := make([]string, 0, len(vs))
+	for _, v := range vs {
+		parts = append(parts, fmt.Sprint(v))
+	}
+	return "versions " + strings.Join(parts, ", ")
+}
+
+// Hooks let the coordinator act around each migration an engine applies.
+type Hooks struct {
+	// Before runs just before m starts, outside any transaction.
+	Before func(ctx context.Context, m Migration) error
+	// InTx runs inside m's transaction, before the version row is written. It runs for
+	// non-transactional migrations too, on the session, after their statements. An error rolls
+	// the transaction back.
+	InTx func(ctx context.Context, tx lock.Execer, m Migration) error
+	// After runs once m is applied.
+	After func(ctx context.Context, m Migration, took time.Duration) error
+}
+
+// MigrationError is a migration that failed to apply. Err is the database's error.
+type MigrationError struct {
+	Migration Migration
+	Err       error
+}
+
+func (e *MigrationError) Error() string { return fmt.Sprintf("%s: %v", e.Migration, e.Err) }
+func (e *MigrationError) Unwrap() error { return e.Err }

@@ -1,0 +1,286 @@
+// Package goose applies pressly/goose migrations: SQL files from a directory and, through the
+// Go API, transactional Go migrations.
+//
+// goose's own locking is not used: the coordinator holds the election and hands this engine a
+// *sql.DB that only ever reaches the migrator's session. goose's version table and ordering
+// rules are kept, so `goose status` and schemagate agree. Migrations are applied one at a time
+// (Provider.ApplyVersion), so that the coordinator can journal and announce each, and a hook runs
+// inside every migration transaction, where the lock is fenced.
+package goose
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+
+	"github.com/schemagate/schemagate/engine"
+	"github.com/schemagate/schemagate/lock"
+)
+
+// DefaultTable is goose's default version table.
+const DefaultTable = "goose_db_version"
+
+// Options configure an Engine.
+type Options struct {
+	// FS holds the migration files, at its root.
+	FS fs.FS
+	// Table is the version table, optionally schema-qualified ("app.goose_db_version").
+	Table string
+	// Dialect is the goose dialect of the database.
+	Dialect database.Dialect
+	// TargetVersion is the version this replica needs; 0 means the highest it carries.
+	TargetVersion int64
+	// AllowOutOfOrder lets pending migrations older than the newest applied one be applied.
+	AllowOutOfOrder bool
+	// GoMigrations are Go migrations registered through the Go API. They must be
+	// transactional: a non-transactional one would run outside the migrator's session.
+	GoMigrations []*goose.Migration
+}
+
+// InputError is a problem with the migration files or options; nothing was read from or
+// written to the database.
+type InputError struct{ Err error }
+
+func (e *InputError) Error() string { return e.Err.Error() }
+func (e *InputError) Unwrap() error { return e.Err }
+
+func inputErrorf(format string, args ...any) error {
+	return &InputError{Err: fmt.Errorf(format, args...)}
+}
+
+// Engine applies goose migrations over one *sql.DB.
+type Engine struct {
+	db       *sql.DB
+	opts     Options
+	provider *goose.Provider
+	store    *hookStore
+	plan     engine.Plan
+}
+
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$`)
+
+// New reads and checks the migrations and prepares the engine over db. It does no database I/O,
+// so bad input is reported before anything is touched.
+func New(db *sql.DB, opts Options) (*Engine, error) {
+	if opts.Table == "" {
+		opts.Table = DefaultTable
+	}
+	if !tableName.MatchString(opts.Table) {
+		return nil, inputErrorf("table: %q is not a table name (letters, digits, _ and $; optionally schema.table)", opts.Table)
+	}
+	if opts.Dialect == "" {
+		opts.Dialect = database.DialectPostgres
+	}
+	if err := checkFiles(opts); err != nil {
+		return nil, err
+	}
+	for _, m := range opts.GoMigrations {
+		if m.UpFnNoTxContext != nil {
+			return nil, inputErrorf("go migration %d runs without a transaction; schemagate applies only "+
+				"transactional Go migrations, on the migrator's session", m.Version)
+		}
+	}
+	inner, err := database.NewStore(opts.Dialect, opts.Table)
+	if err != nil {
+		return nil, &InputError{Err: err}
+	}
+	e := &Engine{db: db, opts: opts, store: &hookStore{Store: inner}}
+	e.provider, err = newProvider(db, goose.DialectCustom, opts, goose.WithStore(e.store))
+	if err != nil {
+		return nil, &InputError{Err: describeProviderError(err)}
+	}
+	if e.plan, err = buildPlan(opts, e.provider.ListSources()); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func newProvider(db *sql.DB, d goose.Dialect, opts Options, extra ...goose.ProviderOption) (*goose.Provider, error) {
+	popts := append([]goose.ProviderOption{
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithAllowOutofOrder(opts.AllowOutOfOrder),
+		goose.WithGoMigrations(opts.GoMigrations...),
+	}, extra...)
+	return goose.NewProvider(d, db, opts.FS, popts...)
+}
+
+// checkFiles rejects .sql files goose would silently skip (every one must be named
+// NUMBER_description.sql with a version above 0), and .go files that no registered Go migration
+// stands for.
+func checkFiles(opts Options) error {
+	if opts.FS == nil {
+		return inputErrorf("no migrations directory")
+	}
+	files, err := fs.Glob(opts.FS, "*.sql")
+	if err != nil {
+		return &InputError{Err: err}
+	}
+	for _, f := range files {
+		if _, err := goose.NumericComponent(path.Base(f)); err != nil {
+			return inputErrorf("migration file %s: the name must be VERSION_description.sql with VERSION a number above 0", f)
+		}
+	}
+	goFiles, err := fs.Glob(opts.FS, "*.go")
+	if err != nil {
+		return &InputError{Err: err}
+	}
+	for _, f := range goFiles {
+		v, err := goose.NumericComponent(path.Base(f))
+		if err != nil || strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		if !slices.ContainsFunc(opts.GoMigrations, func(m *goose.Migration) bool { return m.Version == v }) {
+			return inputErrorf("migration file %s: Go migrations run only when compiled into a program "+
+				"that registers them through schemagate's Go API; the command line applies .sql files", f)
+		}
+	}
+	return nil
+}
+
+// describeProviderError turns goose's construction errors into one line.
+func describeProviderError(err error) error {
+	if errors.Is(err, goose.ErrNoMigrations) {
+		return errors.New("no migrations found: the directory holds no VERSION_description.sql files")
+	}
+	return errors.New(strings.Join(strings.Fields(err.Error()), " "))
+}
+
+// buildPlan lists the migrations, learns from goose's own parser which run in a transaction, and
+// fingerprints the set.
+func buildPlan(opts Options, sources []*goose.Source) (engine.Plan, error) {
+	modes, err := transactionModes(opts)
+	if err != nil {
+		return engine.Plan{}, err
+	}
+	h := sha256.New()
+	var p engine.Plan
+	for _, src := range sources {
+		m := engine.Migration{Version: src.Version, Name: path.Base(src.Path), Transactional: modes[src.Version]}
+		if m.Name == "." || m.Name == "" {
+			m.Name = fmt.Sprintf("%d (go)", src.Version)
+		}
+		fmt.Fprintf(h, "%d\x00%s\x00", m.Version, m.Name)
+		if src.Path != "" && opts.FS != nil {
+			content, err := fs.ReadFile(opts.FS, src.Path)
+			if err != nil {
+				return engine.Plan{}, &InputError{Err: err}
+			}
+			h.Write(content)
+		}
+		p.All = append(p.All, m)
+	}
+	p.Target = opts.TargetVersion
+	if p.Target == 0 {
+		p.Target = p.All[len(p.All)-1].Version
+	}
+	if !slices.ContainsFunc(p.All, func(m engine.Migration) bool { return m.Version == p.Target }) {
+		return engine.Plan{}, inputErrorf("target-version: %d is not a migration in the directory (highest is %d)",
+			p.Target, p.All[len(p.All)-1].Version)
+	}
+	for _, m := range p.All {
+		if m.Version <= p.Target {
+			p.Migrations = append(p.Migrations, m)
+		}
+	}
+	p.Fingerprint = hex.EncodeToString(h.Sum(nil))[:16]
+	return p, nil
+}
+
+// Plan returns the replica's migrations and target.
+func (e *Engine) Plan() engine.Plan { return e.plan }
+
+// Table returns the version table.
+func (e *Engine) Table() string { return e.opts.Table }
+
+// Status reads the applied versions, without creating or locking anything.
+func (e *Engine) Status(ctx context.Context) (engine.Status, error) {
+	rows, err := e.db.QueryContext(ctx, "SELECT version_id FROM "+e.opts.Table+" WHERE version_id > 0")
+	if err != nil {
+		if undefinedTable(err) {
+			return engine.Assess(e.plan, false, nil), nil
+		}
+		return engine.Status{}, fmt.Errorf("read %s: %w", e.opts.Table, err)
+	}
+	defer rows.Close()
+	var applied []int64
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return engine.Status{}, fmt.Errorf("read %s: %w", e.opts.Table, err)
+		}
+		applied = append(applied, v)
+	}
+	if err := rows.Err(); err != nil {
+		return engine.Status{}, fmt.Errorf("read %s: %w", e.opts.Table, err)
+	}
+	return engine.Assess(e.plan, true, applied), nil
+}
+
+// OutOfOrderError says pending migrations are older than the newest applied one.
+type OutOfOrderError struct {
+	Migrations []engine.Migration
+	Current    int64
+}
+
+func (e *OutOfOrderError) Error() string {
+	names := make([]string, len(e.Migrations))
+	for i, m := range e.Migrations {
+		names[i] = m.Name
+	}
+	return fmt.Sprintf("%s not applied although the database is already at version %d (out of order); "+
+		"apply with --allow-out-of-order, or give them versions above %d",
+		strings.Join(names, ", "), e.Current, e.Current)
+}
+
+// Migrate applies st's pending migrations in order, one at a time, calling h around each.
+func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) error {
+	if len(st.OutOfOrder) > 0 && !e.opts.AllowOutOfOrder {
+		return &OutOfOrderError{Migrations: st.OutOfOrder, Current: st.Current}
+	}
+	defer func() { e.store.inTx = nil }()
+	for _, m := range st.Pending {
+		if h.Before != nil {
+			if err := h.Before(ctx, m); err != nil {
+				return err
+			}
+		}
+		e.store.inTx = func(ctx context.Context, tx lock.Execer) error {
+			if h.InTx == nil {
+				return nil
+			}
+			return h.InTx(ctx, tx, m)
+		}
+		start := time.Now()
+		if _, err := e.provider.ApplyVersion(ctx, m.Version, true); err != nil {
+			return &engine.MigrationError{Migration: m, Err: unwrapPartial(err)}
+		}
+		if h.After != nil {
+			if err := h.After(ctx, m, time.Since(start)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// unwrapPartial drops goose's "partial migration error (type:sql,version:3):" wrapper: the
+// caller names the migration itself.
+func unwrapPartial(err error) error {
+	var pe *goose.PartialError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,79 @@
+package goose
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"strings"
+
+	"github.com/pressly/goose/v3"
+)
+
+// transactionModes learns which migrations run in a transaction, and checks that every SQL file
+// parses, by letting goose itself apply each migration to a recorder: a database/sql driver
+// that accepts every statement and remembers whether a transaction was opened. goose's parser
+// is internal to goose; running it this way keeps its exact rules (annotations, ENVSUB,
+// statement splitting) without copying them. Nothing here touches a database.
+func transactionModes(opts Options) (map[int64]bool, error) {
+	rec := &recorder{}
+	db := sql.OpenDB(rec)
+	defer db.Close()
+	p, err := newProvider(db, goose.DialectPostgres, opts, goose.WithDisableVersioning(true))
+	if err != nil {
+		return nil, &InputError{Err: describeProviderError(err)}
+	}
+	modes := make(map[int64]bool)
+	for _, src := range p.ListSources() {
+		if src.Type == goose.TypeGo {
+			modes[src.Version] = true // New refused the non-transactional ones.
+			continue
+		}
+		rec.began = false
+		if _, err := p.ApplyVersion(context.Background(), src.Version, true); err != nil {
+			return nil, inputErrorf("migration file %s: %s", src.Path, parseReason(err))
+		}
+		modes[src.Version] = rec.began
+	}
+	return modes, nil
+}
+
+// parseReason keeps goose's reason for rejecting a file, on one line.
+func parseReason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.HasPrefix(msg, "failed to prepare migration") {
+		msg = msg[strings.Index(msg, ": ")+2:]
+	}
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+// recorder is a database/sql connector whose connections accept every statement and do nothing.
+type recorder struct{ began bool }
+
+func (r *recorder) Connect(context.Context) (driver.Conn, error) { return recorderConn{r}, nil }
+func (r *recorder) Driver() driver.Driver                        { return recorderDriver{} }
+
+type recorderDriver struct{}
+
+func (recorderDriver) Open(string) (driver.Conn, error) {
+	return nil, errors.New("the recorder is used through its connector only")
+}
+
+type recorderConn struct{ r *recorder }
+
+func (c recorderConn) Prepare(string) (driver.Stmt, error) {
+	return nil, errors.New("the recorder does not prepare statements")
+}
+func (c recorderConn) Close() error              { return nil }
+func (c recorderConn) Begin() (driver.Tx, error) { c.r.began = true; return recorderTx{}, nil }
+func (c recorderConn) BeginTx(context.Context, driver.TxOptions) (driver.Tx, error) {
+	return c.Begin()
+}
+func (c recorderConn) ExecContext(context.Context, string, []driver.NamedValue) (driver.Result, error) {
+	return driver.RowsAffected(0), nil
+}
+
+type recorderTx struct{}
+
+func (recorderTx) Commit() error   { return nil }
+func (recorderTx) Rollback() error { return nil }

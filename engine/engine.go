@@ -123,6 +123,9 @@ func versions(vs []int64) string {
 	for _, v := range vs {
 		parts = append(parts, fmt.Sprint(v))
 	}
+	if len(parts) == 1 {
+		return "version " + parts[0]
+	}
 	return "versions " + strings.Join(parts, ", ")
 }
 

@@ -123,7 +123,10 @@ func TestMigrateAndStatus(t *testing.T) {
 			inTx = append(inTx, m.Version)
 			return nil
 		},
-		After: func(_ context.Context, m engine.Migration, _ time.Duration) error { after = append(after, m.Version); return nil },
+		After: func(_ context.Context, m engine.Migration, _ time.Duration) error {
+			after = append(after, m.Version)
+			return nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -21,22 +21,38 @@ import (
 // is stopped when the test ends. Tests that restart or break the server use one, never the
 // shared server.
 type Cluster struct {
-	t    testing.TB
-	dir  string
-	Port int
-	bin  string
-	cred *syscall.Credential
+	t        testing.TB
+	dir      string
+	Port     int
+	bin      string
+	cred     *syscall.Credential
+	password string
 }
 
-// StartCluster initialises and starts a cluster. settings are extra postgresql.conf lines, such
-// as "max_connections = 20".
+// ClusterOptions shape a test cluster.
+type ClusterOptions struct {
+	// Settings are extra postgresql.conf lines, such as "max_connections = 20".
+	Settings []string
+	// Password, when set, is the postgres user's password, and the cluster requires it
+	// (scram-sha-256) instead of trusting every local connection.
+	Password string
+}
+
+// StartCluster initialises and starts a cluster with extra postgresql.conf settings.
 func StartCluster(t testing.TB, settings ...string) *Cluster {
 	t.Helper()
+	return StartClusterWith(t, ClusterOptions{Settings: settings})
+}
+
+// StartClusterWith initialises and starts a cluster shaped by opts.
+func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	settings := opts.Settings
 	bin, err := exec.Command("pg_config", "--bindir").Output()
 	if err != nil {
 		t.Fatalf("pg_config --bindir: %v (PostgreSQL server binaries are needed)", err)
 	}
-	c := &Cluster{t: t, bin: strings.TrimSpace(string(bin)), Port: FreePort(t)}
+	c := &Cluster{t: t, bin: strings.TrimSpace(string(bin)), Port: FreePort(t), password: opts.Password}
 	c.cred = serverCredential(t)
 	dir, err := os.MkdirTemp("", "sgcluster-")
 	if err != nil {
@@ -50,7 +66,15 @@ func StartCluster(t testing.TB, settings ...string) *Cluster {
 		}
 	}
 	data := filepath.Join(dir, "data")
-	c.run("initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+	initdb := []string{"-D", data, "-U", "postgres", "--no-sync", "-E", "UTF8", "-A", "trust"}
+	if opts.Password != "" {
+		pwfile := filepath.Join(dir, "pwfile")
+		if err := os.WriteFile(pwfile, []byte(opts.Password+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		initdb = append(initdb[:len(initdb)-2], "-A", "scram-sha-256", "--pwfile", pwfile)
+	}
+	c.run("initdb", initdb...)
 	conf := []string{
 		fmt.Sprintf("port = %d", c.Port),
 		"listen_addresses = '127.0.0.1'",
@@ -102,7 +126,11 @@ func (c *Cluster) run(name string, args ...string) {
 
 // AdminURL is the URL of the cluster's maintenance database.
 func (c *Cluster) AdminURL() string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.Port)
+	user := "postgres"
+	if c.password != "" {
+		user += ":" + c.password
+	}
+	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres?sslmode=disable", user, c.Port)
 }
 
 // NewDatabase creates a database on the cluster and returns its URL.

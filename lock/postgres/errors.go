@@ -78,3 +78,21 @@ func (s *Session) connectionGone(err error) bool {
 	}
 	return connectionError(err)
 }
+
+// BadSetting reports whether err is the server rejecting a setting the database URL asked for
+// (an unknown parameter such as a misspelt sslmode, or a value it does not accept): the URL
+// must change.
+func BadSetting(err error) bool {
+	var ce *ConnectError
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &ce) || !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "42602", // invalid_name: "invalid configuration parameter name"
+		"42704", // undefined_object: "unrecognized configuration parameter"
+		"22023": // invalid_parameter_value
+		return true
+	}
+	return false
+}

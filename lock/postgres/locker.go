@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/schemagate/schemagate/lock"
@@ -36,20 +35,16 @@ type Locker struct {
 	lease   *lease
 	// sawHolder: the last Holder call found another session holding the lock.
 	sawHolder bool
+	// listening is the session connection (by ConnectionsOpened count) that LISTENs.
+	listening int64
 }
 
 var _ lock.Locker = (*Locker)(nil)
 
-// NewLocker returns a locker for namespace on s. It registers a LISTEN on the namespace's
-// channel for every connection s opens, so register it before s is first used.
+// NewLocker returns a locker for namespace on s.
 func NewLocker(s *Session, namespace string) *Locker {
 	key := Key(namespace)
-	l := &Locker{s: s, key: key, channel: fmt.Sprintf("schemagate_%016x", key), replica: s.cfg.ReplicaID}
-	s.OnOpen(func(ctx context.Context, conn *pgx.Conn) error {
-		_, err := conn.Exec(ctx, "LISTEN "+l.channel)
-		return err
-	})
-	return l
+	return &Locker{s: s, key: key, channel: fmt.Sprintf("schemagate_%016x", key), replica: s.cfg.ReplicaID}
 }
 
 // Key returns the advisory lock key.
@@ -162,6 +157,10 @@ END $$`, ms, l.key, l.key)
 
 // waitForAnnouncement waits up to d for a NOTIFY on the namespace's channel. Announcements that
 // arrived while other statements ran are already buffered; any of them ends the wait at once.
+//
+// The session LISTENs from its first such wait on (and again on each new connection). That
+// first wait returns at once: something may have been announced before the LISTEN, so the caller
+// must read the state again before waiting for real.
 func (l *Locker) waitForAnnouncement(ctx context.Context, d time.Duration) error {
 	conn, err := l.s.db.Conn(ctx)
 	if err != nil {
@@ -170,6 +169,13 @@ func (l *Locker) waitForAnnouncement(ctx context.Context, d time.Duration) error
 	defer conn.Close()
 	return conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
+		if gen := l.s.opened.Load(); l.listening != gen {
+			if _, err := pc.Exec(ctx, "LISTEN "+l.channel); err != nil {
+				return fmt.Errorf("listen on %s: %w", l.channel, err)
+			}
+			l.listening = gen
+			return nil
+		}
 		wctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
 		_, err := pc.WaitForNotification(wctx)

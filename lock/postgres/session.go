@@ -58,7 +58,6 @@ type Session struct {
 	mu       sync.Mutex
 	pinned   bool   // a lease holds the lock on the current connection
 	onLost   func() // called once when the pinned connection is found gone
-	onOpen   []func(context.Context, *pgx.Conn) error
 	opened   atomic.Int64
 	backend  atomic.Int32
 	proxyMsg sync.Once
@@ -68,9 +67,12 @@ type Session struct {
 // does no I/O: the connection opens on first use or on Connect. Errors never contain the
 // password.
 func NewSession(dsn string, cfg Config, log zerolog.Logger) (*Session, error) {
+	if scheme, _, ok := strings.Cut(dsn, "://"); ok && scheme != "postgres" && scheme != "postgresql" {
+		return nil, fmt.Errorf("database URL is not valid: scheme %q is not postgres:// or postgresql://", scheme)
+	}
 	pgcfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, parseError(err)
+		return nil, parseError(err, dsn)
 	}
 	s := &Session{cfg: cfg, pgcfg: pgcfg, log: log}
 	s.target = describeTarget(pgcfg)
@@ -103,29 +105,27 @@ func NewSession(dsn string, cfg Config, log zerolog.Logger) (*Session, error) {
 
 // parseError turns pgx's parse error into one line that names the problem but never repeats
 // the connection string, which may hold a password.
-func parseError(err error) error {
+func parseError(err error, dsn string) error {
 	var pce *pgconn.ParseConfigError
 	if !errors.As(err, &pce) {
 		return errors.New("database URL is not valid")
 	}
 	// pgx formats "cannot parse `<dsn, password redacted>`: <reason>[ (<cause>)]". Keep the
-	// reason; keep a cause only when it cannot quote the string (net/url's quotes it, so take
-	// the inner reason of a *url.Error).
+	// reason, and the cause when it cannot be quoting the string (net/url's errors do: take
+	// their inner reason).
 	full := pce.Error()
 	reason := full
 	if i := strings.LastIndex(full, "`: "); i >= 0 {
 		reason = full[i+3:]
 	}
-	cause := pce.Unwrap()
-	if cause != nil {
+	if cause := pce.Unwrap(); cause != nil {
 		reason = strings.TrimSuffix(reason, " ("+cause.Error()+")")
 		var ue *url.Error
-		var ne *strconv.NumError
-		switch {
-		case errors.As(cause, &ue):
-			reason += ": " + ue.Err.Error()
-		case errors.As(cause, &ne):
-			reason += ": " + ne.Err.Error()
+		if errors.As(cause, &ue) {
+			cause = ue.Err
+		}
+		if c := cause.Error(); !strings.Contains(c, dsn) && !strings.Contains(dsn, c) && !strings.Contains(c, "@") {
+			reason += ": " + c
 		}
 	}
 	return fmt.Errorf("database URL is not valid: %s", reason)
@@ -185,14 +185,6 @@ func (s *Session) Connect(ctx context.Context) error {
 // Close closes the connection. A lock held on it is released by the server.
 func (s *Session) Close() error { return s.db.Close() }
 
-// OnOpen registers fn to run on every new connection after schemagate's own set-up (for
-// example to LISTEN). Register before the first use.
-func (s *Session) OnOpen(fn func(context.Context, *pgx.Conn) error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onOpen = append(s.onOpen, fn)
-}
-
 // pin marks the current connection as the lock holder: from now on a replacement connection
 // is refused and onLost is called instead.
 func (s *Session) pin(onLost func()) {
@@ -233,17 +225,50 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	}
 	conn, err := c.inner.Connect(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", c.s.target, err)
+		return nil, &ConnectError{Target: c.s.target, Err: err}
 	}
 	return conn, nil
+}
+
+// ConnectError is a failed connection attempt. Its message names the target and the most
+// telling cause in one line; Unwrap gives the full chain.
+type ConnectError struct {
+	Target string
+	Err    error
+}
+
+func (e *ConnectError) Error() string { return "connect to " + e.Target + ": " + rootCause(e.Err) }
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// rootCause picks the part of a pgx connect error a person acts on: the server's message, or the
+// network error.
+func rootCause(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Error()
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr.Error()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out"
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 func (c *connector) Driver() driver.Driver { return c.inner.Driver() }
 
 // setUp runs on every new connection: refuse a transaction pooler, set the session parameters
-// that bound failover, then the registered hooks.
-func (s *Session) setUp(ctx context.Context, conn *pgx.Conn) error {
+// that bound failover.
+func (s *Session) setUp(ctx context.Context, conn *pgx.Conn) (err error) {
 	s.opened.Add(1)
+	defer func() {
+		if err != nil {
+			// database/sql never sees this connection; close it here or it leaks.
+			conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
 	pid, err := s.checkPooler(ctx, conn)
 	if err != nil {
 		return err
@@ -251,14 +276,6 @@ func (s *Session) setUp(ctx context.Context, conn *pgx.Conn) error {
 	s.backend.Store(pid)
 	major := serverMajor(conn.PgConn().ParameterStatus("server_version"))
 	s.applySettings(ctx, conn, major)
-	s.mu.Lock()
-	hooks := s.onOpen
-	s.mu.Unlock()
-	for _, fn := range hooks {
-		if err := fn(ctx, conn); err != nil {
-			return err
-		}
-	}
 	s.log.Debug().Str("database", s.target).Int32("backend_pid", pid).Int("server_major", major).
 		Msg("connected to PostgreSQL")
 	return nil

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// loader reads settings with the precedence flags > environment (SCHEMAGATE_*) > config file >
+// defaults, and parses every value strictly: a value that does not parse is an error naming the
+// key, never a silent zero.
+type loader struct {
+	v     *viper.Viper
+	flags *pflag.FlagSet
+}
+
+// newLoader binds flags, the environment and, when --config (or SCHEMAGATE_CONFIG) names one,
+// a config file. Keys in the file that no flag of the command knows are an error: a typo must
+// not silently fall back to a default.
+func newLoader(flags *pflag.FlagSet) (*loader, error) {
+	v := viper.New()
+	v.SetEnvPrefix("SCHEMAGATE")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if err := v.BindPFlags(flags); err != nil {
+		return nil, err
+	}
+	l := &loader{v: v, flags: flags}
+	path := l.string("config")
+	if path == "" {
+		return l, nil
+	}
+	file := viper.New()
+	file.SetConfigFile(path)
+	if err := file.ReadInConfig(); err != nil {
+		var notFound *os.PathError
+		if errors.As(err, &notFound) {
+			return nil, fmt.Errorf("config: %s does not exist", path)
+		}
+		return nil, fmt.Errorf("config: %s: %s", filepath.Base(path), oneLine(err.Error()))
+	}
+	for _, key := range file.AllKeys() {
+		if flags.Lookup(key) == nil || key == "config" {
+			return nil, fmt.Errorf("config: %s: unknown key %q", filepath.Base(path), key)
+		}
+	}
+	if err := v.MergeConfigMap(file.AllSettings()); err != nil {
+		return nil, fmt.Errorf("config: %s: %s", filepath.Base(path), oneLine(err.Error()))
+	}
+	return l, nil
+}
+
+func (l *loader) string(key string) string { return strings.TrimSpace(fmt.Sprint(l.v.Get(key))) }
+
+func (l *loader) duration(key string) (time.Duration, error) {
+	switch raw := l.v.Get(key).(type) {
+	case time.Duration:
+		return raw, nil
+	case string:
+		d, err := time.ParseDuration(strings.TrimSpace(raw))
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q is not a duration (write it with a unit: 500ms, 30s, 15m, 1h)", key, raw)
+		}
+		return d, nil
+	default:
+		return 0, fmt.Errorf("%s: %v is not a duration (write it with a unit: 500ms, 30s, 15m, 1h)", key, raw)
+	}
+}
+
+func (l *loader) int(key string) (int64, error) {
+	switch raw := l.v.Get(key).(type) {
+	case int:
+		return int64(raw), nil
+	case int64:
+		return raw, nil
+	case string:
+		n, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q is not a whole number", key, raw)
+		}
+		return n, nil
+	default:
+		return 0, fmt.Errorf("%s: %v is not a whole number", key, raw)
+	}
+}
+
+func (l *loader) bool(key string) (bool, error) {
+	switch raw := l.v.Get(key).(type) {
+	case bool:
+		return raw, nil
+	case string:
+		b, err := strconv.ParseBool(strings.TrimSpace(raw))
+		if err != nil {
+			return false, fmt.Errorf("%s: %q is not true or false", key, raw)
+		}
+		return b, nil
+	default:
+		return false, fmt.Errorf("%s: %v is not true or false", key, raw)
+	}
+}
+
+func (l *loader) oneOf(key string, allowed ...string) (string, error) {
+	s := l.string(key)
+	if !slices.Contains(allowed, s) {
+		return "", fmt.Errorf("%s: %q must be one of %s", key, s, strings.Join(allowed, ", "))
+	}
+	return s, nil
+}
+
+// oneLine squeezes a multi-line message onto one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/pflag"
+
+	"github.com/schemagate/schemagate/coordinator"
+	"github.com/schemagate/schemagate/engine/goose"
+	"github.com/schemagate/schemagate/journal"
+	"github.com/schemagate/schemagate/lock/postgres"
+)
+
+// Flags every gate command (migrate, wait, check, status) takes. Each has an environment
+// variable SCHEMAGATE_<NAME> (dashes become underscores) and a config-file key of the same name.
+func addGateFlags(fs *pflag.FlagSet) {
+	cd := coordinator.DefaultConfig()
+	pg := postgres.DefaultConfig()
+	fs.String("config", "", "read settings from this YAML, JSON or TOML file (flags and environment take precedence)")
+	fs.String("database-url", "", "PostgreSQL URL (postgres://user:password@host:5432/db) or key=value string; "+
+		"DATABASE_URL is used when neither this nor SCHEMAGATE_DATABASE_URL is set")
+	fs.String("database-url-file", "", "read the database URL from this file (a mounted secret)")
+	fs.String("dir", "migrations", "directory of goose migration files (VERSION_description.sql)")
+	fs.String("table", goose.DefaultTable, "goose version table, optionally schema-qualified")
+	fs.Int64("target-version", 0, "version this replica needs (default: the highest in --dir)")
+	fs.Bool("allow-out-of-order", false, "apply pending migrations older than the newest applied one")
+	fs.String("when-ahead", string(cd.WhenAhead), "when the database holds migrations this replica does not know: ready or exit (code 6)")
+	fs.String("lock-namespace", "", "name the election is held under (default: <database>/<table>); replicas that share it elect one migrator")
+	fs.String("journal-table", journal.DefaultTable, "table recording migrator runs, optionally schema-qualified")
+	fs.Duration("timeout", cd.Timeout, "overall deadline: connecting, waiting and migrating")
+	fs.String("replica-id", "", "name of this replica in logs, the journal and pg_stat_activity (default: the host name)")
+	fs.String("log-format", "auto", "json, console, or auto (console when stderr is a terminal)")
+	fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Duration("keepalive-idle", pg.KeepaliveIdle, "server-side tcp_keepalives_idle of this replica's session")
+	fs.Duration("keepalive-interval", pg.KeepaliveInterval, "server-side tcp_keepalives_interval")
+	fs.Int("keepalive-count", pg.KeepaliveCount, "server-side tcp_keepalives_count")
+	fs.Duration("tcp-user-timeout", pg.TCPUserTimeout, "tcp_user_timeout on both ends of the session (0: system default)")
+	fs.Duration("connection-check-interval", pg.ConnectionCheckInterval, "client_connection_check_interval (PostgreSQL 14+; 0: off)")
+	fs.Duration("connect-timeout", pg.ConnectTimeout, "bound on one connection attempt")
+}
+
+// addWaitFlags adds the flags of the commands that wait (migrate, wait).
+func addWaitFlags(fs *pflag.FlagSet) {
+	cd := coordinator.DefaultConfig()
+	fs.Duration("poll-interval", cd.PollInterval, "how often a waiter re-reads the database when nothing wakes it sooner (jittered ±25%)")
+	fs.Duration("progress-interval", cd.ProgressInterval, "how often a waiter logs whom it waits for")
+}
+
+// gateSettings is everything a gate command needs, loaded and validated.
+type gateSettings struct {
+	dsn             string
+	dir             string
+	table           string
+	journalTable    string
+	namespace       string
+	targetVersion   int64
+	allowOutOfOrder bool
+	rerun           bool
+	coordinator     coordinator.Config
+	postgres        postgres.Config
+	logFormat       string
+	logLevel        string
+	// secrets are strings that must never be printed: the database password.
+	secrets []string
+}
+
+// loadGate reads and validates the settings of a gate command. Nothing touches the database.
+func loadGate(l *loader, mode coordinator.Mode) (*gateSettings, error) {
+	s := &gateSettings{coordinator: coordinator.DefaultConfig(), postgres: postgres.DefaultConfig()}
+	s.coordinator.Mode = mode
+	var err error
+	if s.logFormat, err = l.oneOf("log-format", "auto", "json", "console"); err != nil {
+		return nil, err
+	}
+	if s.logLevel, err = l.oneOf("log-level", "debug", "info", "warn", "error"); err != nil {
+		return nil, err
+	}
+	if s.dsn, err = databaseURL(l); err != nil {
+		return s, err
+	}
+	s.secrets = secretsOf(s.dsn)
+	s.dir, s.table, s.journalTable = l.string("dir"), l.string("table"), l.string("journal-table")
+	if err := checkDir(s.dir); err != nil {
+		return s, err
+	}
+	if err := journal.ValidateTable(s.journalTable); err != nil {
+		return s, err
+	}
+	if s.targetVersion, err = l.int("target-version"); err != nil {
+		return s, err
+	}
+	if s.targetVersion < 0 {
+		return s, fmt.Errorf("target-version: %d must not be negative", s.targetVersion)
+	}
+	if s.allowOutOfOrder, err = l.bool("allow-out-of-order"); err != nil {
+		return s, err
+	}
+	if err := s.loadCoordinator(l); err != nil {
+		return s, err
+	}
+	if err := s.loadPostgres(l); err != nil {
+		return s, err
+	}
+	s.namespace = l.string("lock-namespace")
+	return s, nil
+}
+
+func (s *gateSettings) loadCoordinator(l *loader) error {
+	c := &s.coordinator
+	var err error
+	if c.ReplicaID, err = replicaID(l); err != nil {
+		return err
+	}
+	if c.Timeout, err = l.duration("timeout"); err != nil {
+		return err
+	}
+	policy, err := coordinator.ParseAheadPolicy(l.string("when-ahead"))
+	if err != nil {
+		return err
+	}
+	c.WhenAhead = policy
+	if l.flags.Lookup("poll-interval") != nil {
+		if c.PollInterval, err = l.duration("poll-interval"); err != nil {
+			return err
+		}
+		if c.ProgressInterval, err = l.duration("progress-interval"); err != nil {
+			return err
+		}
+	}
+	if l.flags.Lookup("rerun-interrupted") != nil {
+		if c.RerunInterrupted, err = l.bool("rerun-interrupted"); err != nil {
+			return err
+		}
+	}
+	return c.Validate()
+}
+
+func (s *gateSettings) loadPostgres(l *loader) error {
+	p := &s.postgres
+	p.ReplicaID = s.coordinator.ReplicaID
+	var err error
+	for _, f := range []struct {
+		key string
+		dst *time.Duration
+	}{
+		{"keepalive-idle", &p.KeepaliveIdle},
+		{"keepalive-interval", &p.KeepaliveInterval},
+		{"tcp-user-timeout", &p.TCPUserTimeout},
+		{"connection-check-interval", &p.ConnectionCheckInterval},
+		{"connect-timeout", &p.ConnectTimeout},
+	} {
+		if *f.dst, err = l.duration(f.key); err != nil {
+			return err
+		}
+	}
+	count, err := l.int("keepalive-count")
+	if err != nil {
+		return err
+	}
+	p.KeepaliveCount = int(count)
+	return p.Validate()
+}
+
+// databaseURL finds the database URL: --database-url (SCHEMAGATE_DATABASE_URL), or the file
+// --database-url-file names, or DATABASE_URL.
+func databaseURL(l *loader) (string, error) {
+	direct, file := l.string("database-url"), l.string("database-url-file")
+	switch {
+	case direct != "" && file != "":
+		return "", errors.New("database-url and database-url-file are both set; give one")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("database-url-file: %s cannot be read: %s", file, describeFileError(err))
+		}
+		dsn := strings.TrimSpace(string(b))
+		if dsn == "" {
+			return "", fmt.Errorf("database-url-file: %s is empty", file)
+		}
+		return dsn, nil
+	case direct != "":
+		return direct, nil
+	case os.Getenv("DATABASE_URL") != "":
+		return strings.TrimSpace(os.Getenv("DATABASE_URL")), nil
+	}
+	return "", errors.New("database-url: not set (use --database-url, SCHEMAGATE_DATABASE_URL, --database-url-file or DATABASE_URL)")
+}
+
+func describeFileError(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	}
+	return oneLine(err.Error())
+}
+
+var keywordPassword = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+
+// secretsOf finds the password in a database URL, however it is written, so that output can be
+// scrubbed of it.
+func secretsOf(dsn string) []string {
+	var out []string
+	if cfg, err := pgx.ParseConfig(dsn); err == nil && cfg.Password != "" {
+		out = append(out, cfg.Password)
+	}
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
+		}
+	}
+	for _, m := range keywordPassword.FindAllStringSubmatch(dsn, -1) {
+		out = append(out, strings.Trim(m[1], "'"))
+	}
+	// A URL that does not parse may still carry user:password@.
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		rest := dsn[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if colon := strings.Index(rest[:at], ":"); colon >= 0 {
+				out = append(out, rest[colon+1:at])
+			}
+		}
+	}
+	return out
+}
+
+func checkDir(dir string) error {
+	info, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("dir: %s cannot be read: %s", dir, describeFileError(err))
+	case !info.IsDir():
+		return fmt.Errorf("dir: %s is not a directory", dir)
+	}
+	return nil
+}
+
+func replicaID(l *loader) (string, error) {
+	if id := l.string("replica-id"); id != "" {
+		return id, nil
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "", errors.New("replica-id: not set and the host name is unknown")
+	}
+	return host, nil
+}
+
+// namespace returns the lock namespace: as configured, or <database>/<table>.
+func (s *gateSettings) namespaceFor(database string) string {
+	if s.namespace != "" {
+		return s.namespace
+	}
+	return database + "/" + s.table
+}

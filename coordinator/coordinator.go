@@ -1,0 +1,294 @@
+// Package coordinator runs the flow every schemagate mode shares: read the schema; if it is not
+// what this replica needs, elect one migrator among the replicas; the migrator applies the
+// pending migrations, journaling and announcing each; everyone else waits for the result, says
+// whom it waits for, and takes over if the migrator dies. A replica reports ready only from
+// what it read in the database.
+//
+// The coordinator does not know which election backend or migration engine it drives: it takes
+// a lock.Locker and an Engine.
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/schemagate/schemagate/engine"
+	"github.com/schemagate/schemagate/journal"
+	"github.com/schemagate/schemagate/lock"
+)
+
+// Engine is what the coordinator needs from a migration engine.
+type Engine interface {
+	// Plan describes the migrations this replica carries.
+	Plan() engine.Plan
+	// Status reads what the database has applied, without writing.
+	Status(ctx context.Context) (engine.Status, error)
+	// Migrate applies st's pending migrations in order, calling h around each.
+	Migrate(ctx context.Context, st engine.Status, h engine.Hooks) error
+}
+
+// Deps are what a Coordinator drives.
+type Deps struct {
+	Locker  lock.Locker
+	Engine  Engine
+	Journal *journal.Journal
+	// Retryable says whether an error means the database is unavailable for now: the replica
+	// backs off and tries again until its deadline.
+	Retryable func(error) bool
+	// Refused says whether the database refused this replica for good (a wrong password).
+	Refused func(error) bool
+	// Target names the database for messages, without any secret.
+	Target string
+	Log    zerolog.Logger
+}
+
+// Coordinator runs the flow for one replica.
+type Coordinator struct {
+	cfg Config
+	Deps
+}
+
+// New checks cfg and returns a coordinator.
+func New(cfg Config, d Deps) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, &InputError{Err: err}
+	}
+	if d.Locker == nil || d.Engine == nil || d.Journal == nil || d.Retryable == nil || d.Refused == nil {
+		return nil, errors.New("coordinator: Locker, Engine, Journal, Retryable and Refused are required")
+	}
+	return &Coordinator{cfg: cfg, Deps: d}, nil
+}
+
+// Run gates until the schema is ready for this replica, migrating it if this replica wins the
+// election (in ModeMigrate). It returns nil when ready; otherwise one of this package's error
+// types, which ExitCode maps to an exit code.
+func (c *Coordinator) Run(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	g := &gate{c: c, started: time.Now(), backoff: c.cfg.RetryMin}
+	return g.run(ctx)
+}
+
+// gate is the state of one Run.
+type gate struct {
+	c       *Coordinator
+	started time.Time
+
+	// first is the latest run in the journal when this replica started; a failure of that run
+	// (if it was still running) or of a later one is a failure this replica waited for.
+	first     *journal.Entry
+	firstRead bool
+
+	status  *engine.Status
+	holder  *lock.Holder
+	lastRun *journal.Entry
+
+	unavailable  error // the last error that made the database unavailable
+	backoff      time.Duration
+	lastProgress time.Time
+}
+
+func (g *gate) run(ctx context.Context) error {
+	for {
+		done, err := g.step(ctx)
+		if done {
+			return err
+		}
+		if err == nil {
+			g.backoff = g.c.cfg.RetryMin
+			continue
+		}
+		if ctx.Err() != nil {
+			return g.deadline(ctx)
+		}
+		if g.c.Refused(err) {
+			return &UnreachableError{Target: g.c.Target, Err: err}
+		}
+		if !g.c.Retryable(err) {
+			return err
+		}
+		if err := g.retryLater(ctx, err); err != nil {
+			return err
+		}
+	}
+}
+
+// step reads where things stand and acts once: finish, become the migrator, or wait.
+func (g *gate) step(ctx context.Context) (bool, error) {
+	c := g.c
+	st, err := c.Engine.Status(ctx)
+	if err != nil {
+		return false, err
+	}
+	g.status = &st
+	if done, err := g.verdict(st); done {
+		return true, err
+	}
+	if !g.firstRead {
+		if g.first, err = c.Journal.LastRun(ctx); err != nil {
+			return false, err
+		}
+		g.firstRead = true
+	}
+	if g.lastRun, err = c.Journal.LastRun(ctx); err != nil {
+		return false, err
+	}
+	if g.waitedFor(g.lastRun) {
+		return true, failedRun(g.lastRun, false)
+	}
+	if g.holder, err = c.Locker.Holder(ctx); err != nil {
+		return false, err
+	}
+	if g.holder == nil && c.cfg.Mode == ModeMigrate {
+		lease, err := c.Locker.TryAcquire(ctx)
+		switch {
+		case err == nil:
+			return g.lead(ctx, lease)
+		case !errors.Is(err, lock.ErrHeld):
+			return false, err
+		}
+	}
+	g.reportProgress()
+	return false, c.Locker.Wait(ctx, g.nextWait())
+}
+
+// verdict decides whether the gate is done with status st.
+func (g *gate) verdict(st engine.Status) (bool, error) {
+	if st.Ahead() && g.c.cfg.WhenAhead == AheadExit {
+		return true, &AheadError{Status: st}
+	}
+	if !st.Ready() {
+		return false, nil
+	}
+	ev := g.c.Log.Info().Int64("db_version", st.Current).Int64("target_version", st.Target).
+		Str("elapsed", time.Since(g.started).Round(time.Millisecond).String())
+	if st.Ahead() {
+		ev = ev.Ints64("unknown_versions", st.Unknown)
+	}
+	ev.Msg("schema ready: " + st.Describe())
+	return true, nil
+}
+
+// waitedFor reports whether run is a failed attempt of this replica's migration set that this
+// replica waited for: it was running when the replica started, or began later. An older failure
+// does not stop this replica, whose start is the retry.
+func (g *gate) waitedFor(run *journal.Entry) bool {
+	if run == nil || run.Outcome != journal.Failed || run.Fingerprint != g.c.Engine.Plan().Fingerprint {
+		return false
+	}
+	if g.first == nil {
+		return true
+	}
+	return run.ID > g.first.ID || (run.ID == g.first.ID && g.first.Outcome == journal.Running)
+}
+
+// nextWait is the poll interval jittered by ±25 %, cut short when a progress report is due.
+func (g *gate) nextWait() time.Duration {
+	p := g.c.cfg.PollInterval
+	d := time.Duration(float64(p) * (0.75 + rand.Float64()/2))
+	if due := time.Until(g.lastProgress.Add(g.c.cfg.ProgressInterval)); due > 0 && due < d {
+		d = due
+	}
+	return max(d, 10*time.Millisecond)
+}
+
+// retryLater logs that the database is unavailable (at most once per progress interval) and
+// sleeps a jittered, growing backoff.
+func (g *gate) retryLater(ctx context.Context, err error) error {
+	if g.unavailable == nil || time.Since(g.lastProgress) >= g.c.cfg.ProgressInterval {
+		g.c.Log.Warn().Err(err).Str("database", g.c.Target).Str("retry_within", g.backoff.String()).
+			Msg("database unavailable; retrying")
+		g.lastProgress = time.Now()
+	}
+	g.unavailable = err
+	sleep := time.Duration(rand.Int64N(int64(g.backoff)) + 1)
+	g.backoff = min(2*g.backoff, g.c.cfg.RetryMax)
+	select {
+	case <-ctx.Done():
+		return g.deadline(ctx)
+	case <-time.After(sleep):
+		return nil
+	}
+}
+
+// deadline turns the end of ctx into the error the replica exits with.
+func (g *gate) deadline(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("stopped before the schema was ready: %w", context.Canceled)
+	}
+	if g.status == nil && g.unavailable != nil {
+		return &UnreachableError{Target: g.c.Target, Err: g.unavailable}
+	}
+	return &TimeoutError{Waited: time.Since(g.started), Last: g.describe()}
+}
+
+// describe says in one sentence what the replica is waiting for.
+func (g *gate) describe() string {
+	var s string
+	switch {
+	case g.status == nil:
+		s = "the schema was never read"
+	default:
+		s = g.status.Describe()
+	}
+	switch {
+	case g.holder != nil:
+		s += "; " + g.migrating()
+	case g.c.cfg.Mode == ModeWait:
+		s += "; no replica is migrating, and this one never migrates (wait mode)"
+	}
+	if g.unavailable != nil {
+		s += fmt.Sprintf("; last database error: %v", g.unavailable)
+	}
+	return s
+}
+
+// migrating describes the current migrator: who, since when, what it applies, what it runs.
+func (g *gate) migrating() string {
+	h := g.holder
+	s := "replica " + h.String() + " holds the lock"
+	if r := g.lastRun; r != nil && r.Outcome == journal.Running && (h.Replica == "" || r.Replica == h.Replica) {
+		s += fmt.Sprintf(", migrating since %s (%s)", r.StartedAt.Format(time.RFC3339), since(r.StartedAt))
+		if r.Name != "" {
+			s += ", applying " + r.Name
+		}
+	}
+	if h.State == "active" && !h.QueryStart.IsZero() {
+		s += fmt.Sprintf(", running for %s: %s", since(h.QueryStart), oneLine(h.Query, 120))
+	}
+	return s
+}
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(time.Second) }
+
+// reportProgress logs whom the replica waits for, at most once per progress interval.
+func (g *gate) reportProgress() {
+	if !g.lastProgress.IsZero() && time.Since(g.lastProgress) < g.c.cfg.ProgressInterval {
+		return
+	}
+	g.lastProgress = time.Now()
+	ev := g.c.Log.Info().Str("waited", time.Since(g.started).Round(time.Millisecond).String())
+	if g.holder != nil {
+		ev = ev.Str("holder", g.holder.Replica).Int("holder_pid", g.holder.PID)
+	}
+	if g.status != nil {
+		ev = ev.Int64("db_version", g.status.Current).Int64("target_version", g.status.Target).
+			Int("pending", len(g.status.Pending))
+	}
+	ev.Msg("waiting: " + g.describe())
+}
+
+// oneLine squeezes a statement onto one line of at most n bytes, for logs.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}

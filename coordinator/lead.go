@@ -1,0 +1,265 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/schemagate/schemagate/engine"
+	"github.com/schemagate/schemagate/journal"
+	"github.com/schemagate/schemagate/lock"
+)
+
+// cleanupTimeout bounds what the migrator does after its context ended: journal the outcome,
+// release the lock.
+const cleanupTimeout = 5 * time.Second
+
+// lead is the migrator's part: re-read under the lock, journal, apply, announce, release. It
+// returns done=false only when the lock was lost (the session ended): nothing more was committed
+// on it, and the replica goes back to waiting, so that it still ends ready with the others.
+func (g *gate) lead(ctx context.Context, lease lock.Lease) (bool, error) {
+	c := g.c
+	c.Log.Info().Msg("this replica is the migrator")
+	g.lastProgress = time.Time{}
+
+	// The migration stops as soon as the lease is lost.
+	mctx, stop := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-lease.Lost():
+			stop()
+		case <-mctx.Done():
+		}
+	}()
+	m := &migrator{g: g, lease: lease}
+	done, err := m.run(mctx)
+	stop()
+	<-watched
+
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if rerr := lease.Release(cleanup); rerr != nil && done && err == nil {
+		// Everything committed; only the unlock failed. The server drops the lock with the
+		// session, so this is worth a warning, not a failure.
+		c.Log.Warn().Err(rerr).Msg("could not release the lock after migrating; it goes with the session")
+	}
+	if !done {
+		c.Log.Warn().Err(err).Msg("lost the lock while migrating: the session ended, nothing more was " +
+			"committed on it; waiting for the next migrator")
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	// Report ready from what the database says now, like every other replica.
+	st, err := c.Engine.Status(cleanup)
+	if err != nil {
+		return true, fmt.Errorf("read the schema after migrating: %w", err)
+	}
+	g.status = &st
+	if done, err := g.verdict(st); done {
+		return true, err
+	}
+	return true, fmt.Errorf("after migrating, %s", st.Describe())
+}
+
+// migrator holds one migration run's state.
+type migrator struct {
+	g     *gate
+	lease lock.Lease
+	runID int64
+	// nonTx is the journal row of the non-transactional migration under way, if any.
+	nonTx int64
+}
+
+// run does the work under the lease. done=false means the lease was lost.
+func (m *migrator) run(ctx context.Context) (bool, error) {
+	c := m.g.c
+	st, err := c.Engine.Status(ctx)
+	if err != nil {
+		return m.failed(ctx, nil, err)
+	}
+	m.g.status = &st
+	if done, err := m.g.verdict(st); done {
+		return true, err // another migrator finished just before this one won
+	}
+	if err := c.Journal.Ensure(ctx); err != nil {
+		return m.failed(ctx, nil, err)
+	}
+	run, err := c.Journal.LastRun(ctx)
+	if err != nil {
+		return m.failed(ctx, nil, err)
+	}
+	if m.g.waitedFor(run) {
+		return true, failedRun(run, false)
+	}
+	if err := c.Journal.Abandon(ctx); err != nil {
+		return m.failed(ctx, nil, err)
+	}
+	if m.runID, err = c.Journal.StartRun(ctx, c.cfg.ReplicaID, c.Engine.Plan().Fingerprint, st.Current, st.Target); err != nil {
+		return m.failed(ctx, nil, err)
+	}
+	if err := m.checkInterrupted(ctx, st); err != nil {
+		return m.failed(ctx, nil, err)
+	}
+	if err := m.lease.Announce(ctx, nil, lock.Event{Kind: lock.EventStarted, Replica: c.cfg.ReplicaID}); err != nil {
+		return m.failed(ctx, nil, err)
+	}
+	c.Log.Info().Int64("db_version", st.Current).Int64("target_version", st.Target).Int("pending", len(st.Pending)).
+		Msg("applying migrations")
+
+	if err := c.Engine.Migrate(ctx, st, m.hooks()); err != nil {
+		var me *engine.MigrationError
+		if errors.As(err, &me) {
+			return m.failed(ctx, &me.Migration, me.Err)
+		}
+		return m.failed(ctx, nil, err)
+	}
+	if err := c.Journal.FinishRun(ctx, m.runID, journal.Succeeded, nil, ""); err != nil {
+		return m.failed(ctx, nil, err)
+	}
+	if err := m.lease.Announce(ctx, nil, lock.Event{Kind: lock.EventDone, Replica: c.cfg.ReplicaID, Version: st.Target}); err != nil {
+		return m.failed(ctx, nil, err)
+	}
+	return true, nil
+}
+
+// hooks journal and fence each migration.
+func (m *migrator) hooks() engine.Hooks {
+	c := m.g.c
+	return engine.Hooks{
+		Before: func(ctx context.Context, mig engine.Migration) error {
+			if err := c.Journal.SetCurrent(ctx, m.runID, mig); err != nil {
+				return err
+			}
+			if !mig.Transactional {
+				id, err := c.Journal.StartMigration(ctx, m.runID, c.cfg.ReplicaID, mig)
+				if err != nil {
+					return err
+				}
+				m.nonTx = id
+			}
+			c.Log.Info().Int64("version", mig.Version).Str("migration", mig.Name).
+				Bool("transactional", mig.Transactional).Msg("applying " + mig.Name)
+			return nil
+		},
+		InTx: func(ctx context.Context, tx lock.Execer, mig engine.Migration) error {
+			if err := m.lease.Fence(ctx, tx); err != nil {
+				return err
+			}
+			return m.lease.Announce(ctx, tx, lock.Event{Kind: lock.EventApplied, Replica: c.cfg.ReplicaID, Version: mig.Version})
+		},
+		After: func(ctx context.Context, mig engine.Migration, took time.Duration) error {
+			if m.nonTx != 0 {
+				if err := c.Journal.FinishMigration(ctx, m.nonTx, journal.Succeeded, ""); err != nil {
+					return err
+				}
+				m.nonTx = 0
+			}
+			c.Log.Info().Int64("version", mig.Version).Str("migration", mig.Name).Str("took", took.Round(time.Millisecond).String()).
+				Msg("applied " + mig.Name)
+			return nil
+		},
+	}
+}
+
+// InterruptedError is a non-transactional migration that a vanished migrator left half-done.
+type InterruptedError struct{ Entries []journal.Entry }
+
+func (e *InterruptedError) Error() string {
+	parts := make([]string, len(e.Entries))
+	for i, x := range e.Entries {
+		parts[i] = fmt.Sprintf("%s (started by replica %s at %s)", x.Name, x.Replica, x.StartedAt.Format(time.RFC3339))
+	}
+	return "non-transactional migration " + strings.Join(parts, ", ") + " was interrupted midway and may have " +
+		"left part of its change behind; check the database, then run again with --rerun-interrupted"
+}
+
+// checkInterrupted refuses to go on past a non-transactional migration that was interrupted
+// midway and is still pending, unless told to run it again.
+func (m *migrator) checkInterrupted(ctx context.Context, st engine.Status) error {
+	c := m.g.c
+	entries, err := c.Journal.Interrupted(ctx)
+	if err != nil {
+		return err
+	}
+	pending := map[int64]bool{}
+	for _, p := range st.Pending {
+		pending[p.Version] = true
+	}
+	var blocking []journal.Entry
+	for _, e := range entries {
+		if pending[e.Version] {
+			blocking = append(blocking, e)
+		}
+	}
+	if len(blocking) == 0 {
+		return nil
+	}
+	if !c.cfg.RerunInterrupted {
+		return &InterruptedError{Entries: blocking}
+	}
+	for _, e := range blocking {
+		c.Log.Warn().Str("migration", e.Name).Str("interrupted_on", e.Replica).
+			Msg("running an interrupted non-transactional migration again (--rerun-interrupted)")
+		if err := c.Journal.MarkRerun(ctx, e.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// failed ends the run after err. A lost lease returns done=false (nothing can be journaled on
+// a dead session; the next migrator marks the run abandoned). A cancelled context is journaled
+// as cancelled. Anything else is a failed run: journaled, announced, and returned as a
+// MigrationFailedError naming mig.
+func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error) (bool, error) {
+	c := m.g.c
+	if m.lost(err) {
+		return false, err
+	}
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	outcome, cause := journal.Failed, err.Error()
+	if ctx.Err() != nil {
+		outcome, cause = journal.Cancelled, "the migrator was stopped: "+context.Cause(ctx).Error()
+	}
+	if m.runID != 0 {
+		if m.nonTx != 0 {
+			if jerr := c.Journal.FinishMigration(cleanup, m.nonTx, outcome, cause); jerr != nil {
+				c.Log.Error().Err(jerr).Msg("could not journal the end of the migration")
+			}
+		}
+		if jerr := c.Journal.FinishRun(cleanup, m.runID, outcome, mig, cause); jerr != nil {
+			c.Log.Error().Err(jerr).Msg("could not journal the end of the run")
+		}
+		if aerr := m.lease.Announce(cleanup, nil, lock.Event{Kind: lock.EventFailed, Replica: c.cfg.ReplicaID}); aerr != nil {
+			c.Log.Warn().Err(aerr).Msg("could not announce the failure; waiters will see it at their next poll")
+		}
+	}
+	if outcome == journal.Cancelled {
+		return true, m.g.deadline(ctx)
+	}
+	f := &MigrationFailedError{Replica: c.cfg.ReplicaID, Cause: cause, Here: true}
+	if mig != nil {
+		f.Migration = mig.Name
+		if !mig.Transactional {
+			f.Cause += " (non-transactional: statements before the failing one stay applied)"
+		}
+	}
+	return true, f
+}
+
+// lost reports whether err means the lease is gone.
+func (m *migrator) lost(err error) bool {
+	select {
+	case <-m.lease.Lost():
+		return true
+	default:
+	}
+	return errors.Is(err, lock.ErrLost) || m.g.c.Retryable(err)
+}

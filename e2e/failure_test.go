@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestFailingMigration: the migrator exits 3 naming the file and the database error; every
+// replica that waited on it exits 3 naming the migration and the replica that ran it; the
+// failed transactional migration left nothing behind.
+func TestFailingMigration(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{n: 6, slow: map[int]float64{4: 1}, fail: map[int]bool{5: true}})
+	rs := startAll(t, 6, "fail", d.args("migrate", dir))
+	waitAll(t, rs, time.Minute, 3)
+
+	migrator := d.int(t, "SELECT count(DISTINCT replica) FROM applied_log")
+	if migrator != 1 {
+		t.Fatalf("%d replicas applied migrations, want 1", migrator)
+	}
+	var holder string
+	if err := d.conn.QueryRow(t.Context(), "SELECT replica FROM schemagate_journal WHERE kind = 'run'").Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		out := r.output()
+		if !strings.Contains(out, "00005_step_5.sql") || !strings.Contains(out, "division by zero") {
+			t.Errorf("%s does not name the failed migration and its error:\n%s", r.name, out)
+		}
+		if r.name != holder && !strings.Contains(out, "on replica "+holder) {
+			t.Errorf("%s does not name the replica that ran the migration (%s):\n%s", r.name, holder, out)
+		}
+		if lines := strings.Count(strings.TrimSpace(r.stderr.String()), "\n"); r.name != holder && lines > 20 {
+			t.Errorf("%s printed %d lines; a waiter should report, not retry", r.name, lines)
+		}
+	}
+	if n := d.int(t, "SELECT count(*) FROM pg_tables WHERE tablename = 't_5'"); n != 0 {
+		t.Error("the failed migration's table exists: the transaction did not roll back")
+	}
+	if n := d.int(t, "SELECT max(version_id) FROM goose_db_version"); n != 4 {
+		t.Errorf("version table at %d, want 4", n)
+	}
+	if n := d.int(t, "SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome = 'failed' AND name = '00005_step_5.sql'"); n != 1 {
+		t.Errorf("journal has %d failed runs naming the migration, want 1", n)
+	}
+
+	// A later start retries (the orchestrator's restart), and fails the same way: one more run.
+	again := start(t, "fail-restart", d.args("migrate", dir))
+	if code := again.wait(t, time.Minute); code != 3 {
+		t.Fatalf("restarted replica exited %d, want 3:\n%s", code, again.output())
+	}
+	if n := d.int(t, "SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome = 'failed'"); n != 2 {
+		t.Errorf("journal has %d failed runs after the retry, want 2", n)
+	}
+
+	// A fixed release (a different migration set: 5 no longer fails) is not stopped by the old
+	// failure.
+	fixed := writeMigrations(t, migrationSet{n: 6, slow: map[int]float64{4: 1}})
+	rs = startAll(t, 3, "fixed", d.args("migrate", fixed))
+	waitAll(t, rs, time.Minute, 0)
+	d.assertAppliedOnce(t, 6)
+}
+
+// TestInterruptedNonTransactional kills the migrator in the middle of a migration that runs
+// without a transaction. Its first statements stay applied, so the next migrator must not run it
+// blindly: everyone exits 3 naming it, until a run with --rerun-interrupted.
+func TestInterruptedNonTransactional(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{n: 4, firstSlow: map[int]float64{3: 60}, noTx: map[int]bool{3: true}})
+	rs := startAll(t, 3, "notx", d.args("migrate", dir))
+	holder, _, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
+	victim := byName(t, rs, holder)
+	victim.signal(t, syscall.SIGKILL)
+	victim.wait(t, 10*time.Second)
+
+	for _, r := range rs {
+		if r == victim {
+			continue
+		}
+		if code := r.wait(t, time.Minute); code != 3 {
+			t.Errorf("%s exited %d, want 3:\n%s", r.name, code, r.output())
+		}
+		if out := r.output(); !strings.Contains(out, "00003_step_3.sql") || !strings.Contains(out, "--rerun-interrupted") {
+			t.Errorf("%s does not name the interrupted migration and the way out:\n%s", r.name, out)
+		}
+	}
+	if n := d.int(t, "SELECT count(*) FROM applied_log WHERE version = 3"); n != 0 {
+		t.Fatalf("the interrupted migration ran again without --rerun-interrupted")
+	}
+
+	// The interrupted migration's sleep came before its change, so running it again is safe.
+	rerun := start(t, "notx-rerun", d.args("migrate", dir, "--rerun-interrupted"))
+	if code := rerun.wait(t, time.Minute); code != 0 {
+		t.Fatalf("--rerun-interrupted exited %d:\n%s", code, rerun.output())
+	}
+	d.assertAppliedOnce(t, 4)
+	if n := d.int(t, "SELECT count(*) FROM schemagate_journal WHERE kind = 'migration' AND outcome = 'rerun'"); n != 1 {
+		t.Errorf("journal has %d reruns, want 1", n)
+	}
+}

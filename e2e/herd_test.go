@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestHerd starts 20 replicas at the same instant on a fresh database with 20 migrations, one
+// slow: all exit 0, each migration is applied exactly once, by one replica.
+func TestHerd(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{n: 20, slow: map[int]float64{10: 2}})
+	rs := startAll(t, 20, "herd", d.args("migrate", dir))
+	waitAll(t, rs, 2*time.Minute, 0)
+	d.assertAppliedOnce(t, 20)
+	if n := d.int(t, "SELECT count(DISTINCT replica) FROM applied_log"); n != 1 {
+		t.Errorf("migrations applied by %d replicas, want 1", n)
+	}
+	if n := d.int(t, "SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome = 'succeeded'"); n != 1 {
+		t.Errorf("journal has %d successful runs, want 1", n)
+	}
+}
+
+// TestMigratorKilled SIGKILLs the migrator during its slow migration: the others take over and
+// all of them exit 0; nothing is applied twice.
+func TestMigratorKilled(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{n: 6, firstSlow: map[int]float64{3: 60}})
+	rs := startAll(t, 5, "kill", d.args("migrate", dir))
+	holder, _, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
+	victim := byName(t, rs, holder)
+	victim.signal(t, syscall.SIGKILL)
+	victim.wait(t, 10*time.Second)
+
+	// The survivor re-runs the slow migration from the start.
+	var survivors []*replica
+	for _, r := range rs {
+		if r != victim {
+			survivors = append(survivors, r)
+		}
+	}
+	waitAll(t, survivors, 2*time.Minute, 0)
+	d.assertAppliedOnce(t, 6)
+	if n := d.int(t, "SELECT count(*) FROM applied_log WHERE replica = $1", "schemagate/"+holder); n != 2 {
+		t.Errorf("the killed migrator applied %d migrations, want 2 (those before the slow one)", n)
+	}
+	if n := d.int(t, "SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome = 'abandoned'"); n != 1 {
+		t.Errorf("journal has %d abandoned runs, want 1 (the killed migrator's)", n)
+	}
+}
+
+// TestHolderSessionTerminated ends the migrator's session with pg_terminate_backend: its
+// transaction rolls back, another replica finishes, and every replica, the old migrator
+// included, exits 0.
+func TestHolderSessionTerminated(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{n: 6, firstSlow: map[int]float64{3: 60}})
+	rs := startAll(t, 5, "term", d.args("migrate", dir))
+	holder, pid, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
+	if d.int(t, "SELECT count(*) FROM (SELECT pg_terminate_backend($1, 10000)) x", pid) != 1 {
+		t.Fatal("pg_terminate_backend did not run")
+	}
+	waitAll(t, rs, 2*time.Minute, 0)
+	d.assertAppliedOnce(t, 6)
+	if !strings.Contains(byName(t, rs, holder).output(), "lost the lock while migrating") {
+		t.Errorf("the terminated migrator did not say it lost the lock:\n%s", byName(t, rs, holder).output())
+	}
+}

@@ -1,0 +1,283 @@
+// Package journal records what migrators did, in a table beside the schema: one row per
+// migrator run (who, when, from which version to which, how it ended, the error) and one per
+// non-transactional migration started, so that one interrupted midway is known to the next
+// migrator. Waiting replicas read it to report a failure instead of waiting silently, and
+// `schemagate status` shows its tail.
+//
+// Only the migrator writes, while it holds the lock; everyone else only reads, and a journal
+// that does not exist yet reads as empty.
+package journal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/schemagate/schemagate/engine"
+)
+
+// DefaultTable is the journal's default table name.
+const DefaultTable = "schemagate_journal"
+
+// Kind says what a journal row is about.
+type Kind string
+
+const (
+	// KindRun is one migrator run: election won to lock released.
+	KindRun Kind = "run"
+	// KindMigration is one non-transactional migration, written before it starts.
+	KindMigration Kind = "migration"
+)
+
+// Outcome is how a run or migration ended, or that it has not.
+type Outcome string
+
+const (
+	Running   Outcome = "running"
+	Succeeded Outcome = "succeeded"
+	// Failed: a migration returned an error, or the run refused to start (an interrupted
+	// migration, migrations out of order). Replicas waiting on the run give up.
+	Failed Outcome = "failed"
+	// Cancelled: the migrator was asked to stop (SIGTERM, deadline) and rolled back.
+	Cancelled Outcome = "cancelled"
+	// Abandoned: the migrator vanished; the next migrator found its run still "running".
+	Abandoned Outcome = "abandoned"
+	// Interrupted: a non-transactional migration whose migrator vanished midway.
+	Interrupted Outcome = "interrupted"
+	// Rerun: an interrupted migration that a later migrator was told to run again.
+	Rerun Outcome = "rerun"
+)
+
+// Entry is one journal row.
+type Entry struct {
+	ID          int64      `json:"id"`
+	Kind        Kind       `json:"kind"`
+	RunID       int64      `json:"run_id,omitempty"`
+	Replica     string     `json:"replica"`
+	Fingerprint string     `json:"migration_set"`
+	FromVersion int64      `json:"from_version"`
+	ToVersion   int64      `json:"to_version"`
+	Version     int64      `json:"version,omitempty"`
+	Name        string     `json:"migration,omitempty"`
+	Outcome     Outcome    `json:"outcome"`
+	Error       string     `json:"error,omitempty"`
+	StartedAt   time.Time  `json:"started_at"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+}
+
+// Journal reads and writes one namespace's rows of the journal table.
+type Journal struct {
+	db        *sql.DB
+	table     string
+	namespace string
+}
+
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$`)
+
+// ValidateTable checks a journal table name, optionally schema-qualified.
+func ValidateTable(name string) error {
+	if !tableName.MatchString(name) {
+		return fmt.Errorf("journal-table: %q is not a table name (letters, digits, _ and $; optionally schema.table)", name)
+	}
+	return nil
+}
+
+// New returns the journal of namespace in table on db. table must pass ValidateTable.
+func New(db *sql.DB, table, namespace string) *Journal {
+	return &Journal{db: db, table: table, namespace: namespace}
+}
+
+// Table returns the journal's table name.
+func (j *Journal) Table() string { return j.table }
+
+func (j *Journal) q(query string) string { return strings.ReplaceAll(query, "{table}", j.table) }
+
+// Ensure creates the table if it does not exist. Only the migrator calls it.
+func (j *Journal) Ensure(ctx context.Context) error {
+	create := j.q(`CREATE TABLE IF NOT EXISTS {table} (
+  id           bigserial PRIMARY KEY,
+  namespace    text NOT NULL,
+  kind         text NOT NULL,
+  run_id       bigint,
+  replica      text NOT NULL,
+  fingerprint  text NOT NULL DEFAULT '',
+  from_version bigint NOT NULL DEFAULT 0,
+  to_version   bigint NOT NULL DEFAULT 0,
+  version      bigint NOT NULL DEFAULT 0,
+  name         text NOT NULL DEFAULT '',
+  outcome      text NOT NULL,
+  error        text NOT NULL DEFAULT '',
+  started_at   timestamptz NOT NULL DEFAULT now(),
+  finished_at  timestamptz
+)`)
+	var err error
+	for range 3 {
+		// Two namespaces sharing the table may create it at once; PostgreSQL then fails one
+		// CREATE TABLE IF NOT EXISTS with a duplicate key, and trying again sees the table.
+		if _, err = j.db.ExecContext(ctx, create); err == nil || !createRace(err) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create journal table %s: %w", j.table, err)
+	}
+	return nil
+}
+
+func createRace(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07")
+}
+
+// missing reports whether err says the journal table does not exist yet.
+func missing(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "42P01"
+	}
+	return strings.Contains(err.Error(), "no such table")
+}
+
+// StartRun records that replica became the migrator and will move the schema from one version
+// to another. It returns the run's id.
+func (j *Journal) StartRun(ctx context.Context, replica, fingerprint string, from, to int64) (int64, error) {
+	var id int64
+	err := j.db.QueryRowContext(ctx, j.q(`INSERT INTO {table}
+		(namespace, kind, replica, fingerprint, from_version, to_version, outcome)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`),
+		j.namespace, KindRun, replica, fingerprint, from, to, Running).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("journal the start of the run: %w", err)
+	}
+	return id, nil
+}
+
+// SetCurrent records which migration the run is applying, for waiters and `status` to show.
+func (j *Journal) SetCurrent(ctx context.Context, runID int64, m engine.Migration) error {
+	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET version = $2, name = $3 WHERE id = $1`),
+		runID, m.Version, m.Name)
+	if err != nil {
+		return fmt.Errorf("journal the current migration: %w", err)
+	}
+	return nil
+}
+
+// FinishRun records how a run ended. failed names the migration that failed, if one did.
+func (j *Journal) FinishRun(ctx context.Context, runID int64, outcome Outcome, failed *engine.Migration, cause string) error {
+	var version int64
+	var name string
+	if failed != nil {
+		version, name = failed.Version, failed.Name
+	}
+	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table}
+		SET outcome = $2, error = $3, finished_at = now(),
+		    version = CASE WHEN $4::bigint > 0 THEN $4::bigint ELSE version END,
+		    name = CASE WHEN $5::text <> '' THEN $5::text ELSE name END
+		WHERE id = $1`), runID, outcome, cause, version, name)
+	if err != nil {
+		return fmt.Errorf("journal the end of the run: %w", err)
+	}
+	return nil
+}
+
+// StartMigration records, before it runs, a non-transactional migration: if its migrator
+// vanishes midway, the row stays "running" and the next migrator knows.
+func (j *Journal) StartMigration(ctx context.Context, runID int64, replica string, m engine.Migration) (int64, error) {
+	var id int64
+	err := j.db.QueryRowContext(ctx, j.q(`INSERT INTO {table}
+		(namespace, kind, run_id, replica, version, name, outcome)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`),
+		j.namespace, KindMigration, runID, replica, m.Version, m.Name, Running).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("journal the start of %s: %w", m.Name, err)
+	}
+	return id, nil
+}
+
+// FinishMigration records how a non-transactional migration ended.
+func (j *Journal) FinishMigration(ctx context.Context, id int64, outcome Outcome, cause string) error {
+	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET outcome = $2, error = $3, finished_at = now() WHERE id = $1`),
+		id, outcome, cause)
+	if err != nil {
+		return fmt.Errorf("journal the end of a migration: %w", err)
+	}
+	return nil
+}
+
+// Abandon marks the rows of migrators that vanished: runs still "running" become "abandoned"
+// and their non-transactional migrations still "running" become "interrupted". Only a migrator
+// holding the lock calls it, so no live run is among them.
+func (j *Journal) Abandon(ctx context.Context) error {
+	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table}
+		SET outcome = CASE kind WHEN 'run' THEN 'abandoned' ELSE 'interrupted' END, finished_at = now(),
+		    error = CASE kind WHEN 'run' THEN 'the migrator vanished before finishing'
+		                      ELSE 'the migrator vanished while this migration ran' END
+		WHERE namespace = $1 AND outcome = 'running'`), j.namespace)
+	if err != nil {
+		return fmt.Errorf("journal abandoned runs: %w", err)
+	}
+	return nil
+}
+
+// Interrupted lists non-transactional migrations that were interrupted and not run again since.
+func (j *Journal) Interrupted(ctx context.Context) ([]Entry, error) {
+	return j.list(ctx, `WHERE namespace = $1 AND kind = 'migration' AND outcome = 'interrupted' ORDER BY id`, j.namespace)
+}
+
+// MarkRerun records that the interrupted migration of entry id is being run again.
+func (j *Journal) MarkRerun(ctx context.Context, id int64) error {
+	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET outcome = 'rerun' WHERE id = $1`), id)
+	if err != nil {
+		return fmt.Errorf("journal a rerun: %w", err)
+	}
+	return nil
+}
+
+// LastRun returns the namespace's most recent run, or nil when there is none (or no journal).
+func (j *Journal) LastRun(ctx context.Context) (*Entry, error) {
+	es, err := j.list(ctx, `WHERE namespace = $1 AND kind = 'run' ORDER BY id DESC LIMIT 1`, j.namespace)
+	if err != nil || len(es) == 0 {
+		return nil, err
+	}
+	return &es[0], nil
+}
+
+// Tail returns the namespace's last n rows, newest first.
+func (j *Journal) Tail(ctx context.Context, n int) ([]Entry, error) {
+	return j.list(ctx, `WHERE namespace = $1 ORDER BY id DESC LIMIT $2`, j.namespace, n)
+}
+
+func (j *Journal) list(ctx context.Context, where string, args ...any) ([]Entry, error) {
+	rows, err := j.db.QueryContext(ctx, j.q(`SELECT id, kind, coalesce(run_id, 0), replica, fingerprint,
+		from_version, to_version, version, name, outcome, error, started_at, finished_at FROM {table} `)+where, args...)
+	if err != nil {
+		if missing(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read journal %s: %w", j.table, err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var finished sql.NullTime
+		if err := rows.Scan(&e.ID, &e.Kind, &e.RunID, &e.Replica, &e.Fingerprint, &e.FromVersion, &e.ToVersion,
+			&e.Version, &e.Name, &e.Outcome, &e.Error, &e.StartedAt, &finished); err != nil {
+			return nil, fmt.Errorf("read journal %s: %w", j.table, err)
+		}
+		if finished.Valid {
+			e.FinishedAt = &finished.Time
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read journal %s: %w", j.table, err)
+	}
+	return out, nil
+}

@@ -130,14 +130,11 @@ func (g *gate) step(ctx context.Context) (bool, error) {
 	if done, err := g.verdict(st); done {
 		return true, err
 	}
-	if !g.firstRead {
-		if g.first, err = c.Journal.LastRun(ctx); err != nil {
-			return false, err
-		}
-		g.firstRead = true
-	}
 	if g.lastRun, err = c.Journal.LastRun(ctx); err != nil {
 		return false, err
+	}
+	if !g.firstRead {
+		g.first, g.firstRead = g.lastRun, true
 	}
 	if g.waitedFor(g.lastRun) {
 		return true, failedRun(g.lastRun, false)

@@ -1,47 +1,33 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
-	"strings"
+	"errors"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/schemagate/schemagate/internal/fleet"
 )
 
-// blackhole drops every packet of one loopback TCP connection, both ways, at the network
-// layer: the kernels on both ends stop hearing from each other, as when a node vanishes. (A
-// user-space proxy that stops forwarding would not do: its kernel keeps acknowledging.) The
-// rules go when the test ends, or earlier through the returned function.
+// blackhole cuts one loopback connection off (see fleet.Blackhole) until heal is called or the
+// test ends, and skips the test where that cannot be done.
 func blackhole(t *testing.T, clientPort int) (heal func()) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("dropping packets with iptables needs root")
+	undo, err := fleet.Blackhole(clientPort)
+	if errors.Is(err, fleet.ErrNoBlackhole) {
+		t.Skip(err)
 	}
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("iptables is not installed")
+	if err != nil {
+		t.Fatal(err)
 	}
-	rules := [][]string{
-		{"INPUT", "-i", "lo", "-p", "tcp", "--sport", fmt.Sprint(clientPort), "-j", "DROP"},
-		{"INPUT", "-i", "lo", "-p", "tcp", "--dport", fmt.Sprint(clientPort), "-j", "DROP"},
-	}
-	for _, r := range rules {
-		if out, err := exec.Command("iptables", append([]string{"-I"}, r...)...).CombinedOutput(); err != nil {
-			t.Fatalf("iptables -I %s: %v\n%s", strings.Join(r, " "), err, out)
-		}
-	}
-	healed := false
+	var once sync.Once
 	heal = func() {
-		if healed {
-			return
-		}
-		healed = true
-		for _, r := range rules {
-			if out, err := exec.Command("iptables", append([]string{"-D"}, r...)...).CombinedOutput(); err != nil {
-				t.Errorf("iptables -D %s: %v\n%s", strings.Join(r, " "), err, out)
+		once.Do(func() {
+			if err := undo(); err != nil {
+				t.Error(err)
 			}
-		}
+		})
 	}
 	t.Cleanup(heal)
 	return heal
@@ -54,7 +40,7 @@ func blackhole(t *testing.T, clientPort int) (heal func()) {
 // nothing, and ends ready too.
 func TestMigratorBlackholed(t *testing.T) {
 	d := newDB(t)
-	dir := writeMigrations(t, migrationSet{n: 6, firstSlow: map[int]float64{3: 300}})
+	dir := writeMigrations(t, migrationSet{N: 6, FirstSlow: map[int]float64{3: 300}})
 	rs := startAll(t, 4, "hole", d.args("migrate", dir))
 	holder, _, port := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
 	victim := byName(t, rs, holder)

@@ -13,7 +13,7 @@ import (
 func TestMoreReplicasThanConnections(t *testing.T) {
 	c := pgtest.StartCluster(t, "max_connections = 20")
 	d := openDB(t, c.NewDatabase(t))
-	dir := writeMigrations(t, migrationSet{n: 8, slow: map[int]float64{4: 2}})
+	dir := writeMigrations(t, migrationSet{N: 8, Slow: map[int]float64{4: 2}})
 	rs := startAll(t, 40, "crowd", d.args("migrate", dir, "--timeout", "3m"))
 	waitAll(t, rs, 3*time.Minute, 0)
 	d.assertAppliedOnce(t, 8)

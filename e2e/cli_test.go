@@ -11,13 +11,13 @@ import (
 // TestCheck: one read, exit 0 when ready, 1 when not, 6 when ahead under --when-ahead=exit.
 func TestCheck(t *testing.T) {
 	d := newDB(t)
-	dir := writeMigrations(t, migrationSet{n: 3})
+	dir := writeMigrations(t, migrationSet{N: 3})
 	older := t.TempDir()
 	copyMigration(t, dir, older, "00001_step_1.sql")
 
 	check := func(dir string, extra ...string) (int, string) {
 		r := start(t, "check", d.args("check", dir, extra...))
-		return r.wait(t, 30*time.Second), r.stdout.String()
+		return r.wait(t, 30*time.Second), r.Stdout.String()
 	}
 	if code, out := check(dir); code != 1 || !strings.HasPrefix(out, "not ready:") {
 		t.Fatalf("fresh database: exit %d, %q; want 1, not ready", code, out)
@@ -43,7 +43,7 @@ func TestCheck(t *testing.T) {
 // what it runs, the pending list and the journal; and never the password.
 func TestStatusShowsTheMigrator(t *testing.T) {
 	d := newDB(t)
-	dir := writeMigrations(t, migrationSet{n: 4, firstSlow: map[int]float64{3: 60}})
+	dir := writeMigrations(t, migrationSet{N: 4, FirstSlow: map[int]float64{3: 60}})
 	url := withPassword(t, d.url, secret)
 	m := start(t, "web-7", []string{"migrate", "--database-url", url, "--dir", dir})
 	d.activeStatement(t, time.Minute, "first_attempt_sleeps")
@@ -75,8 +75,8 @@ func TestStatusShowsTheMigrator(t *testing.T) {
 			Name    string `json:"migration"`
 		} `json:"journal"`
 	}
-	if err := json.Unmarshal([]byte(s.stdout.String()), &r); err != nil {
-		t.Fatalf("status JSON: %v\n%s", err, s.stdout.String())
+	if err := json.Unmarshal([]byte(s.Stdout.String()), &r); err != nil {
+		t.Fatalf("status JSON: %v\n%s", err, s.Stdout.String())
 	}
 	if r.Ready || r.DBVersion != 2 || r.Target != 4 || len(r.Pending) != 2 || r.Pending[0].Name != "00003_step_3.sql" {
 		t.Errorf("status: ready=%v db=%d target=%d pending=%v", r.Ready, r.DBVersion, r.Target, r.Pending)
@@ -91,7 +91,7 @@ func TestStatusShowsTheMigrator(t *testing.T) {
 	}
 
 	text := start(t, "ops", []string{"status", "--database-url", url, "--dir", dir})
-	if code := text.wait(t, 30*time.Second); code != 0 || !containsAll(text.stdout.String(), "web-7", "00003_step_3.sql", "running") {
+	if code := text.wait(t, 30*time.Second); code != 0 || !containsAll(text.Stdout.String(), "web-7", "00003_step_3.sql", "running") {
 		t.Errorf("text status (exit %d):\n%s", code, text.output())
 	}
 	m.signal(t, 9)
@@ -101,7 +101,7 @@ func TestStatusShowsTheMigrator(t *testing.T) {
 // (exit 4) saying nobody migrates; beside a migrator, they exit 0 when it is done.
 func TestWaitNeverMigrates(t *testing.T) {
 	d := newDB(t)
-	dir := writeMigrations(t, migrationSet{n: 3, slow: map[int]float64{2: 1}})
+	dir := writeMigrations(t, migrationSet{N: 3, Slow: map[int]float64{2: 1}})
 	alone := start(t, "waiter", d.args("wait", dir, "--timeout", "2s"))
 	if code := alone.wait(t, 30*time.Second); code != 4 {
 		t.Fatalf("lone waiter exited %d, want 4:\n%s", code, alone.output())
@@ -124,7 +124,7 @@ func TestWaitNeverMigrates(t *testing.T) {
 // is used when nothing else names the database; --database-url-file reads a mounted secret.
 func TestSettingsPrecedence(t *testing.T) {
 	d := newDB(t)
-	dir := writeMigrations(t, migrationSet{n: 2})
+	dir := writeMigrations(t, migrationSet{N: 2})
 	cfgDir := t.TempDir()
 	writeFile(t, cfgDir, "schemagate.yaml", "dir: /nonexistent/from-file\ntimeout: 1m\nlog-format: json\n")
 	cfg := filepath.Join(cfgDir, "schemagate.yaml")

@@ -12,7 +12,7 @@ import (
 // failed transactional migration left nothing behind.
 func TestFailingMigration(t *testing.T) {
 	d := newDB(t)
-	dir := writeMigrations(t, migrationSet{n: 6, slow: map[int]float64{4: 1}, fail: map[int]bool{5: true}})
+	dir := writeMigrations(t, migrationSet{N: 6, Slow: map[int]float64{4: 1}, Fail: map[int]bool{5: true}})
 	rs := startAll(t, 6, "fail", d.args("migrate", dir))
 	waitAll(t, rs, time.Minute, 3)
 
@@ -32,7 +32,7 @@ func TestFailingMigration(t *testing.T) {
 		if r.name != holder && !strings.Contains(out, "on replica "+holder) {
 			t.Errorf("%s does not name the replica that ran the migration (%s):\n%s", r.name, holder, out)
 		}
-		if lines := strings.Count(strings.TrimSpace(r.stderr.String()), "\n"); r.name != holder && lines > 20 {
+		if lines := strings.Count(strings.TrimSpace(r.Stderr.String()), "\n"); r.name != holder && lines > 20 {
 			t.Errorf("%s printed %d lines; a waiter should report, not retry", r.name, lines)
 		}
 	}
@@ -57,7 +57,7 @@ func TestFailingMigration(t *testing.T) {
 
 	// A fixed release (a different migration set: 5 no longer fails) is not stopped by the old
 	// failure.
-	fixed := writeMigrations(t, migrationSet{n: 6, slow: map[int]float64{4: 1}})
+	fixed := writeMigrations(t, migrationSet{N: 6, Slow: map[int]float64{4: 1}})
 	rs = startAll(t, 3, "fixed", d.args("migrate", fixed))
 	waitAll(t, rs, time.Minute, 0)
 	d.assertAppliedOnce(t, 6)
@@ -68,7 +68,7 @@ func TestFailingMigration(t *testing.T) {
 // blindly: everyone exits 3 naming it, until a run with --rerun-interrupted.
 func TestInterruptedNonTransactional(t *testing.T) {
 	d := newDB(t)
-	dir := writeMigrations(t, migrationSet{n: 4, firstSlow: map[int]float64{3: 60}, noTx: map[int]bool{3: true}})
+	dir := writeMigrations(t, migrationSet{N: 4, FirstSlow: map[int]float64{3: 60}, NoTx: map[int]bool{3: true}})
 	rs := startAll(t, 3, "notx", d.args("migrate", dir))
 	holder, _, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
 	victim := byName(t, rs, holder)

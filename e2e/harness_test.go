@@ -4,21 +4,17 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/schemagate/schemagate/internal/fleet"
 	"github.com/schemagate/schemagate/internal/pgtest"
 )
 
@@ -31,11 +27,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "schemagate")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/schemagate")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build schemagate:", err)
+	if binary, err = fleet.Build("..", dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -43,99 +36,42 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// replica is one schemagate process.
+// replica is one schemagate process, with test-failing helpers.
 type replica struct {
-	name           string
-	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
-	done           chan struct{}
-	code           int
+	*fleet.Replica
+	name string
 }
 
-// start launches schemagate with args, as replica name, with the extra environment env.
+// start launches schemagate with args, as replica name, with the extra environment env. The
+// process is killed if it still runs when the test ends.
 func start(t testing.TB, name string, args []string, env ...string) *replica {
 	t.Helper()
-	r := &replica{name: name, done: make(chan struct{})}
-	r.cmd = exec.Command(binary, args...)
-	r.cmd.Env = append(os.Environ(), "SCHEMAGATE_REPLICA_ID="+name, "SCHEMAGATE_LOG_FORMAT=json")
-	r.cmd.Env = append(r.cmd.Env, env...)
-	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	r, err := fleet.Start(binary, name, args, env...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		err := r.cmd.Wait()
-		var ee *exec.ExitError
-		switch {
-		case err == nil:
-			r.code = 0
-		case errors.As(err, &ee):
-			r.code = ee.ExitCode() // -1 when killed by a signal
-		default:
-			r.code = -2
-		}
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-r.done:
-		default:
-			r.cmd.Process.Signal(syscall.SIGCONT)
-			r.cmd.Process.Kill()
-			<-r.done
-		}
-	})
-	return r
+	t.Cleanup(r.Stop)
+	return &replica{Replica: r, name: name}
 }
 
 // wait waits for the process to end and returns its exit code.
 func (r *replica) wait(t testing.TB, within time.Duration) int {
 	t.Helper()
-	select {
-	case <-r.done:
-		return r.code
-	case <-time.After(within):
-		t.Fatalf("%s still running after %s; stderr:\n%s", r.name, within, r.stderr.String())
-		return -1
+	code, err := r.Wait(within)
+	if err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, r.Stderr.String())
 	}
-}
-
-func (r *replica) exited() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
+	return code
 }
 
 func (r *replica) signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
-	if err := r.cmd.Process.Signal(sig); err != nil {
+	if err := r.Signal(sig); err != nil {
 		t.Fatalf("signal %s to %s: %v", sig, r.name, err)
 	}
 }
 
-// output is everything the process printed.
-func (r *replica) output() string { return r.stdout.String() + r.stderr.String() }
+func (r *replica) output() string { return r.Output() }
 
 // startAll starts n replicas named prefix-0 … prefix-(n-1) as close to the same instant as
 // exec allows.
@@ -170,51 +106,15 @@ func byName(t testing.TB, rs []*replica, name string) *replica {
 	return nil
 }
 
-// migrations writes a goose migration set to a new directory. Each migration creates a table
-// (so running it twice fails) and logs its application to applied_log, which has no unique key:
-// a migration applied twice shows up as two rows. slow maps a version to seconds of pg_sleep
-// before its change; noTx lists versions that run without a transaction; fail lists versions
-// that divide by zero after their change. firstSlow maps a version to seconds of pg_sleep on
-// its first attempt only (a sequence counts attempts, and sequences ignore rollbacks), so that
-// a test can kill a migrator mid-migration without its successor sleeping as long.
-type migrationSet struct {
-	n         int
-	slow      map[int]float64
-	firstSlow map[int]float64
-	noTx      map[int]bool
-	fail      map[int]bool
-}
+// migrationSet is fleet.MigrationSet; see there.
+type migrationSet = fleet.MigrationSet
 
+// writeMigrations writes set to a new directory and returns it.
 func writeMigrations(t testing.TB, set migrationSet) string {
 	t.Helper()
 	dir := t.TempDir()
-	for v := 1; v <= set.n; v++ {
-		var b strings.Builder
-		if set.noTx[v] {
-			b.WriteString("-- +goose NO TRANSACTION\n")
-		}
-		b.WriteString("-- +goose Up\n")
-		if v == 1 {
-			b.WriteString("CREATE TABLE applied_log (version int, replica text, at timestamptz DEFAULT clock_timestamp());\n")
-			b.WriteString("CREATE SEQUENCE attempts;\n")
-		}
-		if s := set.slow[v]; s > 0 {
-			fmt.Fprintf(&b, "SELECT pg_sleep(%g);\n", s)
-		}
-		if s := set.firstSlow[v]; s > 0 {
-			fmt.Fprintf(&b, "SELECT pg_sleep(CASE WHEN nextval('attempts') = 1 THEN %g ELSE 0 END) AS first_attempt_sleeps;\n", s)
-		}
-		fmt.Fprintf(&b, "CREATE TABLE t_%d (id int);\n", v)
-		fmt.Fprintf(&b, "INSERT INTO applied_log (version, replica) VALUES (%d, current_setting('application_name'));\n", v)
-		if set.fail[v] {
-			b.WriteString("SELECT 1/0;\n")
-		}
-		b.WriteString("-- +goose Down\n")
-		fmt.Fprintf(&b, "DROP TABLE t_%d;\n", v)
-		name := fmt.Sprintf("%05d_step_%d.sql", v, v)
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := set.Write(dir); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }

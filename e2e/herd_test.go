@@ -11,7 +11,7 @@ import (
 // slow: all exit 0, each migration is applied exactly once, by one replica.
 func TestHerd(t *testing.T) {
 	d := newDB(t)
-	dir := writeMigrations(t, migrationSet{n: 20, slow: map[int]float64{10: 2}})
+	dir := writeMigrations(t, migrationSet{N: 20, Slow: map[int]float64{10: 2}})
 	rs := startAll(t, 20, "herd", d.args("migrate", dir))
 	waitAll(t, rs, 2*time.Minute, 0)
 	d.assertAppliedOnce(t, 20)
@@ -27,7 +27,7 @@ func TestHerd(t *testing.T) {
 // all of them exit 0; nothing is applied twice.
 func TestMigratorKilled(t *testing.T) {
 	d := newDB(t)
-	dir := writeMigrations(t, migrationSet{n: 6, firstSlow: map[int]float64{3: 60}})
+	dir := writeMigrations(t, migrationSet{N: 6, FirstSlow: map[int]float64{3: 60}})
 	rs := startAll(t, 5, "kill", d.args("migrate", dir))
 	holder, _, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
 	victim := byName(t, rs, holder)
@@ -56,7 +56,7 @@ func TestMigratorKilled(t *testing.T) {
 // included, exits 0.
 func TestHolderSessionTerminated(t *testing.T) {
 	d := newDB(t)
-	dir := writeMigrations(t, migrationSet{n: 6, firstSlow: map[int]float64{3: 60}})
+	dir := writeMigrations(t, migrationSet{N: 6, FirstSlow: map[int]float64{3: 60}})
 	rs := startAll(t, 5, "term", d.args("migrate", dir))
 	holder, pid, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
 	if d.int(t, "SELECT count(*) FROM (SELECT pg_terminate_backend($1, 10000)) x", pid) != 1 {

@@ -66,7 +66,7 @@ func writeFile(t *testing.T, dir, name, content string) {
 // the password never appears in any output.
 func TestBadInput(t *testing.T) {
 	d := newDB(t)
-	good := writeMigrations(t, migrationSet{n: 3})
+	good := writeMigrations(t, migrationSet{N: 3})
 	dbURL := withPassword(t, d.url, secret)
 
 	// A database already migrated by a newer release, for the "ahead" case.
@@ -149,7 +149,7 @@ func TestBadInput(t *testing.T) {
 			if code != c.code {
 				t.Errorf("exit %d, want %d; output:\n%s", code, c.code, out)
 			}
-			lines := strings.Split(strings.TrimSpace(r.stderr.String()), "\n")
+			lines := strings.Split(strings.TrimSpace(r.Stderr.String()), "\n")
 			last := message(lines[len(lines)-1])
 			if !strings.Contains(last, c.want) {
 				t.Errorf("last line %q does not contain %q", last, c.want)
@@ -181,7 +181,7 @@ func copyMigration(t *testing.T, from, to, name string) {
 func TestWrongPassword(t *testing.T) {
 	c := pgtest.StartClusterWith(t, pgtest.ClusterOptions{Password: "right-" + secret})
 	u := c.NewDatabase(t)
-	dir := writeMigrations(t, migrationSet{n: 2})
+	dir := writeMigrations(t, migrationSet{N: 2})
 	wrong := withPassword(t, u, "wrong-"+secret)
 	r := start(t, "wrongpw", []string{"migrate", "--database-url", wrong, "--dir", dir, "--timeout", "1m"})
 	begin := time.Now()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schemagate/schemagate/internal/fleet"
 	"github.com/schemagate/schemagate/internal/pgtest"
 )
 
@@ -62,7 +63,7 @@ logfile = %s/pgbouncer.log
 			t.Fatal(err)
 		}
 	}
-	var out syncBuffer
+	var out fleet.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start pgbouncer: %v", err)
@@ -102,7 +103,7 @@ func viaPort(t *testing.T, rawURL string, port int) string {
 func TestTransactionPoolerRefused(t *testing.T) {
 	d := newDB(t)
 	port := startPgBouncer(t, "transaction")
-	dir := writeMigrations(t, migrationSet{n: 3})
+	dir := writeMigrations(t, migrationSet{N: 3})
 	before := d.snapshot(t)
 	r := start(t, "pooled", []string{"migrate", "--database-url", viaPort(t, d.url, port), "--dir", dir, "--timeout", "30s"})
 	if code := r.wait(t, time.Minute); code != 2 {
@@ -121,7 +122,7 @@ func TestTransactionPoolerRefused(t *testing.T) {
 func TestSessionPoolerWorks(t *testing.T) {
 	d := newDB(t)
 	port := startPgBouncer(t, "session")
-	dir := writeMigrations(t, migrationSet{n: 5, slow: map[int]float64{2: 1}})
+	dir := writeMigrations(t, migrationSet{N: 5, Slow: map[int]float64{2: 1}})
 	rs := startAll(t, 4, "session", []string{"migrate", "--database-url", viaPort(t, d.url, port), "--dir", dir})
 	waitAll(t, rs, time.Minute, 0)
 	d.assertAppliedOnce(t, 5)

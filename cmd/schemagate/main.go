@@ -23,6 +23,8 @@ import (
 )
 
 func main() {
+	// Milliseconds: when replicas wait on each other, seconds are too coarse to read a log by.
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -35,16 +35,17 @@ type Locker struct {
 	lease   *lease
 	// sawHolder: the last Holder call found another session holding the lock.
 	sawHolder bool
-	// listening is the session connection (by ConnectionsOpened count) that LISTENs.
-	listening int64
 }
 
 var _ lock.Locker = (*Locker)(nil)
 
-// NewLocker returns a locker for namespace on s.
+// NewLocker returns a locker for namespace on s. Every connection of s LISTENs on the
+// namespace's channel from its first round trip on, so create the locker before s is used.
 func NewLocker(s *Session, namespace string) *Locker {
 	key := Key(namespace)
-	return &Locker{s: s, key: key, channel: fmt.Sprintf("schemagate_%016x", key), replica: s.cfg.ReplicaID}
+	l := &Locker{s: s, key: key, channel: fmt.Sprintf("schemagate_%016x", key), replica: s.cfg.ReplicaID}
+	s.Listen(l.channel)
+	return l
 }
 
 // Key returns the advisory lock key.
@@ -126,15 +127,18 @@ func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("probe the lock: %w", err)
 	}
+	begin := time.Now()
 	switch {
 	case !free:
-		return l.waitForRelease(ctx, d)
+		err = l.waitForRelease(ctx, d)
+		l.s.log.Debug().Err(err).Str("for", d.String()).Str("took", time.Since(begin).String()).Msg("waited for the lock holder")
 	case l.sawHolder:
 		l.sawHolder = false
-		return nil
 	default:
-		return l.waitForAnnouncement(ctx, d)
+		err = l.waitForAnnouncement(ctx, d)
+		l.s.log.Debug().Err(err).Str("for", d.String()).Str("took", time.Since(begin).String()).Msg("waited for an announcement")
 	}
+	return err
 }
 
 // waitForRelease queues for the shared lock and lets go of it at once. lock_timeout is set for
@@ -155,12 +159,9 @@ END $$`, ms, l.key, l.key)
 	return nil
 }
 
-// waitForAnnouncement waits up to d for a NOTIFY on the namespace's channel. Announcements that
-// arrived while other statements ran are already buffered; any of them ends the wait at once.
-//
-// The session LISTENs from its first such wait on (and again on each new connection). That
-// first wait returns at once: something may have been announced before the LISTEN, so the caller
-// must read the state again before waiting for real.
+// waitForAnnouncement waits up to d for a NOTIFY on the namespace's channel (every connection
+// of the session LISTENs on it). Announcements that arrived while other statements ran are
+// already buffered; any of them ends the wait at once.
 func (l *Locker) waitForAnnouncement(ctx context.Context, d time.Duration) error {
 	conn, err := l.s.db.Conn(ctx)
 	if err != nil {
@@ -169,13 +170,6 @@ func (l *Locker) waitForAnnouncement(ctx context.Context, d time.Duration) error
 	defer conn.Close()
 	return conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
-		if gen := l.s.opened.Load(); l.listening != gen {
-			if _, err := pc.Exec(ctx, "LISTEN "+l.channel); err != nil {
-				return fmt.Errorf("listen on %s: %w", l.channel, err)
-			}
-			l.listening = gen
-			return nil
-		}
 		wctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
 		_, err := pc.WaitForNotification(wctx)

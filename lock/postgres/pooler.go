@@ -7,8 +7,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// checkPooler refuses a connection that goes through a pooler in transaction or statement mode,
-// and returns the backend pid of the connection.
+// checkPooler refuses a connection that goes through a pooler in transaction or statement mode.
+// pid is what pg_backend_pid() returned on conn.
 //
 // PostgreSQL tells a client its backend pid at start-up; a pooler such as PgBouncer makes one up
 // instead. When the two agree there is no pooler. When they differ, a second client tells
@@ -16,40 +16,36 @@ import (
 // connection we just used is handed to the next client that asks, here the second one).
 // All queries here use the simple protocol: prepared statements do not survive transaction
 // pooling, and the check must give its answer, not fail on them.
-func (s *Session) checkPooler(ctx context.Context, conn *pgx.Conn) (int32, error) {
-	pid, err := backendPID(ctx, conn)
-	if err != nil {
-		return 0, err
-	}
+func (s *Session) checkPooler(ctx context.Context, conn *pgx.Conn, pid int32) error {
 	if uint32(pid) == conn.PgConn().PID() {
-		return pid, nil
+		return nil
 	}
 
 	second, err := pgx.ConnectConfig(ctx, s.pgcfg.Copy())
 	if err != nil {
-		return 0, fmt.Errorf("check for a connection pooler: %w", err)
+		return fmt.Errorf("check for a connection pooler: %w", err)
 	}
 	defer second.Close(context.WithoutCancel(ctx))
 	if _, err := second.Exec(ctx, "BEGIN", pgx.QueryExecModeSimpleProtocol); err != nil {
-		return 0, fmt.Errorf("check for a connection pooler: %w", err)
+		return fmt.Errorf("check for a connection pooler: %w", err)
 	}
 	otherPID, err := backendPID(ctx, second)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	againPID, err := backendPID(ctx, conn)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if otherPID == pid || againPID != pid {
-		return 0, ErrTransactionPooler
+		return ErrTransactionPooler
 	}
 	s.proxyMsg.Do(func() {
 		s.log.Info().Str("database", s.target).
 			Msg("connected through a session-mode pooler: the lock works, but how fast a vanished migrator " +
 				"loses it depends on the pooler's own keepalive settings")
 	})
-	return pid, nil
+	return nil
 }
 
 func backendPID(ctx context.Context, conn *pgx.Conn) (int32, error) {

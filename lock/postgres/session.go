@@ -56,6 +56,7 @@ type Session struct {
 	target string // host:port/database as a person would name it; never the password
 
 	mu       sync.Mutex
+	listen   string // channel every new connection LISTENs on, if any
 	pinned   bool   // a lease holds the lock on the current connection
 	onLost   func() // called once when the pinned connection is found gone
 	opened   atomic.Int64
@@ -185,6 +186,14 @@ func (s *Session) Connect(ctx context.Context) error {
 // Close closes the connection. A lock held on it is released by the server.
 func (s *Session) Close() error { return s.db.Close() }
 
+// Listen makes every connection of the session LISTEN on channel from its first round trip on.
+// Call it before the session is first used.
+func (s *Session) Listen(channel string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listen = channel
+}
+
 // pin marks the current connection as the lock holder: from now on a replacement connection
 // is refused and onLost is called instead.
 func (s *Session) pin(onLost func()) {
@@ -269,27 +278,63 @@ func (s *Session) setUp(ctx context.Context, conn *pgx.Conn) (err error) {
 			conn.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	pid, err := s.checkPooler(ctx, conn)
+	major := serverMajor(conn.PgConn().ParameterStatus("server_version"))
+	pid, err := s.configure(ctx, conn, major)
 	if err != nil {
 		return err
 	}
+	if err := s.checkPooler(ctx, conn, pid); err != nil {
+		return err
+	}
 	s.backend.Store(pid)
-	major := serverMajor(conn.PgConn().ParameterStatus("server_version"))
-	s.applySettings(ctx, conn, major)
 	s.log.Debug().Str("database", s.target).Int32("backend_pid", pid).Int("server_major", major).
 		Msg("connected to PostgreSQL")
 	return nil
 }
 
-// applySettings sets the failover-bounding parameters. A server that refuses one (some managed
-// services pin them) gets a warning naming it: failover then takes longer, but works.
-func (s *Session) applySettings(ctx context.Context, conn *pgx.Conn, major int) {
-	for _, kv := range s.cfg.settings(major) {
-		if _, err := conn.Exec(ctx, "SELECT set_config($1, $2, false)", kv[0], kv[1]); err != nil {
+// configure sets the failover-bounding parameters, starts LISTENing if asked to, and reads the
+// backend pid, all in one round trip: a herd of replicas connects at once, and every round trip
+// counts. The simple protocol is used, as through a transaction pooler a prepared statement may
+// not survive to be executed, and the pooler check must get its answer. The values are integers
+// from the Config and a channel name made from hex digits, inlined safely. A server that refuses
+// a parameter (some managed services pin them) gets a warning naming it: failover then takes
+// longer, but works.
+func (s *Session) configure(ctx context.Context, conn *pgx.Conn, major int) (int32, error) {
+	settings := s.cfg.settings(major)
+	sets := make([]string, len(settings))
+	for i, kv := range settings {
+		sets[i] = fmt.Sprintf("set_config('%s', '%s', false)", kv[0], kv[1])
+	}
+	s.mu.Lock()
+	listen := s.listen
+	s.mu.Unlock()
+	query := "SELECT pg_backend_pid()::text, concat_ws(',', " + strings.Join(sets, ", ") + ")"
+	if listen != "" {
+		query = "LISTEN " + listen + "; " + query
+	}
+	results, err := conn.PgConn().Exec(ctx, query).ReadAll()
+	var pgErr *pgconn.PgError
+	if err == nil {
+		last := results[len(results)-1]
+		pid, perr := strconv.ParseInt(string(last.Rows[0][0]), 10, 32)
+		return int32(pid), perr
+	}
+	if !errors.As(err, &pgErr) {
+		return 0, fmt.Errorf("set up the session: %w", err)
+	}
+	for _, kv := range settings {
+		q := fmt.Sprintf("SELECT set_config('%s', '%s', false)", kv[0], kv[1])
+		if _, err := conn.Exec(ctx, q, pgx.QueryExecModeSimpleProtocol); err != nil {
 			s.log.Warn().Err(err).Str("parameter", kv[0]).Str("value", kv[1]).
 				Msg("the server refused a session parameter; a vanished migrator may keep the lock longer")
 		}
 	}
+	if listen != "" {
+		if _, err := conn.Exec(ctx, "LISTEN "+listen, pgx.QueryExecModeSimpleProtocol); err != nil {
+			return 0, fmt.Errorf("listen on %s: %w", listen, err)
+		}
+	}
+	return backendPID(ctx, conn)
 }
 
 // serverMajor reads the major version from a server_version such as "15.4 (Debian 15.4-1)".

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// database is a scratch database for one measurement.
+type database struct {
+	url   string
+	name  string
+	admin string
+	conn  *pgx.Conn
+}
+
+// newDatabase creates a scratch database; drop removes it.
+func newDatabase(ctx context.Context, adminURL string) (*database, error) {
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "sgbench_" + hex.EncodeToString(b)
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return nil, err
+	}
+	u.Path = "/" + name
+	d := &database{url: u.String(), name: name, admin: adminURL}
+	if d.conn, err = pgx.Connect(ctx, d.url); err != nil {
+		d.drop(ctx)
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *database) drop(ctx context.Context) {
+	if d.conn != nil {
+		d.conn.Close(ctx)
+	}
+	admin, err := pgx.Connect(ctx, d.admin)
+	if err != nil {
+		return
+	}
+	defer admin.Close(ctx)
+	admin.Exec(ctx, "DROP DATABASE IF EXISTS "+d.name+" WITH (FORCE)")
+}
+
+func (d *database) int(ctx context.Context, sql string, args ...any) (int64, error) {
+	var n int64
+	err := d.conn.QueryRow(ctx, sql, args...).Scan(&n)
+	return n, err
+}
+
+func serverVersion(ctx context.Context, adminURL string) (string, error) {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", fmt.Errorf("connect to %s: %w", adminURL, err)
+	}
+	defer conn.Close(ctx)
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&v); err != nil {
+		return "", err
+	}
+	return "PostgreSQL " + v, nil
+}

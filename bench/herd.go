@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schemagate/schemagate/internal/fleet"
+)
+
+// benchSet is the migration set of the herd measurements: 20 migrations, the tenth slow.
+func (b *bench) benchSet() fleet.MigrationSet {
+	return fleet.MigrationSet{N: 20, Slow: map[int]float64{10: b.opts.slow.Seconds()}}
+}
+
+// herdResult is one herd (or single replica) run.
+type herdResult struct {
+	took     time.Duration   // first start to last exit
+	wakeups  []time.Duration // final commit to each waiter's exit
+	readies  []time.Duration // final commit to each waiter's "schema ready" log line
+	peakConn int             // most connections one replica held at once
+}
+
+// herds measures a single replica, then each herd size, and reports ratios, wake-up latency and
+// connections.
+func (b *bench) herds(ctx context.Context) error {
+	dir, err := b.migrationDir("herd", b.benchSet())
+	if err != nil {
+		return err
+	}
+	var single []time.Duration
+	for range b.opts.runs {
+		r, err := b.herd(ctx, dir, 1, false)
+		if err != nil {
+			return err
+		}
+		single = append(single, r.took)
+	}
+	base := median(single)
+	b.add(fmt.Sprintf("one replica alone, 20 migrations (one sleeps %s)", b.opts.slow), seconds(base), "baseline")
+	targets := map[int]string{20: "≤1.05", 100: "≤1.10"}
+	for _, n := range b.opts.herds {
+		var launches []time.Duration
+		for range b.opts.runs {
+			d, err := b.launch(n)
+			if err != nil {
+				return err
+			}
+			launches = append(launches, d)
+		}
+		b.add(fmt.Sprintf("floor: %d processes of `schemagate version`, start to last exit", n), seconds(median(launches)),
+			"machine baseline")
+		var ratios []float64
+		var wakeups, readies []time.Duration
+		for range b.opts.runs {
+			r, err := b.herd(ctx, dir, n, false)
+			if err != nil {
+				return err
+			}
+			ratios = append(ratios, r.took.Seconds()/base.Seconds())
+			wakeups = append(wakeups, r.wakeups...)
+			readies = append(readies, r.readies...)
+		}
+		// Connections are counted in a run of their own: polling pg_stat_activity costs CPU the
+		// timed runs must not share.
+		counted, err := b.herd(ctx, dir, n, true)
+		if err != nil {
+			return err
+		}
+		peak := counted.peakConn
+		target := targets[n]
+		if target == "" {
+			target = "-"
+		}
+		b.add(fmt.Sprintf("herd of %d: all ready ÷ one alone", n), fmt.Sprintf("%.3f", medianFloat(ratios)), target)
+		b.add(fmt.Sprintf("herd of %d: final commit → waiter logs ready, p50 / p99", n),
+			millis(percentile(readies, 50))+" / "+millis(percentile(readies, 99)), "p99 ≤50 ms")
+		b.add(fmt.Sprintf("herd of %d: final commit → waiter process gone, p50 / p99", n),
+			millis(percentile(wakeups, 50))+" / "+millis(percentile(wakeups, 99)), "p99 ≤50 ms")
+		b.add(fmt.Sprintf("herd of %d: peak connections held by one replica", n), fmt.Sprint(peak), "≤1 while waiting")
+	}
+	return nil
+}
+
+// herd starts n replicas at once on a fresh database and waits for all of them. With count, it
+// also samples how many connections each replica holds.
+func (b *bench) herd(ctx context.Context, dir string, n int, count bool) (herdResult, error) {
+	d, err := newDatabase(ctx, b.opts.adminURL)
+	if err != nil {
+		return herdResult{}, err
+	}
+	defer d.drop(ctx)
+	var sampler *sampler
+	if count {
+		sampler = startSampler(ctx, d)
+	}
+	begin := time.Now()
+	rs, err := fleet.StartAll(b.bin, n, "bench", []string{"migrate", "--database-url", d.url, "--dir", dir})
+	if err != nil {
+		return herdResult{}, err
+	}
+	defer func() {
+		for _, r := range rs {
+			r.Stop()
+		}
+	}()
+	var last time.Time
+	for _, r := range rs {
+		code, err := r.Wait(5 * time.Minute)
+		if err != nil {
+			return herdResult{}, err
+		}
+		if code != 0 {
+			return herdResult{}, fmt.Errorf("%s exited %d:\n%s", r.Name, code, r.Output())
+		}
+		if r.ExitedAt().After(last) {
+			last = r.ExitedAt()
+		}
+	}
+	res := herdResult{took: last.Sub(begin)}
+	if sampler != nil {
+		res.peakConn = sampler.stop()
+	}
+	var commit time.Time
+	var migrator string
+	if err := d.conn.QueryRow(ctx, "SELECT at, replica FROM applied_log ORDER BY version DESC LIMIT 1").Scan(&commit, &migrator); err != nil {
+		return res, err
+	}
+	for _, r := range rs {
+		// Only replicas that were waiting when the migrator committed woke up; one that started
+		// later took the fast path.
+		if "schemagate/"+r.Name != migrator && waited(r.Output()) {
+			res.wakeups = append(res.wakeups, r.ExitedAt().Sub(commit))
+			if at, ok := readyLogged(r.Output()); ok {
+				res.readies = append(res.readies, at.Sub(commit))
+			}
+		}
+	}
+	return res, nil
+}
+
+// sampler polls pg_stat_activity for the most connections any one replica holds at once.
+type sampler struct {
+	done chan struct{}
+	wg   sync.WaitGroup
+	peak int
+}
+
+func startSampler(ctx context.Context, d *database) *sampler {
+	s := &sampler{done: make(chan struct{})}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			var n int
+			err := d.conn.QueryRow(ctx, `SELECT coalesce(max(c), 0) FROM (SELECT count(*) AS c FROM pg_stat_activity
+				WHERE datname = $1 AND application_name LIKE 'schemagate/%' GROUP BY application_name) x`, d.name).Scan(&n)
+			if err == nil {
+				s.peak = max(s.peak, n)
+			}
+			select {
+			case <-s.done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return s
+}
+
+func (s *sampler) stop() int {
+	close(s.done)
+	s.wg.Wait()
+	return s.peak
+}
+
+// readyLogged returns when a replica logged that the schema is ready.
+func readyLogged(output string) (time.Time, bool) {
+	for _, line := range strings.Split(output, "\n") {
+		var e struct {
+			Time    string `json:"time"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && strings.HasPrefix(e.Message, "schema ready") {
+			t, err := time.Parse("2006-01-02T15:04:05.000Z07:00", e.Time)
+			return t, err == nil
+		}
+	}
+	return time.Time{}, false
+}
+
+// waited reports whether a replica's log shows it waited for the migrator.
+func waited(output string) bool {
+	return strings.Contains(output, `"message":"waiting: `)
+}
+
+// launch times starting n processes that do nothing (schemagate version) and waiting for all:
+// the most a herd of n could cost on this machine before any coordination.
+func (b *bench) launch(n int) (time.Duration, error) {
+	begin := time.Now()
+	rs, err := fleet.StartAll(b.bin, n, "null", []string{"version"})
+	if err != nil {
+		return 0, err
+	}
+	var last time.Time
+	for _, r := range rs {
+		if _, err := r.Wait(time.Minute); err != nil {
+			return 0, err
+		}
+		if r.ExitedAt().After(last) {
+			last = r.ExitedAt()
+		}
+	}
+	return last.Sub(begin), nil
+}

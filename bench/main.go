@@ -1,0 +1,158 @@
+// Command bench measures schemagate on this machine, every figure against a baseline measured in
+// the same run: a herd of replicas against one replica alone, how fast waiters wake after the
+// final commit, how long failover takes after a SIGKILL and after a network blackhole, and how
+// many connections a waiting replica holds.
+//
+//	cd bench && go run .            # or: make bench
+//	go run . -runs 5 -scenarios herd,failover
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schemagate/schemagate/internal/fleet"
+)
+
+type options struct {
+	adminURL  string
+	runs      int
+	herds     []int
+	slow      time.Duration
+	scenarios []string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var o options
+	var herds, scenarios string
+	fs.StringVar(&o.adminURL, "database-url", adminURL(), "maintenance database of the server to benchmark against")
+	fs.IntVar(&o.runs, "runs", 3, "repetitions of each measurement; the median is reported")
+	fs.StringVar(&herds, "herd", "20,100", "herd sizes")
+	fs.DurationVar(&o.slow, "slow", 3*time.Second, "how long the slow migration sleeps")
+	fs.StringVar(&scenarios, "scenarios", "herd,failover", "herd (ratio, wake-up, connections), failover (SIGKILL, blackhole)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for _, h := range strings.Split(herds, ",") {
+		var n int
+		if _, err := fmt.Sscan(h, &n); err != nil || n < 2 {
+			return fmt.Errorf("-herd: %q is not a size of at least 2", h)
+		}
+		o.herds = append(o.herds, n)
+	}
+	o.scenarios = strings.Split(scenarios, ",")
+
+	work, err := os.MkdirTemp("", "schemagate-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bin, err := fleet.Build("..", work)
+	if err != nil {
+		return err
+	}
+	b := &bench{opts: o, bin: bin, work: work}
+	if err := b.describeMachine(ctx); err != nil {
+		return err
+	}
+	if slices.Contains(o.scenarios, "herd") {
+		if err := b.herds(ctx); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(o.scenarios, "failover") {
+		if err := b.failovers(ctx); err != nil {
+			return err
+		}
+	}
+	b.print(os.Stdout)
+	return nil
+}
+
+func adminURL() string {
+	if u := os.Getenv("SCHEMAGATE_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// bench holds one run's settings and results.
+type bench struct {
+	opts    options
+	bin     string
+	work    string
+	machine string
+	rows    []row
+}
+
+// row is one line of the result table.
+type row struct {
+	name, value, target string
+}
+
+func (b *bench) add(name, value, target string) {
+	b.rows = append(b.rows, row{name, value, target})
+	fmt.Fprintf(os.Stderr, "  %-52s %s\n", name, value)
+}
+
+func (b *bench) print(w *os.File) {
+	fmt.Fprintf(w, "\n%s\n\n", b.machine)
+	fmt.Fprintf(w, "| measurement | result | target |\n|---|---|---|\n")
+	for _, r := range b.rows {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", r.name, r.value, r.target)
+	}
+}
+
+// migrationDir writes a set into a fresh directory under the work dir.
+func (b *bench) migrationDir(name string, set fleet.MigrationSet) (string, error) {
+	dir := filepath.Join(b.work, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, set.Write(dir)
+}
+
+func (b *bench) describeMachine(ctx context.Context) error {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
+				break
+			}
+		}
+	}
+	mem := ""
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.SplitN(string(data), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		mem = fmt.Sprintf(", %.0f GiB", float64(kb)/1024/1024)
+	}
+	version, err := serverVersion(ctx, b.opts.adminURL)
+	if err != nil {
+		return err
+	}
+	b.machine = fmt.Sprintf("%s — %d cores (%s)%s, %s, %s, %d runs per figure (median)",
+		time.Now().Format(time.DateOnly), runtime.NumCPU(), cpu, mem, version, runtime.Version(), b.opts.runs)
+	fmt.Fprintln(os.Stderr, b.machine)
+	return nil
+}

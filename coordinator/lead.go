@@ -24,19 +24,24 @@ func (g *gate) lead(ctx context.Context, lease lock.Lease) (bool, error) {
 	c.Log.Info().Msg("this replica is the migrator")
 	g.lastProgress = time.Time{}
 
-	// The migration stops as soon as the lease is lost.
-	mctx, stop := context.WithCancel(ctx)
+	// The work runs on a context of its own. Cancelling a context under a running transaction
+	// makes database/sql drop the connection, and with it the lock, before the outcome can be
+	// journaled. So a stop (SIGTERM, the deadline) interrupts the running statement on the
+	// server instead, and the hooks refuse to go on; only a lost lease cancels the work outright.
+	work, stop := context.WithCancel(context.WithoutCancel(ctx))
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
 		select {
 		case <-lease.Lost():
 			stop()
-		case <-mctx.Done():
+		case <-ctx.Done():
+			g.interrupt(lease, stop)
+		case <-work.Done():
 		}
 	}()
-	m := &migrator{g: g, lease: lease}
-	done, err := m.run(mctx)
+	m := &migrator{g: g, lease: lease, stopped: ctx}
+	done, err := m.run(work)
 	stop()
 	<-watched
 
@@ -67,11 +72,30 @@ func (g *gate) lead(ctx context.Context, lease lock.Lease) (bool, error) {
 	return true, fmt.Errorf("after migrating, %s", st.Describe())
 }
 
+// interrupt stops the work under lease after the replica was told to stop: through the
+// lease when it can interrupt its running statement, else by cancelling the work's context.
+func (g *gate) interrupt(lease lock.Lease, cancel context.CancelFunc) {
+	g.c.Log.Warn().Msg("stopping: interrupting the running migration, which rolls back if transactional")
+	in, ok := lease.(lock.Interrupter)
+	if !ok {
+		cancel()
+		return
+	}
+	ctx, done := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer done()
+	if err := in.Interrupt(ctx); err != nil {
+		g.c.Log.Warn().Err(err).Msg("could not interrupt the running statement; cancelling")
+		cancel()
+	}
+}
+
 // migrator holds one migration run's state.
 type migrator struct {
 	g     *gate
 	lease lock.Lease
-	runID int64
+	// stopped ends when the replica is told to stop; the work then goes no further.
+	stopped context.Context
+	runID   int64
 	// nonTx is the journal row of the non-transactional migration under way, if any.
 	nonTx int64
 }
@@ -133,6 +157,9 @@ func (m *migrator) hooks() engine.Hooks {
 	c := m.g.c
 	return engine.Hooks{
 		Before: func(ctx context.Context, mig engine.Migration) error {
+			if err := m.stopped.Err(); err != nil {
+				return err
+			}
 			if err := c.Journal.SetCurrent(ctx, m.runID, mig); err != nil {
 				return err
 			}
@@ -148,6 +175,9 @@ func (m *migrator) hooks() engine.Hooks {
 			return nil
 		},
 		InTx: func(ctx context.Context, tx lock.Execer, mig engine.Migration) error {
+			if err := m.stopped.Err(); err != nil {
+				return err // rolls the migration back
+			}
 			if err := m.lease.Fence(ctx, tx); err != nil {
 				return err
 			}
@@ -225,24 +255,24 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	outcome, cause := journal.Failed, err.Error()
-	if ctx.Err() != nil {
-		outcome, cause = journal.Cancelled, "the migrator was stopped: "+context.Cause(ctx).Error()
+	if m.stopped.Err() != nil {
+		outcome, cause = journal.Cancelled, "the migrator was stopped ("+stopReason(m.stopped)+") and rolled back"
 	}
 	if m.runID != 0 {
 		if m.nonTx != 0 {
-			if jerr := c.Journal.FinishMigration(cleanup, m.nonTx, outcome, cause); jerr != nil {
-				c.Log.Error().Err(jerr).Msg("could not journal the end of the migration")
-			}
+			m.record(cleanup, "the end of the migration", func(ctx context.Context) error {
+				return c.Journal.FinishMigration(ctx, m.nonTx, outcome, cause)
+			})
 		}
-		if jerr := c.Journal.FinishRun(cleanup, m.runID, outcome, mig, cause); jerr != nil {
-			c.Log.Error().Err(jerr).Msg("could not journal the end of the run")
-		}
+		m.record(cleanup, "the end of the run", func(ctx context.Context) error {
+			return c.Journal.FinishRun(ctx, m.runID, outcome, mig, cause)
+		})
 		if aerr := m.lease.Announce(cleanup, nil, lock.Event{Kind: lock.EventFailed, Replica: c.cfg.ReplicaID}); aerr != nil {
 			c.Log.Warn().Err(aerr).Msg("could not announce the failure; waiters will see it at their next poll")
 		}
 	}
 	if outcome == journal.Cancelled {
-		return true, m.g.deadline(ctx)
+		return true, m.g.deadline(m.stopped)
 	}
 	f := &MigrationFailedError{Replica: c.cfg.ReplicaID, Cause: cause, Here: true}
 	if mig != nil {
@@ -252,6 +282,25 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 		}
 	}
 	return true, f
+}
+
+// record writes a journal entry after a failure or a stop. It tries twice: a statement cancel
+// sent to stop the migration may land on the first try instead.
+func (m *migrator) record(ctx context.Context, what string, write func(context.Context) error) {
+	err := write(ctx)
+	if err != nil {
+		err = write(ctx)
+	}
+	if err != nil {
+		m.g.c.Log.Error().Err(err).Msg("could not journal " + what)
+	}
+}
+
+func stopReason(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "deadline reached"
+	}
+	return "signal received"
 }
 
 // lost reports whether err means the lease is gone.

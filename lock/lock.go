@@ -68,6 +68,13 @@ type Lease interface {
 	Release(ctx context.Context) error
 }
 
+// Interrupter is a Lease that can stop the work running under it without giving up the lock:
+// PostgreSQL's lease cancels the running statement on the server, so the session survives to
+// journal the outcome and unlock. Leases without it have their work's context cancelled instead.
+type Interrupter interface {
+	Interrupt(ctx context.Context) error
+}
+
 // Execer is what a lease needs from a transaction or session: *sql.Tx, *sql.Conn and *sql.DB
 // all satisfy it.
 type Execer interface {

@@ -244,6 +244,10 @@ func (ls *lease) Announce(ctx context.Context, tx lock.Execer, ev lock.Event) er
 	return nil
 }
 
+// Interrupt cancels the statement the lease's session is running, keeping the session and the
+// lock: a transactional migration rolls back, and the migrator can still journal and release.
+func (ls *lease) Interrupt(ctx context.Context) error { return ls.l.s.interrupt(ctx) }
+
 // Release unlocks. If the unlock finds the lock not held, the lease had been lost.
 func (ls *lease) Release(ctx context.Context) error {
 	l := ls.l

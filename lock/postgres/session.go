@@ -61,6 +61,7 @@ type Session struct {
 	onLost   func() // called once when the pinned connection is found gone
 	opened   atomic.Int64
 	backend  atomic.Int32
+	current  atomic.Pointer[pgconn.PgConn] // the open connection, for cancel requests
 	proxyMsg sync.Once
 }
 
@@ -178,6 +179,20 @@ func (s *Session) ConnectionsOpened() int64 { return s.opened.Load() }
 // BackendPID is the server process id of the current connection, or 0 before the first.
 func (s *Session) BackendPID() int { return int(s.backend.Load()) }
 
+// interrupt asks the server to cancel the statement running on the session, if any, the way
+// pg_cancel_backend does: the statement fails with query_canceled, its transaction rolls back,
+// and the connection, with the lock it holds, stays usable.
+func (s *Session) interrupt(ctx context.Context) error {
+	pc := s.current.Load()
+	if pc == nil {
+		return nil
+	}
+	if err := pc.CancelRequest(ctx); err != nil {
+		return fmt.Errorf("cancel the running statement: %w", err)
+	}
+	return nil
+}
+
 // Connect opens the connection now, if it is not open, and checks it with one round trip.
 func (s *Session) Connect(ctx context.Context) error {
 	return s.db.PingContext(ctx)
@@ -287,6 +302,7 @@ func (s *Session) setUp(ctx context.Context, conn *pgx.Conn) (err error) {
 		return err
 	}
 	s.backend.Store(pid)
+	s.current.Store(conn.PgConn())
 	s.log.Debug().Str("database", s.target).Int32("backend_pid", pid).Int("server_major", major).
 		Msg("connected to PostgreSQL")
 	return nil

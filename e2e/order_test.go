@@ -37,4 +37,3 @@ func TestOutOfOrder(t *testing.T) {
 	}
 	d.assertAppliedOnce(t, 3)
 }
-

@@ -30,6 +30,9 @@ const (
 	// AheadReady: the replica is ready anyway. Right for expand/contract releases, where a
 	// newer schema still serves the older code.
 	AheadReady AheadPolicy = "ready"
+	// AheadUnready: a long-running replica (serve) stays up but reports not ready, so it gets
+	// no traffic, until the database no longer holds unknown migrations or it is replaced.
+	AheadUnready AheadPolicy = "unready"
 	// AheadExit: the replica refuses to run against the newer schema (exit code 6). Right when
 	// a release breaks older code (renamed or dropped columns).
 	AheadExit AheadPolicy = "exit"
@@ -38,10 +41,10 @@ const (
 // ParseAheadPolicy reads a --when-ahead value.
 func ParseAheadPolicy(s string) (AheadPolicy, error) {
 	switch p := AheadPolicy(s); p {
-	case AheadReady, AheadExit:
+	case AheadReady, AheadUnready, AheadExit:
 		return p, nil
 	}
-	return "", fmt.Errorf("when-ahead: %q must be ready or exit", s)
+	return "", fmt.Errorf("when-ahead: %q must be ready, unready or exit", s)
 }
 
 // Config tunes the flow. Durations are time.Duration everywhere.
@@ -50,7 +53,8 @@ type Config struct {
 	// ReplicaID names this replica in logs, the journal and the lock holder's session.
 	ReplicaID string
 	// Timeout bounds the whole run: connecting, waiting and migrating. A migration still
-	// running at the deadline is cancelled and, if transactional, rolled back.
+	// running at the deadline is cancelled and, if transactional, rolled back. Zero: no
+	// deadline.
 	Timeout time.Duration
 	// PollInterval is how often a waiter re-reads the database when nothing wakes it earlier;
 	// each wait is jittered by ±25 %.
@@ -84,11 +88,13 @@ func (c Config) Validate() error {
 	if c.ReplicaID == "" {
 		return fmt.Errorf("replica-id: must not be empty")
 	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("timeout: %q must be positive, or 0 for no deadline", c.Timeout)
+	}
 	positive := []struct {
 		key string
 		d   time.Duration
 	}{
-		{"timeout", c.Timeout},
 		{"poll-interval", c.PollInterval},
 		{"progress-interval", c.ProgressInterval},
 	}

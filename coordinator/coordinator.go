@@ -46,12 +46,18 @@ type Deps struct {
 	// Target names the database for messages, without any secret.
 	Target string
 	Log    zerolog.Logger
+	// Observer learns every change of state, for probes and metrics; nil for none.
+	Observer Observer
 }
 
-// Coordinator runs the flow for one replica.
+// Coordinator runs the flow for one replica. Run, then Watch, from one goroutine.
 type Coordinator struct {
 	cfg Config
 	Deps
+	// role is the part this replica played in its last Run.
+	role Role
+	// gated: the last Run ended with the replica's migrations all applied.
+	gated bool
 }
 
 // New checks cfg and returns a coordinator.
@@ -62,16 +68,24 @@ func New(cfg Config, d Deps) (*Coordinator, error) {
 	if d.Locker == nil || d.Engine == nil || d.Journal == nil || d.Retryable == nil || d.Refused == nil {
 		return nil, errors.New("coordinator: Locker, Engine, Journal, Retryable and Refused are required")
 	}
-	return &Coordinator{cfg: cfg, Deps: d}, nil
+	if d.Observer == nil {
+		d.Observer = nopObserver{}
+	}
+	return &Coordinator{cfg: cfg, Deps: d, role: RoleWaiter}, nil
 }
 
 // Run gates until the schema is ready for this replica, migrating it if this replica wins the
 // election (in ModeMigrate). It returns nil when ready; otherwise one of this package's error
 // types, which ExitCode maps to an exit code.
 func (c *Coordinator) Run(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
+	if c.cfg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
+		defer cancel()
+	}
 	g := &gate{c: c, started: time.Now(), backoff: c.cfg.RetryMin}
+	c.role, c.gated = RoleWaiter, false
+	g.publish(PhaseStarting, false, "starting: the schema has not been read yet")
 	return g.run(ctx)
 }
 
@@ -86,12 +100,26 @@ type gate struct {
 	firstRead bool
 
 	status  *engine.Status
+	readAt  time.Time
 	holder  *lock.Holder
 	lastRun *journal.Entry
+	phase   Phase
 
-	unavailable  error // the last error that made the database unavailable
-	backoff      time.Duration
-	lastProgress time.Time
+	unavailable      error // the last error that made the database unavailable
+	unavailableSince time.Time
+	backoff          time.Duration
+	lastProgress     time.Time
+}
+
+// publish tells the observer where the gate stands.
+func (g *gate) publish(phase Phase, ready bool, reason string) {
+	g.phase = phase
+	s := Snapshot{Phase: phase, Role: g.c.role, Ready: ready, Reason: reason, Status: g.status,
+		ReadAt: g.readAt, Holder: g.holder, Unreachable: g.unavailable, UnreachableSince: g.unavailableSince}
+	if g.lastRun != nil {
+		s.Journal = []journal.Entry{*g.lastRun}
+	}
+	g.c.Observer.Observe(s)
 }
 
 func (g *gate) run(ctx context.Context) error {
@@ -102,6 +130,7 @@ func (g *gate) run(ctx context.Context) error {
 		}
 		if err == nil {
 			g.backoff = g.c.cfg.RetryMin
+			g.unavailable = nil
 			continue
 		}
 		if ctx.Err() != nil {
@@ -126,7 +155,7 @@ func (g *gate) step(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	g.status = &st
+	g.status, g.readAt, g.unavailable = &st, time.Now(), nil
 	if done, err := g.verdict(st); done {
 		return true, err
 	}
@@ -137,7 +166,9 @@ func (g *gate) step(ctx context.Context) (bool, error) {
 		g.first, g.firstRead = g.lastRun, true
 	}
 	if g.waitedFor(g.lastRun) {
-		return true, failedRun(g.lastRun, false)
+		f := failedRun(g.lastRun, false)
+		g.publish(PhaseFailed, false, f.Error())
+		return true, f
 	}
 	if g.holder, err = c.Locker.Holder(ctx); err != nil {
 		return false, err
@@ -151,25 +182,52 @@ func (g *gate) step(ctx context.Context) (bool, error) {
 			return false, err
 		}
 	}
+	g.waiting()
 	g.reportProgress()
 	return false, c.Locker.Wait(ctx, g.nextWait())
 }
 
-// verdict decides whether the gate is done with status st.
+// verdict decides whether the gate is done with status st: the replica's migrations are all
+// applied (whatever the database holds beyond them: Watch judges that under the policy), or the
+// database is ahead under --when-ahead=exit.
 func (g *gate) verdict(st engine.Status) (bool, error) {
-	if st.Ahead() && g.c.cfg.WhenAhead == AheadExit {
-		return true, &AheadError{Status: st}
+	ready, reason, err := g.c.judge(st)
+	if err != nil {
+		g.publish(PhaseFailed, false, reason)
+		return true, err
 	}
 	if !st.Ready() {
 		return false, nil
 	}
+	phase := PhaseReady
+	if !ready {
+		phase = PhaseUnready
+	}
+	g.publish(phase, ready, reason)
+	g.c.gated = true
+	g.c.Observer.Gated(time.Since(g.started))
 	ev := g.c.Log.Info().Int64("db_version", st.Current).Int64("target_version", st.Target).
 		Str("elapsed", time.Since(g.started).Round(time.Millisecond).String())
 	if st.Ahead() {
 		ev = ev.Ints64("unknown_versions", st.Unknown)
 	}
-	ev.Msg("schema ready: " + st.Describe())
+	ev.Msg("schema ready: " + reason)
 	return true, nil
+}
+
+// judge is the readiness verdict on st under the --when-ahead policy, with its reason in one
+// sentence. Under --when-ahead=exit a database ahead is an *AheadError.
+func (c *Coordinator) judge(st engine.Status) (ready bool, reason string, err error) {
+	reason = st.Describe()
+	if st.Ahead() {
+		switch c.cfg.WhenAhead {
+		case AheadExit:
+			return false, reason + "; --when-ahead=exit stops this replica", &AheadError{Status: st}
+		case AheadUnready:
+			return false, reason + "; --when-ahead=unready keeps this replica out of service", nil
+		}
+	}
+	return st.Ready(), reason, nil
 }
 
 // waitedFor reports whether run is a failed attempt of this replica's migration set that this
@@ -203,7 +261,15 @@ func (g *gate) retryLater(ctx context.Context, err error) error {
 			Msg("database unavailable; retrying")
 		g.lastProgress = time.Now()
 	}
+	if g.unavailable == nil {
+		g.unavailableSince = time.Now()
+	}
 	g.unavailable = err
+	phase := g.phase
+	if phase == PhaseReady {
+		phase = PhaseWaiting
+	}
+	g.publish(phase, false, fmt.Sprintf("database unavailable since %s: %v", g.unavailableSince.Format(time.TimeOnly), err))
 	sleep := time.Duration(rand.Int64N(int64(g.backoff)) + 1)
 	g.backoff = min(2*g.backoff, g.c.cfg.RetryMax)
 	select {
@@ -246,15 +312,26 @@ func (g *gate) describe() string {
 	return s
 }
 
-// migrating describes the current migrator: who, since when, what it applies, what it runs.
+// migrating describes the current migrator: who, what it applies and for how long, since when
+// it migrates, and the statement it runs: "replica web-7 (pid 4242) is applying
+// 00042_add_index.sql for 38s (migrating since 12:00:01; statement running 37s: CREATE INDEX …)".
 func (g *gate) migrating() string {
 	h := g.holder
-	s := "replica " + h.String() + " holds the lock"
-	if r := g.lastRun; r != nil && r.Outcome == journal.Running && (h.Replica == "" || r.Replica == h.Replica) {
-		s += fmt.Sprintf(", migrating since %s (%s)", r.StartedAt.Format(time.RFC3339), since(r.StartedAt))
-		if r.Name != "" {
-			s += ", applying " + r.Name
+	s := "replica " + h.String()
+	r := g.lastRun
+	if r == nil || r.Outcome != journal.Running || (h.Replica != "" && r.Replica != h.Replica) {
+		s += " holds the lock"
+	} else {
+		if r.Name != "" && r.CurrentSince != nil {
+			s += fmt.Sprintf(" is applying %s for %s", r.Name, since(*r.CurrentSince))
+		} else {
+			s += " is preparing to migrate"
 		}
+		s += fmt.Sprintf(" (migrating since %s", r.StartedAt.Local().Format(time.TimeOnly))
+		if h.State == "active" && !h.QueryStart.IsZero() {
+			s += fmt.Sprintf("; statement running %s: %s", since(h.QueryStart), oneLine(h.Query, 120))
+		}
+		return s + ")"
 	}
 	if h.State == "active" && !h.QueryStart.IsZero() {
 		s += fmt.Sprintf(", running for %s: %s", since(h.QueryStart), oneLine(h.Query, 120))
@@ -280,6 +357,9 @@ func (g *gate) reportProgress() {
 	}
 	ev.Msg("waiting: " + g.describe())
 }
+
+// waiting publishes that the replica waits, and why.
+func (g *gate) waiting() { g.publish(PhaseWaiting, false, "waiting: "+g.describe()) }
 
 // oneLine squeezes a statement onto one line of at most n bytes, for logs.
 func oneLine(s string, n int) string {

@@ -22,6 +22,10 @@ const cleanupTimeout = 5 * time.Second
 func (g *gate) lead(ctx context.Context, lease lock.Lease) (bool, error) {
 	c := g.c
 	c.Log.Info().Msg("this replica is the migrator")
+	c.role = RoleMigrator
+	c.Observer.Elected(time.Since(g.started))
+	g.holder = nil
+	g.publish(PhaseMigrating, false, "migrating: this replica is the migrator")
 	g.lastProgress = time.Time{}
 
 	// The work runs on a context of its own. Cancelling a context under a running transaction
@@ -55,6 +59,7 @@ func (g *gate) lead(ctx context.Context, lease lock.Lease) (bool, error) {
 	if !done {
 		c.Log.Warn().Err(err).Msg("lost the lock while migrating: the session ended, nothing more was " +
 			"committed on it; waiting for the next migrator")
+		c.role = RoleWaiter
 		return false, nil
 	}
 	if err != nil {
@@ -98,6 +103,9 @@ type migrator struct {
 	runID   int64
 	// nonTx is the journal row of the non-transactional migration under way, if any.
 	nonTx int64
+	// current is the migration under way and since when.
+	current *engine.Migration
+	since   time.Time
 }
 
 // run does the work under the lease. done=false means the lease was lost.
@@ -172,6 +180,8 @@ func (m *migrator) hooks() engine.Hooks {
 			}
 			c.Log.Info().Int64("version", mig.Version).Str("migration", mig.Name).
 				Bool("transactional", mig.Transactional).Msg("applying " + mig.Name)
+			m.current, m.since = &mig, time.Now()
+			m.g.publish(PhaseMigrating, false, "migrating: this replica is applying "+mig.Name)
 			return nil
 		},
 		InTx: func(ctx context.Context, tx lock.Execer, mig engine.Migration) error {
@@ -192,6 +202,8 @@ func (m *migrator) hooks() engine.Hooks {
 			}
 			c.Log.Info().Int64("version", mig.Version).Str("migration", mig.Name).Str("took", took.Round(time.Millisecond).String()).
 				Msg("applied " + mig.Name)
+			c.Observer.Migrated(mig, took, nil)
+			m.current = nil
 			return nil
 		},
 	}
@@ -281,6 +293,14 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 			f.Cause += " (non-transactional: statements before the failing one stay applied)"
 		}
 	}
+	if m.current != nil {
+		c.Observer.Migrated(*m.current, time.Since(m.since), err)
+	}
+	// Report where the schema stopped, not where it stood before the run.
+	if st, serr := c.Engine.Status(cleanup); serr == nil {
+		m.g.status, m.g.readAt = &st, time.Now()
+	}
+	m.g.publish(PhaseFailed, false, fmt.Sprintf("%s (on this replica, %s)", f.Error(), c.cfg.ReplicaID))
 	return true, f
 }
 

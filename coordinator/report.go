@@ -19,10 +19,11 @@ func (c *Coordinator) Check(ctx context.Context) (engine.Status, error) {
 	if err != nil {
 		return st, c.readError(ctx, err)
 	}
+	ready, _, err := c.judge(st)
 	switch {
-	case st.Ahead() && c.cfg.WhenAhead == AheadExit:
-		return st, &AheadError{Status: st}
-	case !st.Ready():
+	case err != nil:
+		return st, err
+	case !ready:
 		return st, ErrNotReady
 	}
 	return st, nil
@@ -37,63 +38,77 @@ func (c *Coordinator) readError(ctx context.Context, err error) error {
 }
 
 // Report is the status document: `schemagate status --output json` prints it, and the sidecar
-// serves it.
+// serves it at /status.
 type Report struct {
+	Identity
+	engine.Status
+	Ready bool `json:"ready"`
+	// Phase and Role are the replica's own (serve); `status` leaves them empty.
+	Phase   Phase  `json:"phase,omitempty"`
+	Role    Role   `json:"role,omitempty"`
+	Summary string `json:"summary"`
+	// Holder is the current migrator, if any.
+	Holder *lock.Holder `json:"lock_holder"`
+	// Journal is the newest journal entries, newest first.
+	Journal []journal.Entry `json:"journal"`
+	// ReadAt is when the database was read.
+	ReadAt time.Time `json:"read_at"`
+	// Unreachable is why the database cannot be read now, when it cannot (serve).
+	Unreachable      string     `json:"unreachable,omitempty"`
+	UnreachableSince *time.Time `json:"unreachable_since,omitempty"`
+}
+
+// Identity names a replica and what it gates, for reports.
+type Identity struct {
 	Replica   string `json:"replica"`
 	Database  string `json:"database"`
 	Namespace string `json:"lock_namespace"`
 	LockKey   int64  `json:"lock_key"`
 	// MigrationSet fingerprints this replica's migration files.
 	MigrationSet string `json:"migration_set"`
-	engine.Status
-	Ready   bool   `json:"ready"`
-	Summary string `json:"summary"`
-	// Holder is the current migrator, if any.
-	Holder *lock.Holder `json:"lock_holder"`
-	// Journal is the newest journal entries, newest first.
-	Journal []journal.Entry `json:"journal"`
-	// ReadAt is when the report was read.
-	ReadAt time.Time `json:"read_at"`
 }
 
-// ReportOptions name what the report cannot learn from its dependencies.
-type ReportOptions struct {
-	Namespace string
-	LockKey   int64
-	// JournalEntries is how many journal entries to include.
-	JournalEntries int
+// NewReport builds the status document from what a replica last knew, without reading the
+// database.
+func NewReport(id Identity, s Snapshot) *Report {
+	r := &Report{Identity: id, Ready: s.Ready, Phase: s.Phase, Role: s.Role, Summary: s.Reason,
+		Holder: s.Holder, Journal: s.Journal, ReadAt: s.ReadAt.UTC()}
+	if s.Status != nil {
+		r.Status = *s.Status
+	}
+	if s.Unreachable != nil {
+		since := s.UnreachableSince.UTC()
+		r.Unreachable, r.UnreachableSince = s.Unreachable.Error(), &since
+	}
+	return r.normalize()
+}
+
+// normalize makes empty lists [] rather than null in JSON.
+func (r *Report) normalize() *Report {
+	if r.Pending == nil {
+		r.Pending = []engine.Migration{}
+	}
+	if r.Journal == nil {
+		r.Journal = []journal.Entry{}
+	}
+	return r
 }
 
 // Report reads everything a person needs to see where a rollout stands. It takes no lock.
-func (c *Coordinator) Report(ctx context.Context, opts ReportOptions) (*Report, error) {
+func (c *Coordinator) Report(ctx context.Context, id Identity, journalEntries int) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	st, err := c.Engine.Status(ctx)
 	if err != nil {
 		return nil, c.readError(ctx, err)
 	}
-	r := &Report{
-		Replica:      c.cfg.ReplicaID,
-		Database:     c.Target,
-		Namespace:    opts.Namespace,
-		LockKey:      opts.LockKey,
-		MigrationSet: c.Engine.Plan().Fingerprint,
-		Status:       st,
-		Ready:        st.Ready() && !(st.Ahead() && c.cfg.WhenAhead == AheadExit),
-		Summary:      st.Describe(),
-		ReadAt:       time.Now().UTC(),
-	}
-	if r.Pending == nil {
-		r.Pending = []engine.Migration{}
-	}
+	ready, summary, _ := c.judge(st)
+	r := &Report{Identity: id, Status: st, Ready: ready, Summary: summary, ReadAt: time.Now().UTC()}
 	if r.Holder, err = c.Locker.Holder(ctx); err != nil {
 		return nil, c.readError(ctx, err)
 	}
-	if r.Journal, err = c.Journal.Tail(ctx, opts.JournalEntries); err != nil {
+	if r.Journal, err = c.Journal.Tail(ctx, journalEntries); err != nil {
 		return nil, c.readError(ctx, err)
 	}
-	if r.Journal == nil {
-		r.Journal = []journal.Entry{}
-	}
-	return r, nil
+	return r.normalize(), nil
 }

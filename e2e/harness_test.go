@@ -73,6 +73,16 @@ func (r *replica) signal(t testing.TB, sig syscall.Signal) {
 
 func (r *replica) output() string { return r.Output() }
 
+// exited reports whether the process has ended.
+func (r *replica) exited() bool {
+	select {
+	case <-r.Done():
+		return true
+	default:
+		return false
+	}
+}
+
 // startAll starts n replicas named prefix-0 … prefix-(n-1) as close to the same instant as
 // exec allows.
 func startAll(t testing.TB, n int, prefix string, args []string, env ...string) []*replica {

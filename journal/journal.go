@@ -56,19 +56,21 @@ const (
 
 // Entry is one journal row.
 type Entry struct {
-	ID          int64      `json:"id"`
-	Kind        Kind       `json:"kind"`
-	RunID       int64      `json:"run_id,omitempty"`
-	Replica     string     `json:"replica"`
-	Fingerprint string     `json:"migration_set"`
-	FromVersion int64      `json:"from_version"`
-	ToVersion   int64      `json:"to_version"`
-	Version     int64      `json:"version,omitempty"`
-	Name        string     `json:"migration,omitempty"`
-	Outcome     Outcome    `json:"outcome"`
-	Error       string     `json:"error,omitempty"`
-	StartedAt   time.Time  `json:"started_at"`
-	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	ID          int64  `json:"id"`
+	Kind        Kind   `json:"kind"`
+	RunID       int64  `json:"run_id,omitempty"`
+	Replica     string `json:"replica"`
+	Fingerprint string `json:"migration_set"`
+	FromVersion int64  `json:"from_version"`
+	ToVersion   int64  `json:"to_version"`
+	Version     int64  `json:"version,omitempty"`
+	Name        string `json:"migration,omitempty"`
+	// CurrentSince is when the run started the migration it names (runs only).
+	CurrentSince *time.Time `json:"migration_since,omitempty"`
+	Outcome      Outcome    `json:"outcome"`
+	Error        string     `json:"error,omitempty"`
+	StartedAt    time.Time  `json:"started_at"`
+	FinishedAt   *time.Time `json:"finished_at,omitempty"`
 }
 
 // Journal reads and writes one namespace's rows of the journal table.
@@ -111,6 +113,7 @@ func (j *Journal) Ensure(ctx context.Context) error {
   to_version   bigint NOT NULL DEFAULT 0,
   version      bigint NOT NULL DEFAULT 0,
   name         text NOT NULL DEFAULT '',
+  current_since timestamptz,
   outcome      text NOT NULL,
   error        text NOT NULL DEFAULT '',
   started_at   timestamptz NOT NULL DEFAULT now(),
@@ -160,7 +163,7 @@ func (j *Journal) StartRun(ctx context.Context, replica, fingerprint string, fro
 
 // SetCurrent records which migration the run is applying, for waiters and `status` to show.
 func (j *Journal) SetCurrent(ctx context.Context, runID int64, m engine.Migration) error {
-	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET version = $2, name = $3 WHERE id = $1`),
+	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET version = $2, name = $3, current_since = now() WHERE id = $1`),
 		runID, m.Version, m.Name)
 	if err != nil {
 		return fmt.Errorf("journal the current migration: %w", err)
@@ -255,7 +258,7 @@ func (j *Journal) Tail(ctx context.Context, n int) ([]Entry, error) {
 
 func (j *Journal) list(ctx context.Context, where string, args ...any) ([]Entry, error) {
 	rows, err := j.db.QueryContext(ctx, j.q(`SELECT id, kind, coalesce(run_id, 0), replica, fingerprint,
-		from_version, to_version, version, name, outcome, error, started_at, finished_at FROM {table} `)+where, args...)
+		from_version, to_version, version, name, current_since, outcome, error, started_at, finished_at FROM {table} `)+where, args...)
 	if err != nil {
 		if missing(err) {
 			return nil, nil
@@ -266,10 +269,13 @@ func (j *Journal) list(ctx context.Context, where string, args ...any) ([]Entry,
 	var out []Entry
 	for rows.Next() {
 		var e Entry
-		var finished sql.NullTime
+		var current, finished sql.NullTime
 		if err := rows.Scan(&e.ID, &e.Kind, &e.RunID, &e.Replica, &e.Fingerprint, &e.FromVersion, &e.ToVersion,
-			&e.Version, &e.Name, &e.Outcome, &e.Error, &e.StartedAt, &finished); err != nil {
+			&e.Version, &e.Name, &current, &e.Outcome, &e.Error, &e.StartedAt, &finished); err != nil {
 			return nil, fmt.Errorf("read journal %s: %w", j.table, err)
+		}
+		if current.Valid {
+			e.CurrentSince = &current.Time
 		}
 		if finished.Valid {
 			e.FinishedAt = &finished.Time

@@ -43,6 +43,11 @@ type Locker interface {
 	// three cases: callers re-read the state they care about after every Wait.
 	Wait(ctx context.Context, d time.Duration) error
 
+	// WaitForAnnouncement blocks until a migrator announces progress or d passes, whoever holds
+	// the lock. A replica that is already ready watches this way, to learn of every migration a
+	// newer release commits as it commits.
+	WaitForAnnouncement(ctx context.Context, d time.Duration) error
+
 	// Close releases the locker's resources. A lease still held is released as a side effect.
 	Close() error
 }

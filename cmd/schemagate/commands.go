@@ -94,9 +94,7 @@ func (a *app) statusCommand() *cobra.Command {
 				return &coordinator.InputError{Err: fmt.Errorf("journal-entries: must be a whole number, 0 or more")}
 			}
 			return a.withGate(cmd, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
-				r, err := g.coordinator.Report(ctx, coordinator.ReportOptions{
-					Namespace: g.namespace, LockKey: g.locker.Key(), JournalEntries: int(entries),
-				})
+				r, err := g.coordinator.Report(ctx, g.identity(), int(entries))
 				if err != nil {
 					return err
 				}
@@ -141,16 +139,32 @@ type gate struct {
 	locker      *postgres.Locker
 	coordinator *coordinator.Coordinator
 	namespace   string
+	replica     string
+	fingerprint string
+}
+
+// identity names the replica and what it gates, for reports.
+func (g *gate) identity() coordinator.Identity {
+	return coordinator.Identity{Replica: g.replica, Database: g.session.Target(), Namespace: g.namespace,
+		LockKey: g.locker.Key(), MigrationSet: g.fingerprint}
 }
 
 // withGate loads the settings of cmd, builds the parts, and runs fn with them. Every problem
 // found before fn runs is invalid input: nothing has touched the database yet.
 func (a *app) withGate(cmd *cobra.Command, mode coordinator.Mode, fn func(context.Context, *gate) error) error {
+	return a.withObservedGate(cmd, mode, nil, fn)
+}
+
+// withObservedGate is withGate with an observer for the coordinator, made once the replica's
+// identity is known.
+func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
+	observer func(coordinator.Identity) coordinator.Observer, fn func(context.Context, *gate) error) error {
 	l, err := newLoader(cmd.Flags())
 	if err != nil {
 		return &coordinator.InputError{Err: err}
 	}
-	s, err := loadGate(l, mode)
+	allowUnready := cmd.Name() == "check" || cmd.Name() == "status" || cmd.Name() == "serve"
+	s, err := loadGate(l, mode, allowUnready)
 	if s != nil {
 		a.stdout.hide(s.secrets...)
 		a.stderr.hide(s.secrets...)
@@ -160,7 +174,7 @@ func (a *app) withGate(cmd *cobra.Command, mode coordinator.Mode, fn func(contex
 	}
 	log := newLogger(a.stderr, s.logFormat, s.logLevel, s.coordinator.ReplicaID)
 	a.log = &log
-	g, err := build(s, log)
+	g, err := build(s, log, observer)
 	if err != nil {
 		return &coordinator.InputError{Err: err}
 	}
@@ -172,7 +186,7 @@ func (a *app) withGate(cmd *cobra.Command, mode coordinator.Mode, fn func(contex
 }
 
 // build makes the session, lock, engine, journal and coordinator. It does no I/O.
-func build(s *gateSettings, log zerolog.Logger) (*gate, error) {
+func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identity) coordinator.Observer) (*gate, error) {
 	session, err := postgres.NewSession(s.dsn, s.postgres, log)
 	if err != nil {
 		return nil, err
@@ -187,9 +201,15 @@ func build(s *gateSettings, log zerolog.Logger) (*gate, error) {
 		session.Close()
 		return nil, err
 	}
-	g := &gate{session: session, namespace: s.namespaceFor(session.Database())}
+	g := &gate{session: session, namespace: s.namespaceFor(session.Database()),
+		replica: s.coordinator.ReplicaID, fingerprint: eng.Plan().Fingerprint}
 	g.locker = postgres.NewLocker(session, g.namespace)
+	var obs coordinator.Observer
+	if observer != nil {
+		obs = observer(g.identity())
+	}
 	g.coordinator, err = coordinator.New(s.coordinator, coordinator.Deps{
+		Observer:  obs,
 		Locker:    g.locker,
 		Engine:    eng,
 		Journal:   journal.New(session.DB(), s.journalTable, g.namespace),

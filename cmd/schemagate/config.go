@@ -58,7 +58,13 @@ func newLoader(flags *pflag.FlagSet) (*loader, error) {
 	return l, nil
 }
 
-func (l *loader) string(key string) string { return strings.TrimSpace(fmt.Sprint(l.v.Get(key))) }
+func (l *loader) string(key string) string {
+	v := l.v.Get(key)
+	if v == nil {
+		return ""
+	}
+	return strings.TrimSpace(fmt.Sprint(v))
+}
 
 func (l *loader) duration(key string) (time.Duration, error) {
 	switch raw := l.v.Get(key).(type) {

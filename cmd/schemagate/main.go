@@ -49,6 +49,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return int(schemagate.ExitReady)
 	}
+	if code, ok := probeExitCode(err); ok {
+		fmt.Fprintf(a.stderr, "schemagate probe: %s\n", messageLine(err))
+		return int(code)
+	}
 	code := exitCode(err)
 	if code != schemagate.ExitNotReady {
 		a.report(err, code)
@@ -91,12 +95,13 @@ func (a *app) rootCommand() *cobra.Command {
 pending migrations; the others wait for the result and start only when the schema is at the
 version they need. If the migrator dies, another takes over.
 
-Exit codes: 0 ready, 1 not ready (check), 2 invalid input, 3 migration failed,
-4 timed out, 5 database unreachable, 6 database ahead (--when-ahead=exit).`,
+Exit codes: 0 ready, 1 not ready (check, probe), 2 invalid input, 3 migration failed,
+4 timed out or stopped, 5 database unreachable, 6 database ahead (--when-ahead=exit).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(a.migrateCommand(), a.waitCommand(), a.checkCommand(), a.statusCommand(), a.versionCommand())
+	root.AddCommand(a.migrateCommand(), a.waitCommand(), a.serveCommand(), a.execCommand(), a.checkCommand(),
+		a.statusCommand(), a.probeCommand(), a.versionCommand())
 	return root
 }

@@ -21,6 +21,12 @@ import (
 // Flags every gate command (migrate, wait, check, status) takes. Each has an environment
 // variable SCHEMAGATE_<NAME> (dashes become underscores) and a config-file key of the same name.
 func addGateFlags(fs *pflag.FlagSet) {
+	addGateFlagsWithTimeout(fs, coordinator.DefaultConfig().Timeout)
+}
+
+// addGateFlagsWithTimeout is addGateFlags with another default deadline: serve waits as long as
+// its probes let it.
+func addGateFlagsWithTimeout(fs *pflag.FlagSet, timeout time.Duration) {
 	cd := coordinator.DefaultConfig()
 	pg := postgres.DefaultConfig()
 	fs.String("config", "", "read settings from this YAML, JSON or TOML file (flags and environment take precedence)")
@@ -31,10 +37,11 @@ func addGateFlags(fs *pflag.FlagSet) {
 	fs.String("table", goose.DefaultTable, "goose version table, optionally schema-qualified")
 	fs.Int64("target-version", 0, "version this replica needs (default: the highest in --dir)")
 	fs.Bool("allow-out-of-order", false, "apply pending migrations older than the newest applied one")
-	fs.String("when-ahead", string(cd.WhenAhead), "when the database holds migrations this replica does not know: ready or exit (code 6)")
+	fs.String("when-ahead", string(cd.WhenAhead), "when the database holds migrations this replica does not know: "+
+		"ready, unready (serve and check only) or exit (code 6)")
 	fs.String("lock-namespace", "", "name the election is held under (default: <database>/<table>); replicas that share it elect one migrator")
 	fs.String("journal-table", journal.DefaultTable, "table recording migrator runs, optionally schema-qualified")
-	fs.Duration("timeout", cd.Timeout, "overall deadline: connecting, waiting and migrating")
+	fs.Duration("timeout", timeout, "overall deadline: connecting, waiting and migrating (0: none)")
 	fs.String("replica-id", "", "name of this replica in logs, the journal and pg_stat_activity (default: the host name)")
 	fs.String("log-format", "auto", "json, console, or auto (console when stderr is a terminal)")
 	fs.String("log-level", "info", "debug, info, warn or error")
@@ -67,13 +74,16 @@ type gateSettings struct {
 	postgres        postgres.Config
 	logFormat       string
 	logLevel        string
+	// allowUnready: the command keeps running (serve) or only reports (check, status), so
+	// --when-ahead=unready means something.
+	allowUnready bool
 	// secrets are strings that must never be printed: the database password.
 	secrets []string
 }
 
 // loadGate reads and validates the settings of a gate command. Nothing touches the database.
-func loadGate(l *loader, mode coordinator.Mode) (*gateSettings, error) {
-	s := &gateSettings{coordinator: coordinator.DefaultConfig(), postgres: postgres.DefaultConfig()}
+func loadGate(l *loader, mode coordinator.Mode, allowUnready bool) (*gateSettings, error) {
+	s := &gateSettings{coordinator: coordinator.DefaultConfig(), postgres: postgres.DefaultConfig(), allowUnready: allowUnready}
 	s.coordinator.Mode = mode
 	var err error
 	if s.logFormat, err = l.oneOf("log-format", "auto", "json", "console"); err != nil {
@@ -126,6 +136,9 @@ func (s *gateSettings) loadCoordinator(l *loader) error {
 		return err
 	}
 	c.WhenAhead = policy
+	if policy == coordinator.AheadUnready && !s.allowUnready {
+		return fmt.Errorf("when-ahead: unready applies to serve and check; migrate, wait and exec take ready or exit")
+	}
 	if l.flags.Lookup("poll-interval") != nil {
 		if c.PollInterval, err = l.duration("poll-interval"); err != nil {
 			return err

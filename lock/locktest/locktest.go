@@ -36,6 +36,54 @@ func Run(t *testing.T, b Backend) {
 	t.Run("WaitEndsOnRelease", func(t *testing.T) { testWaitEnds(t, b, false) })
 	t.Run("WaitEndsOnDeath", func(t *testing.T) { testWaitEnds(t, b, true) })
 	t.Run("ConcurrentCandidates", func(t *testing.T) { testConcurrentCandidates(t, b) })
+	t.Run("AnnouncementWakesWatchers", func(t *testing.T) { testAnnouncement(t, b) })
+}
+
+// testAnnouncement checks that a replica watching for announcements wakes when the migrator
+// announces progress, also while the migrator holds the lock.
+func testAnnouncement(t *testing.T, b Backend) {
+	ctx := context30s(t)
+	a, c := newLocker(t, b, "replica-a"), newLocker(t, b, "replica-b")
+	lease := mustAcquire(t, ctx, a)
+	// The watcher's first wait may return at once for an earlier event; drain until it blocks.
+	for {
+		begin := time.Now()
+		if err := c.WaitForAnnouncement(ctx, 200*time.Millisecond); err != nil {
+			t.Fatalf("WaitForAnnouncement: %v", err)
+		}
+		if time.Since(begin) >= 150*time.Millisecond {
+			break
+		}
+	}
+	const long = 20 * time.Second
+	done := make(chan time.Duration, 1)
+	go func() {
+		begin := time.Now()
+		if err := c.WaitForAnnouncement(ctx, long); err != nil {
+			t.Errorf("WaitForAnnouncement: %v", err)
+		}
+		done <- time.Since(begin)
+	}()
+	// Announce until the watcher wakes: it may not be blocked yet when the first one goes out,
+	// but an announcement made while it waits must end the wait.
+	for {
+		if err := lease.Announce(ctx, nil, lock.Event{Kind: lock.EventApplied, Replica: "replica-a", Version: 1}); err != nil {
+			t.Fatalf("Announce: %v", err)
+		}
+		select {
+		case took := <-done:
+			if took >= long/2 {
+				t.Fatalf("the watcher woke after %v, at its timeout, not on the announcement", took)
+			}
+			if err := lease.Release(ctx); err != nil {
+				t.Fatalf("Release: %v", err)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("the watcher never woke")
+		}
+	}
 }
 
 func context30s(t *testing.T) context.Context {

@@ -135,8 +135,7 @@ func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
 	case l.sawHolder:
 		l.sawHolder = false
 	default:
-		err = l.waitForAnnouncement(ctx, d)
-		l.s.log.Debug().Err(err).Str("for", d.String()).Str("took", time.Since(begin).String()).Msg("waited for an announcement")
+		err = l.WaitForAnnouncement(ctx, d)
 	}
 	return err
 }
@@ -159,10 +158,17 @@ END $$`, ms, l.key, l.key)
 	return nil
 }
 
-// waitForAnnouncement waits up to d for a NOTIFY on the namespace's channel (every connection
+// WaitForAnnouncement waits up to d for a NOTIFY on the namespace's channel (every connection
 // of the session LISTENs on it). Announcements that arrived while other statements ran are
 // already buffered; any of them ends the wait at once.
-func (l *Locker) waitForAnnouncement(ctx context.Context, d time.Duration) error {
+func (l *Locker) WaitForAnnouncement(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	begin := time.Now()
+	defer func() {
+		l.s.log.Debug().Str("for", d.String()).Str("took", time.Since(begin).String()).Msg("waited for an announcement")
+	}()
 	conn, err := l.s.db.Conn(ctx)
 	if err != nil {
 		return err

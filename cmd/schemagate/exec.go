@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/schemagate/schemagate/coordinator"
+)
+
+func (a *app) execCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "exec [flags] -- COMMAND [ARG...]",
+		Short: "Gate like migrate, then replace this process with COMMAND (same PID, signals and exit code)",
+		Long: `exec wraps an app's command: schemagate exec -- bash start.sh.
+
+It runs the same gate as migrate; when the schema is ready it replaces itself with COMMAND
+through execve: the app keeps the PID, receives signals directly, and its exit code is the
+process's. If the gate fails, COMMAND never starts and the exit code is the gate's.
+
+--env KEY=VALUE adds to COMMAND's environment (repeat it; it overrides an inherited value),
+for example --env ENABLE_DB_MIGRATIONS=false so that no app process migrates by itself.
+Through the environment, SCHEMAGATE_ENV takes KEY=VALUE entries separated by commas.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &usageError{fmt.Errorf("exec needs a command to run: schemagate exec [flags] -- COMMAND [ARG...]")}
+			}
+			return nil
+		},
+		RunE: a.exec,
+	}
+	cmd.Flags().SetInterspersed(false)
+	addGateFlags(cmd.Flags())
+	addWaitFlags(cmd.Flags())
+	cmd.Flags().StringArray("env", nil, "KEY=VALUE to add to the command's environment (repeatable)")
+	cmd.Flags().Bool("never-migrate", false, "wait for another replica to migrate; never become the migrator")
+	cmd.Flags().Bool("rerun-interrupted", false, "run again a non-transactional migration that was interrupted midway "+
+		"(check what it left behind first)")
+	return cmd
+}
+
+func (a *app) exec(cmd *cobra.Command, args []string) error {
+	l, err := newLoader(cmd.Flags())
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	path, err := exec.LookPath(args[0])
+	if err != nil {
+		return &coordinator.InputError{Err: fmt.Errorf("exec: %s: command not found or not executable", args[0])}
+	}
+	extra, err := envEntries(l)
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	mode, err := modeOf(l)
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	return a.withGate(cmd, mode, func(ctx context.Context, g *gate) error {
+		if err := g.coordinator.Run(ctx); err != nil {
+			return err
+		}
+		// The app must not inherit the session: close it before the process becomes the app.
+		g.session.Close()
+		a.log.Info().Str("command", path).Strs("args", args[1:]).Msg("schema ready; starting the app")
+		env := mergeEnv(os.Environ(), extra)
+		err := syscall.Exec(path, args, env)
+		return &coordinator.InputError{Err: fmt.Errorf("exec %s: %w", path, err)}
+	})
+}
+
+// envEntries reads --env (or SCHEMAGATE_ENV, comma-separated) as KEY=VALUE entries.
+func envEntries(l *loader) ([]string, error) {
+	var entries []string
+	switch raw := l.v.Get("env").(type) {
+	case []string:
+		entries = raw
+	case string:
+		if raw != "" {
+			entries = strings.Split(raw, ",")
+		}
+	case []any:
+		for _, e := range raw {
+			entries = append(entries, fmt.Sprint(e))
+		}
+	}
+	for _, e := range entries {
+		key, _, ok := strings.Cut(e, "=")
+		if !ok || key == "" || strings.ContainsAny(key, " \t\n") {
+			return nil, fmt.Errorf("env: %q must be KEY=VALUE", e)
+		}
+	}
+	return entries, nil
+}
+
+// mergeEnv returns base with extra added; an extra entry replaces a base entry of the same key.
+func mergeEnv(base, extra []string) []string {
+	override := map[string]bool{}
+	for _, e := range extra {
+		key, _, _ := strings.Cut(e, "=")
+		override[key] = true
+	}
+	out := make([]string, 0, len(base)+len(extra))
+	for _, e := range base {
+		key, _, _ := strings.Cut(e, "=")
+		if !override[key] {
+			out = append(out, e)
+		}
+	}
+	return append(out, extra...)
+}

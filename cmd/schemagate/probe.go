@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/schemagate/schemagate"
+)
+
+// probeError ends `schemagate probe` with exit code 1: Docker's HEALTHCHECK knows only 0
+// (healthy) and 1 (unhealthy), and reserves 2, so probe never exits with anything else.
+type probeError struct{ err error }
+
+func (e *probeError) Error() string { return e.err.Error() }
+func (e *probeError) Unwrap() error { return e.err }
+
+func (a *app) probeCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "probe",
+		Short: "GET a serve endpoint: exit 0 on a 2xx answer, 1 on anything else (for HEALTHCHECK in images without curl)",
+		Long: `probe is an HTTP client for Docker and Swarm HEALTHCHECK in images without curl:
+
+  HEALTHCHECK --interval=5s --start-period=10m CMD ["schemagate", "probe"]
+
+It exits 0 when the URL answers 2xx and 1 otherwise, including when nothing listens or a flag
+is wrong: Docker reserves exit code 2.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return &probeError{fmt.Errorf("unexpected argument %q", args[0])}
+			}
+			return nil
+		},
+		RunE: a.probe,
+	}
+	cmd.Flags().String("url", "http://127.0.0.1:9090/readyz", "endpoint to GET")
+	cmd.Flags().Duration("timeout", 2*time.Second, "bound on the request")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &probeError{err} })
+	return cmd
+}
+
+func (a *app) probe(cmd *cobra.Command, _ []string) error {
+	l, err := newLoader(cmd.Flags())
+	if err != nil {
+		return &probeError{err}
+	}
+	timeout, err := l.duration("timeout")
+	if err != nil || timeout <= 0 {
+		return &probeError{errors.New("timeout: must be a positive duration")}
+	}
+	target := l.string("url")
+	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &probeError{fmt.Errorf("url: %q is not an http:// or https:// URL", target)}
+	}
+	client := &http.Client{Timeout: timeout}
+	resp, err := client.Get(target)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return &probeError{fmt.Errorf("GET %s: %w", target, err)}
+	}
+	defer resp.Body.Close()
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	line = strings.TrimSpace(line)
+	if resp.StatusCode/100 != 2 {
+		return &probeError{fmt.Errorf("GET %s: %s: %s", target, resp.Status, line)}
+	}
+	fmt.Fprintf(a.stdout, "%s: %s\n", resp.Status, line)
+	return nil
+}
+
+// probeExitCode maps probe's errors to 1.
+func probeExitCode(err error) (schemagate.ExitCode, bool) {
+	var pe *probeError
+	if errors.As(err, &pe) {
+		return schemagate.ExitNotReady, true
+	}
+	return 0, false
+}

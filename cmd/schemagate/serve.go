@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/schemagate/schemagate/coordinator"
+	"github.com/schemagate/schemagate/health"
+)
+
+func (a *app) serveCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Gate like migrate, then keep watching the schema and serve /livez, /readyz, /status and /metrics",
+		Long: `serve runs as a sidecar beside the app (in Kubernetes: a native sidecar, an init container
+with restartPolicy: Always). It takes part in the election like migrate, then keeps
+watching: it re-reads the schema whenever a migrator announces progress and every
+--watch-interval, and its readiness follows.
+
+/livez never touches the database. /readyz answers from memory: 200 when the schema
+satisfies this replica, 503 otherwise; ?verbose says why. /status is the status document;
+/metrics is Prometheus.
+
+A failed migration does not stop serve: /readyz stays 503 and says why, until the schema is
+fixed or the sidecar restarts (which retries the migration once). SIGTERM stops it cleanly:
+a migration under way is cancelled and rolled back, the lock released, and it exits 0.`,
+		Args: noArgs,
+		RunE: a.serve,
+	}
+	addGateFlagsWithTimeout(cmd.Flags(), 0)
+	addWaitFlags(cmd.Flags())
+	addServeFlags(cmd)
+	return cmd
+}
+
+// addServeFlags adds the flags of the long-running command.
+func addServeFlags(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.String("listen", ":9090", "address of the probe and metrics server (its own port, apart from the app's)")
+	fs.Duration("watch-interval", 10*time.Second, "once ready, how often to re-read the schema when no migrator announces anything (jittered ±25%)")
+	fs.Duration("shutdown-timeout", 10*time.Second, "on SIGTERM, how long to let the probe server finish requests")
+	fs.Bool("never-migrate", false, "wait for another replica to migrate; never become the migrator")
+	fs.Bool("rerun-interrupted", false, "run again a non-transactional migration that was interrupted midway "+
+		"(check what it left behind first)")
+}
+
+type serveSettings struct {
+	listen          string
+	watchInterval   time.Duration
+	shutdownTimeout time.Duration
+}
+
+func loadServe(l *loader) (serveSettings, error) {
+	var s serveSettings
+	var err error
+	s.listen = l.string("listen")
+	if s.watchInterval, err = l.duration("watch-interval"); err != nil {
+		return s, err
+	}
+	if s.watchInterval <= 0 {
+		return s, errors.New("watch-interval: must be positive")
+	}
+	if s.shutdownTimeout, err = l.duration("shutdown-timeout"); err != nil {
+		return s, err
+	}
+	if s.shutdownTimeout <= 0 {
+		return s, errors.New("shutdown-timeout: must be positive")
+	}
+	return s, nil
+}
+
+// modeOf reads --never-migrate.
+func modeOf(l *loader) (coordinator.Mode, error) {
+	never, err := l.bool("never-migrate")
+	if never {
+		return coordinator.ModeWait, err
+	}
+	return coordinator.ModeMigrate, err
+}
+
+func (a *app) serve(cmd *cobra.Command, _ []string) error {
+	l, err := newLoader(cmd.Flags())
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	ss, err := loadServe(l)
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	mode, err := modeOf(l)
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var monitor *health.Monitor
+	observe := func(id coordinator.Identity) coordinator.Observer {
+		monitor = health.NewMonitor(id, reg)
+		return monitor
+	}
+	return a.withObservedGate(cmd, mode, observe, func(ctx context.Context, g *gate) error {
+		srv, err := health.Listen(ss.listen, health.Handler(monitor, reg), *a.log)
+		if err != nil {
+			return &coordinator.InputError{Err: err}
+		}
+		ctx, stop := context.WithCancel(ctx)
+		defer stop()
+		group, gctx := errgroup.WithContext(ctx)
+		group.Go(func() error { return srv.Serve(gctx, ss.shutdownTimeout) })
+		group.Go(func() error {
+			defer stop()
+			return a.gateAndWatch(gctx, g, ss.watchInterval)
+		})
+		err = group.Wait()
+		if cmd.Context().Err() != nil {
+			a.log.Info().Msg("stopped: signal received")
+		}
+		return err
+	})
+}
+
+// gateAndWatch runs the gate, then watches until ctx ends. A failed migration run does not end
+// it: the replica stays unready, and keeps watching in case the schema is fixed elsewhere. A stop
+// (SIGTERM) is a clean end.
+func (a *app) gateAndWatch(ctx context.Context, g *gate, every time.Duration) error {
+	err := g.coordinator.Run(ctx)
+	var failed *coordinator.MigrationFailedError
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case errors.As(err, &failed):
+		a.log.Error().Err(err).Msg("the migration run failed; serving unready until the schema is fixed or this process restarts")
+	case err != nil:
+		return err
+	}
+	return g.coordinator.Watch(ctx, every)
+}

@@ -48,7 +48,8 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.runs, "runs", 3, "repetitions of each measurement; the median is reported")
 	fs.StringVar(&herds, "herd", "20,100", "herd sizes")
 	fs.DurationVar(&o.slow, "slow", 3*time.Second, "how long the slow migration sleeps")
-	fs.StringVar(&scenarios, "scenarios", "herd,failover", "herd (ratio, wake-up, connections), failover (SIGKILL, blackhole)")
+	fs.StringVar(&scenarios, "scenarios", "herd,failover,serve",
+		"herd (ratio, wake-up, connections), failover (SIGKILL, blackhole), serve (idle memory, CPU, probe latency)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,6 +82,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	if slices.Contains(o.scenarios, "failover") {
 		if err := b.failovers(ctx); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(o.scenarios, "serve") {
+		if err := b.serveIdle(ctx); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/schemagate/schemagate/lock"
@@ -176,6 +177,9 @@ func (l *Locker) WaitForAnnouncement(ctx context.Context, d time.Duration) error
 	defer conn.Close()
 	return conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
+		if drainBuffered(pc) > 0 {
+			return nil // one wake-up for everything announced meanwhile
+		}
 		wctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
 		_, err := pc.WaitForNotification(wctx)
@@ -187,6 +191,20 @@ func (l *Locker) WaitForAnnouncement(ctx context.Context, d time.Duration) error
 		}
 		return nil
 	})
+}
+
+// drainBuffered consumes the notifications pgx buffered while other statements ran, without
+// touching the network, and says how many there were.
+func drainBuffered(pc *pgx.Conn) int {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	n := 0
+	for {
+		if _, err := pc.WaitForNotification(done); err != nil {
+			return n
+		}
+		n++
+	}
 }
 
 // Close releases a lease still held. It does not close the session, which the caller owns.

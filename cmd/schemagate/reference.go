@@ -17,6 +17,8 @@ func flagReference(root *cobra.Command) string {
 		flag     *pflag.Flag
 		commands []string
 	}
+	// A flag that means the same on several commands is one row; one whose default or meaning
+	// differs by command (--timeout) gets a row per variant.
 	entries := map[string]*entry{}
 	var names []string
 	for _, cmd := range root.Commands() {
@@ -24,11 +26,12 @@ func flagReference(root *cobra.Command) string {
 			continue
 		}
 		cmd.Flags().VisitAll(func(f *pflag.Flag) {
-			e, ok := entries[f.Name]
+			key := f.Name + "\x00" + f.DefValue + "\x00" + f.Usage
+			e, ok := entries[key]
 			if !ok {
 				e = &entry{flag: f}
-				entries[f.Name] = e
-				names = append(names, f.Name)
+				entries[key] = e
+				names = append(names, key)
 			}
 			e.commands = append(e.commands, cmd.Name())
 		})
@@ -36,8 +39,9 @@ func flagReference(root *cobra.Command) string {
 	slices.Sort(names)
 	var b strings.Builder
 	b.WriteString("| flag | environment | default | commands | description |\n|---|---|---|---|---|\n")
-	for _, name := range names {
-		e := entries[name]
+	for _, key := range names {
+		e := entries[key]
+		name := e.flag.Name
 		def := e.flag.DefValue
 		if def == "" || def == "0" && e.flag.Value.Type() == "int64" {
 			def = "—"

@@ -63,7 +63,8 @@ type Identity struct {
 	Replica   string `json:"replica"`
 	Database  string `json:"database"`
 	Namespace string `json:"lock_namespace"`
-	LockKey   int64  `json:"lock_key"`
+	// Lock names the election: "postgres advisory lock 123 (namespace …)", "file lock …", …
+	Lock string `json:"lock"`
 	// MigrationSet fingerprints this replica's migration files.
 	MigrationSet string `json:"migration_set"`
 }

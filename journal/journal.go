@@ -73,11 +73,20 @@ type Entry struct {
 	FinishedAt   *time.Time `json:"finished_at,omitempty"`
 }
 
+// Dialect is the SQL dialect of the journal's database, named as goose names them.
+type Dialect string
+
+const (
+	Postgres Dialect = "postgres"
+	SQLite   Dialect = "sqlite3"
+)
+
 // Journal reads and writes one namespace's rows of the journal table.
 type Journal struct {
 	db        *sql.DB
 	table     string
 	namespace string
+	dialect   Dialect
 }
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$`)
@@ -90,20 +99,28 @@ func ValidateTable(name string) error {
 	return nil
 }
 
-// New returns the journal of namespace in table on db. table must pass ValidateTable.
-func New(db *sql.DB, table, namespace string) *Journal {
-	return &Journal{db: db, table: table, namespace: namespace}
+// New returns the journal of namespace in table on db, written in dialect. table must pass
+// ValidateTable.
+func New(db *sql.DB, dialect Dialect, table, namespace string) *Journal {
+	return &Journal{db: db, table: table, namespace: namespace, dialect: dialect}
 }
 
 // Table returns the journal's table name.
 func (j *Journal) Table() string { return j.table }
 
-func (j *Journal) q(query string) string { return strings.ReplaceAll(query, "{table}", j.table) }
+// q fills the table name and the dialect's spelling of the current time into query.
+func (j *Journal) q(query string) string {
+	now := "now()"
+	if j.dialect == SQLite {
+		now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+	}
+	return strings.NewReplacer("{table}", j.table, "{now}", now).Replace(query)
+}
 
 // Ensure creates the table if it does not exist. Only the migrator calls it.
 func (j *Journal) Ensure(ctx context.Context) error {
 	create := j.q(`CREATE TABLE IF NOT EXISTS {table} (
-  id           bigserial PRIMARY KEY,
+  id           {id},
   namespace    text NOT NULL,
   kind         text NOT NULL,
   run_id       bigint,
@@ -113,12 +130,17 @@ func (j *Journal) Ensure(ctx context.Context) error {
   to_version   bigint NOT NULL DEFAULT 0,
   version      bigint NOT NULL DEFAULT 0,
   name         text NOT NULL DEFAULT '',
-  current_since timestamptz,
+  current_since {timestamp},
   outcome      text NOT NULL,
   error        text NOT NULL DEFAULT '',
-  started_at   timestamptz NOT NULL DEFAULT now(),
-  finished_at  timestamptz
+  started_at   {timestamp} NOT NULL DEFAULT ({now}),
+  finished_at  {timestamp}
 )`)
+	if j.dialect == SQLite {
+		create = strings.NewReplacer("{id}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{timestamp}", "TIMESTAMP").Replace(create)
+	} else {
+		create = strings.NewReplacer("{id}", "bigserial PRIMARY KEY", "{timestamp}", "timestamptz").Replace(create)
+	}
 	var err error
 	for range 3 {
 		// Two namespaces sharing the table may create it at once; PostgreSQL then fails one
@@ -163,7 +185,7 @@ func (j *Journal) StartRun(ctx context.Context, replica, fingerprint string, fro
 
 // SetCurrent records which migration the run is applying, for waiters and `status` to show.
 func (j *Journal) SetCurrent(ctx context.Context, runID int64, m engine.Migration) error {
-	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET version = $2, name = $3, current_since = now() WHERE id = $1`),
+	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET version = $2, name = $3, current_since = {now} WHERE id = $1`),
 		runID, m.Version, m.Name)
 	if err != nil {
 		return fmt.Errorf("journal the current migration: %w", err)
@@ -173,16 +195,13 @@ func (j *Journal) SetCurrent(ctx context.Context, runID int64, m engine.Migratio
 
 // FinishRun records how a run ended. failed names the migration that failed, if one did.
 func (j *Journal) FinishRun(ctx context.Context, runID int64, outcome Outcome, failed *engine.Migration, cause string) error {
-	var version int64
-	var name string
+	query, args := `UPDATE {table} SET outcome = $2, error = $3, finished_at = {now} WHERE id = $1`,
+		[]any{runID, outcome, cause}
 	if failed != nil {
-		version, name = failed.Version, failed.Name
+		query = `UPDATE {table} SET outcome = $2, error = $3, finished_at = {now}, version = $4, name = $5 WHERE id = $1`
+		args = append(args, failed.Version, failed.Name)
 	}
-	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table}
-		SET outcome = $2, error = $3, finished_at = now(),
-		    version = CASE WHEN $4::bigint > 0 THEN $4::bigint ELSE version END,
-		    name = CASE WHEN $5::text <> '' THEN $5::text ELSE name END
-		WHERE id = $1`), runID, outcome, cause, version, name)
+	_, err := j.db.ExecContext(ctx, j.q(query), args...)
 	if err != nil {
 		return fmt.Errorf("journal the end of the run: %w", err)
 	}
@@ -205,7 +224,7 @@ func (j *Journal) StartMigration(ctx context.Context, runID int64, replica strin
 
 // FinishMigration records how a non-transactional migration ended.
 func (j *Journal) FinishMigration(ctx context.Context, id int64, outcome Outcome, cause string) error {
-	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET outcome = $2, error = $3, finished_at = now() WHERE id = $1`),
+	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET outcome = $2, error = $3, finished_at = {now} WHERE id = $1`),
 		id, outcome, cause)
 	if err != nil {
 		return fmt.Errorf("journal the end of a migration: %w", err)
@@ -218,7 +237,7 @@ func (j *Journal) FinishMigration(ctx context.Context, id int64, outcome Outcome
 // holding the lock calls it, so no live run is among them.
 func (j *Journal) Abandon(ctx context.Context) error {
 	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table}
-		SET outcome = CASE kind WHEN 'run' THEN 'abandoned' ELSE 'interrupted' END, finished_at = now(),
+		SET outcome = CASE kind WHEN 'run' THEN 'abandoned' ELSE 'interrupted' END, finished_at = {now},
 		    error = CASE kind WHEN 'run' THEN 'the migrator vanished before finishing'
 		                      ELSE 'the migrator vanished while this migration ran' END
 		WHERE namespace = $1 AND outcome = 'running'`), j.namespace)

@@ -5,17 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 
-	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
-	"github.com/schemagate/schemagate/engine/goose"
-	"github.com/schemagate/schemagate/journal"
-	"github.com/schemagate/schemagate/lock/postgres"
 )
 
 func (a *app) migrateCommand() *cobra.Command {
@@ -131,96 +126,4 @@ func noArgs(_ *cobra.Command, args []string) error {
 		return &usageError{fmt.Errorf("unexpected argument %q (settings are flags, such as --dir)", args[0])}
 	}
 	return nil
-}
-
-// gate is the set of parts a gate command drives, built from its settings.
-type gate struct {
-	session     *postgres.Session
-	locker      *postgres.Locker
-	coordinator *coordinator.Coordinator
-	namespace   string
-	replica     string
-	fingerprint string
-}
-
-// identity names the replica and what it gates, for reports.
-func (g *gate) identity() coordinator.Identity {
-	return coordinator.Identity{Replica: g.replica, Database: g.session.Target(), Namespace: g.namespace,
-		LockKey: g.locker.Key(), MigrationSet: g.fingerprint}
-}
-
-// withGate loads the settings of cmd, builds the parts, and runs fn with them. Every problem
-// found before fn runs is invalid input: nothing has touched the database yet.
-func (a *app) withGate(cmd *cobra.Command, mode coordinator.Mode, fn func(context.Context, *gate) error) error {
-	return a.withObservedGate(cmd, mode, nil, fn)
-}
-
-// withObservedGate is withGate with an observer for the coordinator, made once the replica's
-// identity is known.
-func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
-	observer func(coordinator.Identity) coordinator.Observer, fn func(context.Context, *gate) error) error {
-	l, err := newLoader(cmd.Flags())
-	if err != nil {
-		return &coordinator.InputError{Err: err}
-	}
-	allowUnready := cmd.Name() == "check" || cmd.Name() == "status" || cmd.Name() == "serve"
-	s, err := loadGate(l, mode, allowUnready)
-	if s != nil {
-		a.stdout.hide(s.secrets...)
-		a.stderr.hide(s.secrets...)
-	}
-	if err != nil {
-		return &coordinator.InputError{Err: err}
-	}
-	log := newLogger(a.stderr, s.logFormat, s.logLevel, s.coordinator.ReplicaID)
-	a.log = &log
-	g, err := build(s, log, observer)
-	if err != nil {
-		return &coordinator.InputError{Err: err}
-	}
-	defer g.session.Close()
-	log.Debug().Str("database", g.session.Target()).Str("lock_namespace", g.namespace).
-		Int64("lock_key", g.locker.Key()).Int64("lock_classid", g.locker.Key()>>32).
-		Int64("lock_objid", g.locker.Key()&0xffffffff).Str("command", cmd.Name()).Msg("starting")
-	return fn(cmd.Context(), g)
-}
-
-// build makes the session, lock, engine, journal and coordinator. It does no I/O.
-func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identity) coordinator.Observer) (*gate, error) {
-	session, err := postgres.NewSession(s.dsn, s.postgres, log)
-	if err != nil {
-		return nil, err
-	}
-	eng, err := goose.New(session.DB(), goose.Options{
-		FS:              os.DirFS(s.dir),
-		Table:           s.table,
-		TargetVersion:   s.targetVersion,
-		AllowOutOfOrder: s.allowOutOfOrder,
-	})
-	if err != nil {
-		session.Close()
-		return nil, err
-	}
-	g := &gate{session: session, namespace: s.namespaceFor(session.Database()),
-		replica: s.coordinator.ReplicaID, fingerprint: eng.Plan().Fingerprint}
-	g.locker = postgres.NewLocker(session, g.namespace)
-	var obs coordinator.Observer
-	if observer != nil {
-		obs = observer(g.identity())
-	}
-	g.coordinator, err = coordinator.New(s.coordinator, coordinator.Deps{
-		Observer:  obs,
-		Locker:    g.locker,
-		Engine:    eng,
-		Journal:   journal.New(session.DB(), s.journalTable, g.namespace),
-		Retryable: postgres.Retryable,
-		Refused:   postgres.Refused,
-		Target:    session.Target(),
-		Log:       log,
-	})
-	if err != nil {
-		session.Close()
-		return nil, err
-	}
-	return g, nil
 }

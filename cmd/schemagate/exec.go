@@ -66,7 +66,7 @@ func (a *app) exec(cmd *cobra.Command, args []string) error {
 			return err
 		}
 		// The app must not inherit the session: close it before the process becomes the app.
-		g.session.Close()
+		g.close()
 		a.log.Info().Str("command", path).Strs("args", args[1:]).Msg("schema ready; starting the app")
 		env := mergeEnv(os.Environ(), extra)
 		err := syscall.Exec(path, args, env)

@@ -19,7 +19,7 @@ func writeReport(w io.Writer, r *coordinator.Report) {
 	}
 	fmt.Fprintf(tw, "database:\t%s\n", r.Database)
 	fmt.Fprintf(tw, "replica:\t%s\n", r.Replica)
-	fmt.Fprintf(tw, "lock:\tnamespace %q, key %d\n", r.Namespace, r.LockKey)
+	fmt.Fprintf(tw, "lock:\t%s\n", r.Lock)
 	fmt.Fprintf(tw, "migration set:\t%s\n", r.MigrationSet)
 	fmt.Fprintf(tw, "target version:\t%d\n", r.Target)
 	fmt.Fprintf(tw, "db version:\t%d\n", r.Current)

@@ -30,8 +30,8 @@ func addGateFlagsWithTimeout(fs *pflag.FlagSet, timeout time.Duration) {
 	cd := coordinator.DefaultConfig()
 	pg := postgres.DefaultConfig()
 	fs.String("config", "", "read settings from this YAML, JSON or TOML file (flags and environment take precedence)")
-	fs.String("database-url", "", "PostgreSQL URL (postgres://user:password@host:5432/db) or key=value string; "+
-		"DATABASE_URL is used when neither this nor SCHEMAGATE_DATABASE_URL is set")
+	fs.String("database-url", "", "PostgreSQL URL (postgres://user:password@host:5432/db, or key=value) or SQLite "+
+		"file (sqlite:///data/app.db); DATABASE_URL is used when neither this nor SCHEMAGATE_DATABASE_URL is set")
 	fs.String("database-url-file", "", "read the database URL from this file (a mounted secret)")
 	fs.String("dir", "migrations", "directory of goose migration files (VERSION_description.sql)")
 	fs.String("table", goose.DefaultTable, "goose version table, optionally schema-qualified")
@@ -39,6 +39,9 @@ func addGateFlagsWithTimeout(fs *pflag.FlagSet, timeout time.Duration) {
 	fs.Bool("allow-out-of-order", false, "apply pending migrations older than the newest applied one")
 	fs.String("when-ahead", string(cd.WhenAhead), "when the database holds migrations this replica does not know: "+
 		"ready, unready (serve and check only) or exit (code 6)")
+	fs.String("lock", "", "how replicas elect the migrator: postgres (advisory lock; default for PostgreSQL), "+
+		"file (flock beside the database; default for SQLite) or raft")
+	fs.String("lock-file", "", "lock file of --lock file (default: beside the SQLite file, <file>.schemagate-lock)")
 	fs.String("lock-namespace", "", "name the election is held under (default: <database>/<table>); replicas that share it elect one migrator")
 	fs.String("journal-table", journal.DefaultTable, "table recording migrator runs, optionally schema-qualified")
 	fs.Duration("timeout", timeout, "overall deadline: connecting, waiting and migrating (0: none)")
@@ -63,6 +66,8 @@ func addWaitFlags(fs *pflag.FlagSet) {
 // gateSettings is everything a gate command needs, loaded and validated.
 type gateSettings struct {
 	dsn             string
+	lock            string
+	lockFile        string
 	dir             string
 	table           string
 	journalTable    string
@@ -119,6 +124,10 @@ func loadGate(l *loader, mode coordinator.Mode, allowUnready bool) (*gateSetting
 		return s, err
 	}
 	s.namespace = l.string("lock-namespace")
+	if s.lock, err = l.oneOf("lock", "", "postgres", "file", "raft"); err != nil {
+		return s, err
+	}
+	s.lockFile = l.string("lock-file")
 	return s, nil
 }
 

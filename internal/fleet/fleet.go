@@ -160,6 +160,9 @@ type MigrationSet struct {
 	NoTx map[int]bool
 	// Fail lists versions that divide by zero after their change.
 	Fail map[int]bool
+	// SQLite writes the set for SQLite: Slow counts rows (5 million a second, roughly) instead
+	// of sleeping; FirstSlow and the replica column are not available.
+	SQLite bool
 }
 
 // Write writes the set to dir as NNNNN_step_N.sql files.
@@ -179,6 +182,9 @@ func (s MigrationSet) file(v int) string {
 		b.WriteString("-- +goose NO TRANSACTION\n")
 	}
 	b.WriteString("-- +goose Up\n")
+	if s.SQLite {
+		return s.sqliteFile(&b, v)
+	}
 	if v == 1 {
 		b.WriteString("CREATE TABLE applied_log (version int, replica text, at timestamptz DEFAULT clock_timestamp());\n")
 		b.WriteString("CREATE SEQUENCE attempts;\n")
@@ -196,5 +202,23 @@ func (s MigrationSet) file(v int) string {
 	}
 	b.WriteString("-- +goose Down\n")
 	fmt.Fprintf(&b, "DROP TABLE t_%d;\n", v)
+	return b.String()
+}
+
+func (s MigrationSet) sqliteFile(b *strings.Builder, v int) string {
+	if v == 1 {
+		b.WriteString("CREATE TABLE applied_log (version int, at TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now')));\n")
+	}
+	if sec := s.Slow[v]; sec > 0 {
+		fmt.Fprintf(b, "CREATE TABLE slow_%d AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < %d) "+
+			"SELECT count(*) AS n FROM c;\n", v, int(sec*5e6))
+	}
+	fmt.Fprintf(b, "CREATE TABLE t_%d (id int);\n", v)
+	fmt.Fprintf(b, "INSERT INTO applied_log (version) VALUES (%d);\n", v)
+	if s.Fail[v] {
+		b.WriteString("SELECT * FROM no_such_table;\n")
+	}
+	b.WriteString("-- +goose Down\n")
+	fmt.Fprintf(b, "DROP TABLE t_%d;\n", v)
 	return b.String()
 }

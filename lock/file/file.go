@@ -1,0 +1,251 @@
+// Package file elects the migrator with flock(2) on a file: for several workers of one app on
+// one host or in one container, such as uvicorn workers sharing a SQLite database.
+//
+// The kernel releases a flock when the process holding it dies, however it dies, so a crashed
+// migrator never leaves a stale lock. The holder writes who it is into the lock file, for Holder
+// and for people (cat app.db.lock). flock does not work across hosts on most network file
+// systems: use the Raft backend there.
+package file
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/schemagate/schemagate/lock"
+)
+
+// pollInterval is how often a waiter checks the lock file. A flock attempt is one system call.
+const pollInterval = 50 * time.Millisecond
+
+// DefaultPath is the lock file beside a SQLite database file.
+func DefaultPath(database string) string { return database + ".schemagate-lock" }
+
+// Locker is the file-lock backend.
+type Locker struct {
+	path    string
+	replica string
+	lease   *lease
+	// sawHolder: the last Holder call found the lock held.
+	sawHolder bool
+	// seen is the lock file's modification time at the last Holder or Wait, for announcements.
+	seen time.Time
+}
+
+var _ lock.Locker = (*Locker)(nil)
+
+// New returns a locker on the file at path (created if missing) for replica.
+func New(path, replica string) *Locker { return &Locker{path: path, replica: replica} }
+
+// Path is the lock file.
+func (l *Locker) Path() string { return l.path }
+
+// holderInfo is what the holder writes into the lock file.
+type holderInfo struct {
+	Replica string     `json:"replica"`
+	PID     int        `json:"pid"`
+	Host    string     `json:"host"`
+	Since   time.Time  `json:"since"`
+	Event   lock.Event `json:"last_event,omitzero"`
+}
+
+// TryAcquire takes the lock if no other open file description holds it.
+func (l *Locker) TryAcquire(context.Context) (lock.Lease, error) {
+	if l.lease != nil {
+		return nil, errors.New("this replica already holds the lock")
+	}
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, lock.ErrHeld
+		}
+		return nil, fmt.Errorf("flock %s: %w", l.path, err)
+	}
+	host, _ := os.Hostname()
+	ls := &lease{l: l, f: f, lost: make(chan struct{}),
+		info: holderInfo{Replica: l.replica, PID: os.Getpid(), Host: host, Since: time.Now().UTC()}}
+	if err := ls.write(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	l.lease = ls
+	return ls, nil
+}
+
+// held reports whether another open file description holds the lock, without taking it.
+func (l *Locker) held() (bool, error) {
+	f, err := os.OpenFile(l.path, os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("open lock file: %w", err)
+	}
+	defer f.Close()
+	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("flock %s: %w", l.path, err)
+	}
+	return false, nil // closing f drops the shared lock
+}
+
+// Holder reads who holds the lock from the lock file, or returns nil when nobody does.
+func (l *Locker) Holder(context.Context) (*lock.Holder, error) {
+	l.seen = l.mtime()
+	held, err := l.held()
+	if err != nil {
+		return nil, err
+	}
+	l.sawHolder = held && l.lease == nil // another replica holds it
+	if !held {
+		return nil, nil
+	}
+	var info holderInfo
+	if b, err := os.ReadFile(l.path); err == nil {
+		_ = json.Unmarshal(b, &info)
+	}
+	h := &lock.Holder{Replica: info.Replica, PID: info.PID, Address: info.Host, SessionStart: info.Since}
+	h.Name = fmt.Sprintf("pid %d on %s", info.PID, info.Host)
+	if info.Event.Kind != "" {
+		h.State, h.Query = "active", fmt.Sprintf("%s %d", info.Event.Kind, info.Event.Version)
+	}
+	return h, nil
+}
+
+// Wait polls the lock file until the lock's holder changes (released, or died: the kernel
+// releases its flock), the holder announces progress (it rewrites the file), or d passes.
+func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
+	return l.poll(ctx, d, func() bool {
+		held, err := l.held()
+		return err != nil || held != l.sawHolder
+	})
+}
+
+// WaitForAnnouncement polls until a migrator announces progress or d passes.
+func (l *Locker) WaitForAnnouncement(ctx context.Context, d time.Duration) error {
+	return l.poll(ctx, d, func() bool { return false })
+}
+
+func (l *Locker) poll(ctx context.Context, d time.Duration, changed func() bool) error {
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if m := l.mtime(); !m.Equal(l.seen) {
+			l.seen = m
+			return nil
+		}
+		if changed() {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (l *Locker) mtime() time.Time {
+	fi, err := os.Stat(l.path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// Close releases a lease still held.
+func (l *Locker) Close() error {
+	if l.lease == nil {
+		return nil
+	}
+	return l.lease.Release(context.Background())
+}
+
+// lease is the flock held on an open lock file.
+type lease struct {
+	l        *Locker
+	f        *os.File
+	info     holderInfo
+	lost     chan struct{}
+	lostOnce sync.Once
+	mu       sync.Mutex
+}
+
+var _ lock.Lease = (*lease)(nil)
+
+func (ls *lease) Lost() <-chan struct{} { return ls.lost }
+
+func (ls *lease) markLost() { ls.lostOnce.Do(func() { close(ls.lost) }) }
+
+// Fence checks that the file this lease locked is still the lock file: a lock file deleted or
+// replaced under a holder would let a second process lock a new one.
+func (ls *lease) Fence(context.Context, lock.Execer) error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	var mine, current unix.Stat_t
+	if err := unix.Fstat(int(ls.f.Fd()), &mine); err != nil {
+		ls.markLost()
+		return fmt.Errorf("the lock file is no longer open: %w", lock.ErrLost)
+	}
+	if err := unix.Stat(ls.l.path, &current); err != nil || current.Ino != mine.Ino || current.Dev != mine.Dev {
+		ls.markLost()
+		return fmt.Errorf("lock file %s was removed or replaced while held: %w", ls.l.path, lock.ErrLost)
+	}
+	return nil
+}
+
+// Announce rewrites the lock file with the event: waiters watching its modification time wake.
+func (ls *lease) Announce(_ context.Context, _ lock.Execer, ev lock.Event) error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.info.Event = ev
+	return ls.write()
+}
+
+func (ls *lease) write() error {
+	b, _ := json.Marshal(ls.info)
+	if err := ls.f.Truncate(0); err != nil {
+		return fmt.Errorf("write lock file: %w", err)
+	}
+	if _, err := ls.f.WriteAt(append(b, '\n'), 0); err != nil {
+		return fmt.Errorf("write lock file: %w", err)
+	}
+	return nil
+}
+
+// Release empties the lock file and unlocks it.
+func (ls *lease) Release(context.Context) error {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	defer func() { ls.l.lease = nil }()
+	select {
+	case <-ls.lost:
+		ls.f.Close()
+		return fmt.Errorf("release %s: %w", ls.l.path, lock.ErrLost)
+	default:
+	}
+	_ = ls.f.Truncate(0)
+	err := unix.Flock(int(ls.f.Fd()), unix.LOCK_UN)
+	cerr := ls.f.Close()
+	if errors.Is(err, syscall.EBADF) || errors.Is(cerr, os.ErrClosed) {
+		ls.markLost()
+		return fmt.Errorf("release %s: %w", ls.l.path, lock.ErrLost)
+	}
+	return errors.Join(err, cerr)
+}

@@ -105,6 +105,13 @@ type gate struct {
 	lastRun *journal.Entry
 	phase   Phase
 
+	// A replicated backend's outcome when the gate started, the one last acted on, and how the
+	// cluster stands (see stepReplicated).
+	firstOutcome    lock.Outcome
+	readOutcome     uint64
+	cluster         string
+	leaderlessSince time.Time
+
 	unavailable      error // the last error that made the database unavailable
 	unavailableSince time.Time
 	backoff          time.Duration
@@ -151,6 +158,14 @@ func (g *gate) run(ctx context.Context) error {
 // step reads where things stand and acts once: finish, become the migrator, or wait.
 func (g *gate) step(ctx context.Context) (bool, error) {
 	c := g.c
+	rep, replicated := c.Locker.(lock.Replicated)
+	if replicated && g.status != nil {
+		return g.stepReplicated(ctx, rep)
+	}
+	if replicated {
+		g.firstOutcome = rep.Outcome()
+		g.readOutcome = g.firstOutcome.Seq
+	}
 	st, err := c.Engine.Status(ctx)
 	if err != nil {
 		return false, err
@@ -185,6 +200,72 @@ func (g *gate) step(ctx context.Context) (bool, error) {
 	g.waiting()
 	g.reportProgress()
 	return false, c.Locker.Wait(ctx, g.nextWait())
+}
+
+// stepReplicated is step for a backend that replicates the run's outcome among the replicas:
+// the database is read only when the outcome says the run ended (and once at start), so that a
+// waiting replica holds no database connection. A failed run of this replica's migration set
+// that it waited for ends the gate without reading the database.
+func (g *gate) stepReplicated(ctx context.Context, rep lock.Replicated) (bool, error) {
+	c := g.c
+	out := rep.Outcome()
+	g.cluster = out.Cluster
+	mine := out.Fingerprint == c.Engine.Plan().Fingerprint
+	waited := out.Seq > g.firstOutcome.Seq || g.firstOutcome.Phase == "migrating"
+	if out.Phase == "failed" && mine && waited {
+		f := &MigrationFailedError{Migration: out.Migration, Replica: out.Replica, Cause: out.Error}
+		g.publish(PhaseFailed, false, f.Error())
+		return true, f
+	}
+	if out.Phase == "done" && out.Seq != g.readOutcome || g.stranded(out) {
+		st, err := c.Engine.Status(ctx)
+		if err != nil {
+			return false, err
+		}
+		g.readOutcome = out.Seq
+		g.status, g.readAt = &st, time.Now()
+		if done, err := g.verdict(st); done {
+			return true, err
+		}
+	}
+	var err error
+	if g.holder, err = c.Locker.Holder(ctx); err != nil {
+		return false, err
+	}
+	if g.holder == nil && c.cfg.Mode == ModeMigrate {
+		lease, err := c.Locker.TryAcquire(ctx)
+		switch {
+		case err == nil:
+			return g.lead(ctx, lease)
+		case !errors.Is(err, lock.ErrHeld):
+			return false, err
+		case rep.Outcome().Seq != out.Seq:
+			return false, nil // the state moved while trying (a new leader catching up): look again
+		}
+	}
+	g.waiting()
+	g.reportProgress()
+	return false, c.Locker.Wait(ctx, g.nextWait())
+}
+
+// strandedAfter is how long a replica of a replicated backend waits without a leader before
+// it asks the database, and then how often it asks again.
+const strandedAfter = 2 * time.Second
+
+// stranded reports whether the replica should read the database because it has seen no leader
+// for strandedAfter. That happens when the members that committed the end of a run exit before
+// this one learned it (a new leader learns what was committed only with a quorum), or when a
+// quorum is lost: the replicated state can no longer move, and the database is the truth.
+func (g *gate) stranded(out lock.Outcome) bool {
+	if !out.Leaderless {
+		g.leaderlessSince = time.Time{}
+		return false
+	}
+	now := time.Now()
+	if g.leaderlessSince.IsZero() {
+		g.leaderlessSince = now
+	}
+	return now.Sub(g.leaderlessSince) >= strandedAfter && now.Sub(g.readAt) >= strandedAfter
 }
 
 // verdict decides whether the gate is done with status st: the replica's migrations are all
@@ -305,6 +386,9 @@ func (g *gate) describe() string {
 		s += "; " + g.migrating()
 	case g.c.cfg.Mode == ModeWait:
 		s += "; no replica is migrating, and this one never migrates (wait mode)"
+	}
+	if g.cluster != "" && g.holder == nil {
+		s += "; " + g.cluster
 	}
 	if g.unavailable != nil {
 		s += fmt.Sprintf("; last database error: %v", g.unavailable)

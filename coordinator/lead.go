@@ -116,8 +116,8 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 		return m.failed(ctx, nil, err)
 	}
 	m.g.status = &st
-	if done, err := m.g.verdict(st); done {
-		return true, err // another migrator finished just before this one won
+	if _, _, err := c.judge(st); err != nil || st.Ready() {
+		return true, err // another migrator finished just before this one won; lead reports it
 	}
 	if err := c.Journal.Ensure(ctx); err != nil {
 		return m.failed(ctx, nil, err)
@@ -191,7 +191,8 @@ func (m *migrator) hooks() engine.Hooks {
 			if err := m.lease.Fence(ctx, tx); err != nil {
 				return err
 			}
-			return m.lease.Announce(ctx, tx, lock.Event{Kind: lock.EventApplied, Replica: c.cfg.ReplicaID, Version: mig.Version})
+			return m.lease.Announce(ctx, tx, lock.Event{Kind: lock.EventApplied, Replica: c.cfg.ReplicaID,
+				Version: mig.Version, Migration: mig.Name})
 		},
 		After: func(ctx context.Context, mig engine.Migration, took time.Duration) error {
 			if m.nonTx != 0 {
@@ -279,8 +280,15 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 		m.record(cleanup, "the end of the run", func(ctx context.Context) error {
 			return c.Journal.FinishRun(ctx, m.runID, outcome, mig, cause)
 		})
-		if aerr := m.lease.Announce(cleanup, nil, lock.Event{Kind: lock.EventFailed, Replica: c.cfg.ReplicaID}); aerr != nil {
-			c.Log.Warn().Err(aerr).Msg("could not announce the failure; waiters will see it at their next poll")
+		// A stop is not a failure: the next migrator takes over when this one lets go.
+		if outcome == journal.Failed {
+			ev := lock.Event{Kind: lock.EventFailed, Replica: c.cfg.ReplicaID, Error: cause}
+			if mig != nil {
+				ev.Migration = mig.Name
+			}
+			if aerr := m.lease.Announce(cleanup, nil, ev); aerr != nil {
+				c.Log.Warn().Err(aerr).Msg("could not announce the failure; waiters will see it at their next poll")
+			}
 		}
 	}
 	if outcome == journal.Cancelled {

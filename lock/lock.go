@@ -142,4 +142,40 @@ type Event struct {
 	Kind    EventKind `json:"kind"`
 	Replica string    `json:"replica"`
 	Version int64     `json:"version,omitempty"`
+	// Migration names the migration applied, or the one that failed.
+	Migration string `json:"migration,omitempty"`
+	// Error is why a run failed.
+	Error string `json:"error,omitempty"`
+	// Fingerprint names the migration set of a started run.
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// Replicated is a Locker whose backend replicates, among the replicas themselves, how the
+// current migration run stands (Raft). A waiter then needs the database only twice: to read
+// the schema at start, and to check it when the replicated state says the run ended.
+type Replicated interface {
+	Locker
+	// Outcome is how the current run stands, as the replicas agree.
+	Outcome() Outcome
+}
+
+// Outcome is how a migration run stands, as a Replicated backend knows it.
+type Outcome struct {
+	// Seq grows with every change; equal Seqs mean nothing changed.
+	Seq uint64
+	// Phase is "" (no run yet), "migrating", "done" or "failed".
+	Phase string
+	// Fingerprint is the migration set of the run.
+	Fingerprint string
+	// Replica is the migrator.
+	Replica string
+	// Migration is the migration under way, or the one that failed.
+	Migration string
+	// Error is why the run failed.
+	Error string
+	// Cluster says how the cluster stands, for a waiter's log.
+	Cluster string
+	// Leaderless is true while this replica sees no leader: the replicated state may then be
+	// stale, and only the database can say whether the run ended.
+	Leaderless bool
 }

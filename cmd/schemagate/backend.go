@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/pressly/goose/v3/database"
 	"github.com/rs/zerolog"
@@ -12,6 +14,7 @@ import (
 	"github.com/schemagate/schemagate/lock"
 	"github.com/schemagate/schemagate/lock/file"
 	"github.com/schemagate/schemagate/lock/postgres"
+	"github.com/schemagate/schemagate/lock/raft"
 	"github.com/schemagate/schemagate/sqlite"
 )
 
@@ -43,6 +46,16 @@ func openBackend(s *gateSettings, log zerolog.Logger) (*backend, error) {
 		return &backend{db: db, dialect: database.DialectSQLite3, target: "sqlite " + path, sqlPath: path,
 			database: filepath.Base(path), retryable: sqlite.Retryable, refused: sqlite.Refused, close: db.Close}, nil
 	}
+	if s.lock == "raft" {
+		// Raft keeps no state in a session: a pool that holds no connection while waiting, and
+		// that works through a transaction-mode pooler.
+		pool, err := postgres.OpenPool(s.dsn, s.postgres)
+		if err != nil {
+			return nil, err
+		}
+		return &backend{db: pool.DB, dialect: database.DialectPostgres, target: pool.Target, database: pool.Database,
+			retryable: postgres.Retryable, refused: postgres.Refused, close: pool.DB.Close}, nil
+	}
 	session, err := postgres.NewSession(s.dsn, s.postgres, log)
 	if err != nil {
 		return nil, err
@@ -52,7 +65,8 @@ func openBackend(s *gateSettings, log zerolog.Logger) (*backend, error) {
 }
 
 // elect sets up the election chosen by --lock (default: postgres for PostgreSQL, file for SQLite).
-func (b *backend) elect(s *gateSettings, fingerprint string) error {
+// A Raft member starts listening here.
+func (b *backend) elect(s *gateSettings, fingerprint string, log zerolog.Logger) error {
 	b.namespace = s.namespaceFor(b.database)
 	kind := s.lock
 	if kind == "" {
@@ -77,8 +91,33 @@ func (b *backend) elect(s *gateSettings, fingerprint string) error {
 			path = file.DefaultPath(b.sqlPath)
 		}
 		b.locker, b.lockName = file.New(path, s.coordinator.ReplicaID), "file lock "+path
+	case "raft":
+		if s.raft.Listen == "" {
+			// check and status only read the database; they take no part in the cluster.
+			b.locker, b.lockName = readOnly{}, "raft (not joined: this command only reads)"
+			return nil
+		}
+		cfg := s.raft
+		cfg.Cluster = b.namespace + "/" + fingerprint
+		node, err := raft.Start(cfg, b.db, string(b.dialect), s.fenceTable, b.namespace, log)
+		if err != nil {
+			return err
+		}
+		b.locker = node
+		b.lockName = fmt.Sprintf("raft member %s (listening on %s)", node.Self().ID, cfg.Listen)
+		closeDB := b.close
+		b.close = func() error { return errors.Join(node.Close(), closeDB()) }
 	default:
 		return fmt.Errorf("lock: %q must be postgres, file or raft", kind)
 	}
 	return nil
 }
+
+// readOnly is the election of a command that only reads: it never holds, and sees no holder.
+type readOnly struct{}
+
+func (readOnly) TryAcquire(context.Context) (lock.Lease, error)           { return nil, lock.ErrHeld }
+func (readOnly) Holder(context.Context) (*lock.Holder, error)             { return nil, nil }
+func (readOnly) Wait(context.Context, time.Duration) error                { return nil }
+func (readOnly) WaitForAnnouncement(context.Context, time.Duration) error { return nil }
+func (readOnly) Close() error                                             { return nil }

@@ -79,7 +79,7 @@ func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identi
 		return nil, err
 	}
 	g := &gate{backend: b, replica: s.coordinator.ReplicaID, fingerprint: eng.Plan().Fingerprint}
-	if err := b.elect(s, eng.Plan().Fingerprint); err != nil {
+	if err := b.elect(s, eng.Plan().Fingerprint, log); err != nil {
 		b.close()
 		return nil, err
 	}

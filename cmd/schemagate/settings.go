@@ -16,6 +16,7 @@ import (
 	"github.com/schemagate/schemagate/engine/goose"
 	"github.com/schemagate/schemagate/journal"
 	"github.com/schemagate/schemagate/lock/postgres"
+	"github.com/schemagate/schemagate/lock/raft"
 )
 
 // Flags every gate command (migrate, wait, check, status) takes. Each has an environment
@@ -56,11 +57,29 @@ func addGateFlagsWithTimeout(fs *pflag.FlagSet, timeout time.Duration) {
 	fs.Duration("connect-timeout", pg.ConnectTimeout, "bound on one connection attempt")
 }
 
-// addWaitFlags adds the flags of the commands that wait (migrate, wait).
+// addWaitFlags adds the flags of the commands that wait (migrate, wait, serve, exec).
 func addWaitFlags(fs *pflag.FlagSet) {
+	addRaftFlags(fs)
 	cd := coordinator.DefaultConfig()
 	fs.Duration("poll-interval", cd.PollInterval, "how often a waiter re-reads the database when nothing wakes it sooner (jittered ±25%)")
 	fs.Duration("progress-interval", cd.ProgressInterval, "how often a waiter logs whom it waits for")
+}
+
+// addRaftFlags adds the settings of --lock raft.
+func addRaftFlags(fs *pflag.FlagSet) {
+	rc := raft.DefaultConfig()
+	fs.String("raft-listen", rc.Listen, "address the Raft member listens on (--lock raft)")
+	fs.String("raft-advertise", "", "address the other replicas reach this one on, host:port (in Kubernetes $(POD_IP):9091; "+
+		"default: this replica's entry in --raft-peers)")
+	fs.String("raft-peers", "", "the members, id=host:port,… (the same list on every replica, this one included)")
+	fs.String("raft-discover", "", "find the members by DNS instead: dns:NAME (a headless Service with publishNotReadyAddresses)")
+	fs.Int("raft-expect", 0, "how many members --raft-discover must find before the cluster forms")
+	fs.String("raft-secret", "", "shared secret authenticating the members (prefer SCHEMAGATE_RAFT_SECRET or --raft-secret-file)")
+	fs.String("raft-secret-file", "", "read the shared secret from this file (a mounted secret)")
+	fs.Duration("raft-heartbeat-timeout", rc.HeartbeatTimeout, "Raft heartbeat timeout")
+	fs.Duration("raft-election-timeout", rc.ElectionTimeout, "Raft election timeout (at least the heartbeat timeout)")
+	fs.Duration("raft-lease-timeout", rc.LeaderLeaseTimeout, "Raft leader lease timeout (at most the heartbeat timeout)")
+	fs.String("fence-table", raft.DefaultFenceTable, "table of the Raft leader's fencing epochs, optionally schema-qualified")
 }
 
 // gateSettings is everything a gate command needs, loaded and validated.
@@ -77,6 +96,8 @@ type gateSettings struct {
 	rerun           bool
 	coordinator     coordinator.Config
 	postgres        postgres.Config
+	raft            raft.Config
+	fenceTable      string
 	logFormat       string
 	logLevel        string
 	// allowUnready: the command keeps running (serve) or only reports (check, status), so
@@ -128,6 +149,11 @@ func loadGate(l *loader, mode coordinator.Mode, allowUnready bool) (*gateSetting
 		return s, err
 	}
 	s.lockFile = l.string("lock-file")
+	if s.lock == "raft" {
+		if err := s.loadRaft(l); err != nil {
+			return s, err
+		}
+	}
 	return s, nil
 }
 
@@ -282,4 +308,69 @@ func (s *gateSettings) namespaceFor(database string) string {
 		return s.namespace
 	}
 	return database + "/" + s.table
+}
+
+// loadRaft reads the Raft settings; Config.Validate checks them once the cluster is named.
+func (s *gateSettings) loadRaft(l *loader) error {
+	if l.flags.Lookup("raft-listen") == nil {
+		return nil // check and status read the database only; they join no cluster
+	}
+	r := raft.DefaultConfig()
+	r.Replica = s.coordinator.ReplicaID
+	r.Listen, r.Advertise = l.string("raft-listen"), l.string("raft-advertise")
+	if peers := l.string("raft-peers"); peers != "" {
+		var err error
+		if r.Peers, err = raft.ParsePeers(peers); err != nil {
+			return err
+		}
+	}
+	if d := l.string("raft-discover"); d != "" {
+		name, ok := strings.CutPrefix(d, "dns:")
+		if !ok || name == "" {
+			return fmt.Errorf("raft-discover: %q must be dns:NAME", d)
+		}
+		r.Discover = name
+	}
+	expect, err := l.int("raft-expect")
+	if err != nil {
+		return err
+	}
+	r.Expect = int(expect)
+	secret, err := secretFrom(l, "raft-secret")
+	if err != nil {
+		return err
+	}
+	r.Secret = []byte(secret)
+	s.secrets = append(s.secrets, secret)
+	for _, f := range []struct {
+		key string
+		dst *time.Duration
+	}{
+		{"raft-heartbeat-timeout", &r.HeartbeatTimeout},
+		{"raft-election-timeout", &r.ElectionTimeout},
+		{"raft-lease-timeout", &r.LeaderLeaseTimeout},
+	} {
+		if *f.dst, err = l.duration(f.key); err != nil {
+			return err
+		}
+	}
+	s.raft = r
+	s.fenceTable = l.string("fence-table")
+	return nil
+}
+
+// secretFrom reads a secret from --KEY or the file --KEY-file names (trimmed), never both.
+func secretFrom(l *loader, key string) (string, error) {
+	direct, file := l.string(key), l.string(key+"-file")
+	switch {
+	case direct != "" && file != "":
+		return "", fmt.Errorf("%s and %s-file are both set; give one", key, key)
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("%s-file: %s cannot be read: %s", key, file, describeFileError(err))
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return direct, nil
 }

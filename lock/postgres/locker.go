@@ -258,6 +258,10 @@ func (ls *lease) Announce(ctx context.Context, tx lock.Execer, ev lock.Event) er
 	if tx == nil {
 		tx = ls.l.s.db
 	}
+	// NOTIFY payloads must stay under 8000 bytes; the journal has the whole error.
+	if len(ev.Error) > 1000 {
+		ev.Error = ev.Error[:1000] + "…"
+	}
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		return err

@@ -69,24 +69,14 @@ type Session struct {
 // does no I/O: the connection opens on first use or on Connect. Errors never contain the
 // password.
 func NewSession(dsn string, cfg Config, log zerolog.Logger) (*Session, error) {
-	if scheme, _, ok := strings.Cut(dsn, "://"); ok && scheme != "postgres" && scheme != "postgresql" {
-		return nil, fmt.Errorf("database URL is not valid: scheme %q is not postgres:// or postgresql://", scheme)
-	}
-	pgcfg, err := pgx.ParseConfig(dsn)
+	pgcfg, err := parseURL(dsn, cfg)
 	if err != nil {
-		return nil, parseError(err, dsn)
+		return nil, err
 	}
-	s := &Session{cfg: cfg, pgcfg: pgcfg, log: log}
-	s.target = describeTarget(pgcfg)
-
-	pgcfg.RuntimeParams["application_name"] = ApplicationName(cfg.ReplicaID)
+	s := &Session{cfg: cfg, pgcfg: pgcfg, log: log, target: describeTarget(pgcfg)}
 	// One round trip per statement, no server-side statement cache that a migration changing
 	// a table's shape could invalidate.
 	pgcfg.DefaultQueryExecMode = pgx.QueryExecModeExec
-	if pgcfg.ConnectTimeout == 0 {
-		pgcfg.ConnectTimeout = cfg.ConnectTimeout
-	}
-	pgcfg.DialFunc = dialer(cfg)
 	pgcfg.BuildContextWatcherHandler = func(pc *pgconn.PgConn) ctxwatch.Handler {
 		return &cancelHandler{s: s, pc: pc}
 	}
@@ -103,6 +93,50 @@ func NewSession(dsn string, cfg Config, log zerolog.Logger) (*Session, error) {
 	s.db.SetConnMaxLifetime(0)
 	s.db.SetConnMaxIdleTime(0)
 	return s, nil
+}
+
+// parseURL parses dsn and applies what every schemagate connection carries: the replica's
+// application_name, the connect timeout, and a dialer with keepalives.
+func parseURL(dsn string, cfg Config) (*pgx.ConnConfig, error) {
+	if scheme, _, ok := strings.Cut(dsn, "://"); ok && scheme != "postgres" && scheme != "postgresql" {
+		return nil, fmt.Errorf("database URL is not valid: scheme %q is not postgres:// or postgresql://", scheme)
+	}
+	pgcfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, parseError(err, dsn)
+	}
+	pgcfg.RuntimeParams["application_name"] = ApplicationName(cfg.ReplicaID)
+	if pgcfg.ConnectTimeout == 0 {
+		pgcfg.ConnectTimeout = cfg.ConnectTimeout
+	}
+	pgcfg.DialFunc = dialer(cfg)
+	return pgcfg, nil
+}
+
+// Pool is a small connection pool for an election that keeps no state in a session (Raft): it
+// works through a transaction-mode pooler, sets no session parameters (through such a pooler
+// they would leak to other clients), and closes idle connections after a second, so that a
+// waiting replica holds none.
+type Pool struct {
+	DB       *sql.DB
+	Target   string
+	Database string
+}
+
+// OpenPool parses dsn and prepares the pool; it does no I/O.
+func OpenPool(dsn string, cfg Config) (*Pool, error) {
+	pgcfg, err := parseURL(dsn, cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The simple protocol: no prepared statement that a transaction pooler could lose between
+	// two statements.
+	pgcfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	db := sql.OpenDB(stdlib.GetConnector(*pgcfg))
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(2)
+	db.SetConnMaxIdleTime(time.Second)
+	return &Pool{DB: db, Target: describeTarget(pgcfg), Database: pgcfg.Database}, nil
 }
 
 // parseError turns pgx's parse error into one line that names the problem but never repeats

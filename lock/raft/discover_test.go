@@ -1,0 +1,146 @@
+package raft
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	_ "modernc.org/sqlite"
+)
+
+// TestDiscoverBootstrapsOnlyWithTheExpectedSet: with DNS discovery, members appear one by one
+// as their pods start, and the name also lists two replicas of the previous rollout (another
+// migration set, so another cluster). Nobody bootstraps while fewer than --raft-expect members
+// of this rollout answer; once all three do, exactly one cluster of the three forms, without
+// the previous rollout's replicas.
+func TestDiscoverBootstrapsOnlyWithTheExpectedSet(t *testing.T) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "fence.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	ips := []string{"127.0.0.41", "127.0.0.42", "127.0.0.43"}
+	previous := []string{"127.0.0.44", "127.0.0.45"}
+	var visible atomic.Int32 // how many records the name has: pods appear one by one
+	visible.Store(2)
+	var lookups atomic.Int32
+	resolve := func(_ context.Context, host string) ([]string, error) {
+		if host != "members.schemagate.test" {
+			return nil, fmt.Errorf("unexpected name %q", host)
+		}
+		lookups.Add(1)
+		return append(slices.Clone(previous), ips[:visible.Load()]...), nil
+	}
+	for i, ip := range previous {
+		cfg := DefaultConfig()
+		cfg.Replica, cfg.Secret, cfg.Cluster = fmt.Sprintf("old-%d", i), testSecret, "test/previous-fingerprint"
+		cfg.Listen = net.JoinHostPort(ip, port)
+		cfg.Advertise = cfg.Listen
+		cfg.Peers = nil
+		cfg.Discover, cfg.Expect, cfg.Resolve = "previous.schemagate.test", 2, func(context.Context, string) ([]string, error) { return previous, nil }
+		n, err := Start(cfg, db, "sqlite3", DefaultFenceTable, "test", zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+	}
+	nodes := make([]*Node, len(ips))
+	for i, ip := range ips {
+		cfg := DefaultConfig()
+		cfg.Replica, cfg.Secret, cfg.Cluster = fmt.Sprintf("pod-%d", i), testSecret, "test/fingerprint"
+		cfg.Listen = net.JoinHostPort(ip, port)
+		cfg.Advertise = cfg.Listen
+		cfg.Discover, cfg.Expect, cfg.Resolve = "members.schemagate.test", 3, resolve
+		n, err := Start(cfg, db, "sqlite3", DefaultFenceTable, "test", zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		nodes[i] = n
+	}
+	// Each node looks the name up every joinInterval; let every one of them see the short list
+	// several times before the third record appears.
+	for lookups.Load() < int32(4*len(nodes)) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, n := range nodes {
+		if n.hasState() {
+			t.Fatalf("%s bootstrapped while the name listed 2 of 3 members", n.cfg.Replica)
+		}
+		if out := n.Outcome(); !strings.Contains(out.Cluster, "has not formed") || !out.Leaderless {
+			t.Errorf("%s: cluster %q, leaderless %v", n.cfg.Replica, out.Cluster, out.Leaderless)
+		}
+	}
+	visible.Store(3)
+	leader := awaitLeader(t, nodes[0])
+	for _, n := range nodes {
+		if got := awaitLeader(t, n); got != leader {
+			t.Errorf("%s follows %s, want %s: two clusters formed", n.cfg.Replica, got, leader)
+		}
+		if len(n.raft.GetConfiguration().Configuration().Servers) != 3 {
+			t.Errorf("%s: configuration %v", n.cfg.Replica, n.raft.GetConfiguration().Configuration().Servers)
+		}
+	}
+	if !strings.HasPrefix(leader, "127.0.0.4") {
+		t.Errorf("leader id %q: discovered members are named by address", leader)
+	}
+}
+
+// TestConfigErrors: every setting that cannot work is refused with the setting's name and,
+// for cross-field rules, both values.
+func TestConfigErrors(t *testing.T) {
+	base := func() Config {
+		c := DefaultConfig()
+		c.Replica, c.Secret = "a", testSecret
+		c.Peers = []Peer{{ID: "a", Address: "127.0.0.1:9091"}, {ID: "b", Address: "127.0.0.2:9091"}}
+		return c
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		want   []string
+	}{
+		{"no secret", func(c *Config) { c.Secret = nil }, []string{"raft-secret", "not set"}},
+		{"short secret", func(c *Config) { c.Secret = []byte("short") }, []string{"raft-secret", "5 bytes", "at least 16"}},
+		{"no peers", func(c *Config) { c.Peers = nil }, []string{"--raft-peers", "--raft-discover"}},
+		{"both", func(c *Config) { c.Discover = "x" }, []string{"both set"}},
+		{"expect mismatch", func(c *Config) { c.Expect = 3 }, []string{"raft-expect (3)", "(2)"}},
+		{"discover without expect", func(c *Config) { c.Peers, c.Discover, c.Advertise = nil, "x", "1.2.3.4:9091" }, []string{"raft-expect", "0"}},
+		{"discover without advertise", func(c *Config) { c.Peers, c.Discover, c.Expect = nil, "x", 3 }, []string{"raft-advertise"}},
+		{"not in list", func(c *Config) { c.Replica = "z" }, []string{`"z"`, "not in the list"}},
+		{"lease > heartbeat", func(c *Config) { c.LeaderLeaseTimeout = time.Second }, []string{"lease timeout (1s)", "heartbeat timeout (500ms)"}},
+		{"election < heartbeat", func(c *Config) { c.ElectionTimeout = 100 * time.Millisecond }, []string{"election timeout (100ms)", "heartbeat timeout (500ms)"}},
+		{"commit > heartbeat", func(c *Config) { c.CommitTimeout = time.Second }, []string{"commit timeout (1s)", "heartbeat timeout (500ms)"}},
+		{"tiny timer", func(c *Config) { c.CommitTimeout = time.Millisecond }, []string{"raft-commit-timeout", "at least 5ms"}},
+		{"bad listen", func(c *Config) { c.Listen = "9091" }, []string{"raft-listen", `"9091"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			tc.mutate(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not contain %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), string(testSecret)) {
+				t.Errorf("the error shows the secret: %q", err)
+			}
+		})
+	}
+	if err := base().Validate(); err != nil {
+		t.Errorf("a good config is refused: %v", err)
+	}
+}

@@ -1,0 +1,201 @@
+package raft
+
+import (
+	"database/sql"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	_ "modernc.org/sqlite"
+
+	"github.com/schemagate/schemagate/lock"
+	"github.com/schemagate/schemagate/lock/locktest"
+)
+
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
+// testCluster is n Raft nodes in this process, on loopback, with their fence in a SQLite file.
+type testCluster struct {
+	nodes map[string]*Node
+	db    *sql.DB
+	mu    sync.Mutex
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func newTestCluster(t *testing.T, n int, mutate func(i int, c *Config)) *testCluster {
+	return newTestClusterWith(t, n, mutate, zerolog.Nop())
+}
+
+func newTestClusterLog(t *testing.T, n int, log zerolog.Logger) *testCluster {
+	return newTestClusterWith(t, n, nil, log)
+}
+
+func newTestClusterWith(t *testing.T, n int, mutate func(i int, c *Config), log zerolog.Logger) *testCluster {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "fence.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	peers := make([]Peer, n)
+	for i := range peers {
+		peers[i] = Peer{ID: fmt.Sprintf("replica-%d", i), Address: freeAddr(t)}
+	}
+	c := &testCluster{nodes: map[string]*Node{}, db: db}
+	for i, p := range peers {
+		cfg := DefaultConfig()
+		cfg.Replica, cfg.Listen, cfg.Peers, cfg.Secret, cfg.Cluster = p.ID, p.Address, peers, testSecret, "test/fingerprint"
+		if mutate != nil {
+			mutate(i, &cfg)
+		}
+		node, err := Start(cfg, db, "sqlite3", DefaultFenceTable, "test", log.With().Str("node", p.ID).Logger())
+		if err != nil {
+			t.Fatalf("start %s: %v", p.ID, err)
+		}
+		c.nodes[p.ID] = node
+	}
+	t.Cleanup(func() {
+		for _, node := range c.nodes {
+			node.Close()
+		}
+	})
+	return c
+}
+
+// kill stops a node as a crash would: no leadership transfer, connections dropped.
+func (n *Node) kill() {
+	n.stop()
+	n.raft.Shutdown().Error()
+	n.trans.Close()
+	n.stream.Close()
+}
+
+func TestConformance(t *testing.T) {
+	clusters := map[*testing.T]*testCluster{}
+	var mu sync.Mutex
+	locktest.Run(t, locktest.Backend{
+		Group: func(t *testing.T, n int) []lock.Locker {
+			c := newTestCluster(t, n, nil)
+			mu.Lock()
+			clusters[t] = c
+			mu.Unlock()
+			ls := make([]lock.Locker, n)
+			for i := range ls {
+				ls[i] = c.nodes[fmt.Sprintf("replica-%d", i)]
+			}
+			return ls
+		},
+		Kill: func(t *testing.T, l lock.Locker) { l.(*Node).kill() },
+		Work: func(t *testing.T, l lock.Locker) lock.Execer {
+			mu.Lock()
+			defer mu.Unlock()
+			return clusters[t].db
+		},
+	})
+}
+
+// TestWrongSecretRefused: a node with another secret can neither join the cluster nor learn
+// its state. The three members form their cluster and elect; the rogue, listing itself among
+// them, never bootstraps (the members do not answer it) and never sees a leader.
+func TestWrongSecretRefused(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := awaitLeader(t, c.nodes["replica-0"])
+
+	members := c.nodes["replica-0"].cfg.Peers
+	rogue := DefaultConfig()
+	rogue.Replica, rogue.Listen = "rogue", freeAddr(t)
+	rogue.Peers = append(slices.Clone(members), Peer{ID: "rogue", Address: rogue.Listen})
+	rogue.Secret, rogue.Cluster = []byte("another secret, 32 bytes long!!!"), "test/fingerprint"
+	r, err := Start(rogue, c.db, "sqlite3", DefaultFenceTable, "test", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// Give the rogue many rounds of asking (4 a second) before looking.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		learned := r.remote != nil
+		r.mu.Unlock()
+		if _, l := r.raft.LeaderWithID(); l != "" || r.hasState() || learned {
+			t.Fatalf("the rogue node learned of the cluster (leader %q)", l)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, now := c.nodes["replica-0"].raft.LeaderWithID(); string(now) != leader {
+		t.Fatalf("the leader changed from %s to %s while the rogue knocked", leader, now)
+	}
+}
+
+// awaitLeader waits until n knows a leader and returns its id.
+func awaitLeader(t *testing.T, n *Node) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, leader := n.raft.LeaderWithID(); leader != "" {
+			return string(leader)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("no leader within 30s")
+	return ""
+}
+
+// TestBootstrapNeedsAgreement: nodes that see different member sets never form two clusters.
+// Three nodes list {a, b, c}; two more list {c, d, e}. c agrees with the first three only, so
+// {a, b, c} forms; d and e, who would be a majority of their own list, never bootstrap.
+func TestBootstrapNeedsAgreement(t *testing.T) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "fence.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	addr := map[string]string{}
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		addr[id] = freeAddr(t)
+	}
+	list := func(ids ...string) []Peer {
+		var ps []Peer
+		for _, id := range ids {
+			ps = append(ps, Peer{ID: id, Address: addr[id]})
+		}
+		return ps
+	}
+	nodes := map[string]*Node{}
+	for id, peers := range map[string][]Peer{
+		"a": list("a", "b", "c"), "b": list("a", "b", "c"), "c": list("a", "b", "c"),
+		"d": list("c", "d", "e"), "e": list("c", "d", "e"),
+	} {
+		cfg := DefaultConfig()
+		cfg.Replica, cfg.Listen, cfg.Peers, cfg.Secret, cfg.Cluster = id, addr[id], peers, testSecret, "test/fingerprint"
+		n, err := Start(cfg, db, "sqlite3", DefaultFenceTable, "test", zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		nodes[id] = n
+	}
+	awaitLeader(t, nodes["a"])
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, id := range []string{"d", "e"} {
+			if nodes[id].hasState() {
+				t.Fatalf("node %s bootstrapped a second cluster", id)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,250 @@
+package raft
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"sync"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+	"github.com/rs/zerolog"
+)
+
+// The first byte a client sends after the TLS handshake says what the connection is for.
+const (
+	kindRaft  byte = 'R' // a Raft RPC stream
+	kindHello byte = 'H' // one hello: the server answers with its view, then closes
+)
+
+// handshakeTimeout bounds a TLS handshake and the first byte.
+const handshakeTimeout = 5 * time.Second
+
+// credentials derives, from the shared secret and the cluster name, the one key pair every
+// member holds: a peer proves it knows the secret by completing a TLS 1.3 handshake with it. A
+// peer of another cluster (another lock namespace or migration set) derives another key and is
+// refused too.
+type credentials struct {
+	cert tls.Certificate
+	pub  ed25519.PublicKey
+}
+
+func deriveCredentials(secret []byte, cluster string) (*credentials, error) {
+	seed, err := hkdf.Key(sha256.New, secret, []byte("schemagate raft transport v1"), cluster, ed25519.SeedSize)
+	if err != nil {
+		return nil, err
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "schemagate raft member"},
+		NotBefore:    time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:     time.Date(2120, 1, 1, 0, 0, 0, 0, time.UTC),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, priv.Public(), priv)
+	if err != nil {
+		return nil, err
+	}
+	return &credentials{cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv},
+		pub: priv.Public().(ed25519.PublicKey)}, nil
+}
+
+// verify accepts only a peer presenting the cluster's key.
+func (c *credentials) verify(raw [][]byte, _ [][]*x509.Certificate) error {
+	if len(raw) == 0 {
+		return errors.New("the peer presented no certificate")
+	}
+	cert, err := x509.ParseCertificate(raw[0])
+	if err != nil {
+		return err
+	}
+	if pub, ok := cert.PublicKey.(ed25519.PublicKey); !ok || !bytes.Equal(pub, c.pub) {
+		return errors.New("the peer does not hold this cluster's secret")
+	}
+	return nil
+}
+
+func (c *credentials) server() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{c.cert},
+		ClientAuth: tls.RequireAnyClientCert, VerifyPeerCertificate: c.verify}
+}
+
+func (c *credentials) client() *tls.Config {
+	// The chain is not checked against a CA: VerifyPeerCertificate checks the key itself.
+	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{c.cert},
+		InsecureSkipVerify: true, VerifyPeerCertificate: c.verify}
+}
+
+// stream is the Raft transport's StreamLayer: TLS connections authenticated by the cluster key,
+// sharing one port with the hello protocol.
+type stream struct {
+	ln        net.Listener
+	creds     *credentials
+	advertise net.Addr
+	localIP   net.IP
+	hello     func() hello
+	log       zerolog.Logger
+
+	conns     chan net.Conn
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup
+	lastWarn  time.Time
+	warnMu    sync.Mutex
+}
+
+var _ hraft.StreamLayer = (*stream)(nil)
+
+func newStream(listen string, advertise *net.TCPAddr, creds *credentials, helloFn func() hello, log zerolog.Logger) (*stream, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("raft-listen: %w", err)
+	}
+	s := &stream{ln: ln, creds: creds, advertise: advertise, localIP: advertise.IP, hello: helloFn, log: log,
+		conns: make(chan net.Conn), closed: make(chan struct{})}
+	if advertise.IP.IsUnspecified() {
+		s.localIP = nil
+	}
+	s.wg.Add(1)
+	go s.acceptLoop()
+	return s, nil
+}
+
+func (s *stream) acceptLoop() {
+	defer s.wg.Done()
+	for {
+		raw, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serve(raw)
+		}()
+	}
+}
+
+// serve authenticates one connection and routes it by its first byte.
+func (s *stream) serve(raw net.Conn) {
+	conn := tls.Server(raw, s.creds.server())
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	var kind [1]byte
+	if err := conn.Handshake(); err != nil {
+		s.refused(raw.RemoteAddr(), err)
+		raw.Close()
+		return
+	}
+	if _, err := io.ReadFull(conn, kind[:]); err != nil {
+		conn.Close()
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	switch kind[0] {
+	case kindRaft:
+		select {
+		case s.conns <- conn:
+		case <-s.closed:
+			conn.Close()
+		}
+	case kindHello:
+		conn.SetDeadline(time.Now().Add(handshakeTimeout))
+		json.NewEncoder(conn).Encode(s.hello())
+		conn.Close()
+	default:
+		conn.Close()
+	}
+}
+
+// refused logs a peer that failed to authenticate, at most every 10 s.
+func (s *stream) refused(from net.Addr, err error) {
+	s.warnMu.Lock()
+	defer s.warnMu.Unlock()
+	if time.Since(s.lastWarn) < 10*time.Second {
+		return
+	}
+	s.lastWarn = time.Now()
+	s.log.Warn().Str("from", from.String()).Str("reason", err.Error()).
+		Msg("refused a Raft connection: the peer does not hold this cluster's secret, or belongs to another release")
+}
+
+// Accept hands Raft the next authenticated Raft connection.
+func (s *stream) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (s *stream) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		err = s.ln.Close()
+	})
+	return err
+}
+
+// wait waits for the accept loop and the connections being authenticated to finish.
+func (s *stream) wait() { s.wg.Wait() }
+
+func (s *stream) Addr() net.Addr { return s.advertise }
+
+// Dial opens an authenticated Raft connection to address.
+func (s *stream) Dial(address hraft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return s.dial(context.Background(), string(address), kindRaft, timeout)
+}
+
+func (s *stream) dial(ctx context.Context, address string, kind byte, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if s.localIP != nil {
+		d.LocalAddr = &net.TCPAddr{IP: s.localIP}
+	}
+	raw, err := d.DialContext(ctx, "tcp", address)
+	if err != nil {
+		return nil, err
+	}
+	conn := tls.Client(raw, s.creds.client())
+	conn.SetDeadline(time.Now().Add(timeout))
+	if err := conn.Handshake(); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("authenticate to %s: %w", address, err)
+	}
+	if _, err := conn.Write([]byte{kind}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+// askHello asks the node at address for its view.
+func (s *stream) askHello(ctx context.Context, address string) (hello, error) {
+	conn, err := s.dial(ctx, address, kindHello, handshakeTimeout)
+	if err != nil {
+		return hello{}, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	var h hello
+	if err := json.NewDecoder(conn).Decode(&h); err != nil {
+		return hello{}, fmt.Errorf("hello from %s: %w", address, err)
+	}
+	return h, nil
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -178,19 +177,7 @@ func (s *sampler) stop() int {
 }
 
 // readyLogged returns when a replica logged that the schema is ready.
-func readyLogged(output string) (time.Time, bool) {
-	for _, line := range strings.Split(output, "\n") {
-		var e struct {
-			Time    string `json:"time"`
-			Message string `json:"message"`
-		}
-		if json.Unmarshal([]byte(line), &e) == nil && strings.HasPrefix(e.Message, "schema ready") {
-			t, err := time.Parse("2006-01-02T15:04:05.000Z07:00", e.Time)
-			return t, err == nil
-		}
-	}
-	return time.Time{}, false
-}
+func readyLogged(output string) (time.Time, bool) { return logged(output, "schema ready") }
 
 // waited reports whether a replica's log shows it waited for the migrator.
 func waited(output string) bool {

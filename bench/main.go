@@ -48,8 +48,8 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.runs, "runs", 3, "repetitions of each measurement; the median is reported")
 	fs.StringVar(&herds, "herd", "20,100", "herd sizes")
 	fs.DurationVar(&o.slow, "slow", 3*time.Second, "how long the slow migration sleeps")
-	fs.StringVar(&scenarios, "scenarios", "herd,failover,serve",
-		"herd (ratio, wake-up, connections), failover (SIGKILL, blackhole), serve (idle memory, CPU, probe latency)")
+	fs.StringVar(&scenarios, "scenarios", "herd,failover,serve,raft",
+		"herd (ratio, wake-up, connections), failover (SIGKILL, blackhole), serve (idle memory, CPU, probe latency), raft (herd, election, sessions, failover)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,6 +87,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	if slices.Contains(o.scenarios, "serve") {
 		if err := b.serveIdle(ctx); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(o.scenarios, "raft") {
+		if err := b.rafts(ctx); err != nil {
 			return err
 		}
 	}

@@ -5,14 +5,18 @@
 #                (needs PostgreSQL at SCHEMAGATE_TEST_DATABASE_URL, default
 #                postgres://postgres@127.0.0.1:5432/postgres; some tests need root
 #                for iptables, and pgbouncer on PATH)
-#   make bench   the herd, wake-up, failover and connection benchmarks
+#   make bench   the herd, wake-up, failover, serve and Raft benchmarks
+#   make image   the container image (needs docker or podman)
 
 GO      ?= go
 BIN     := bin/schemagate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/schemagate/schemagate.Version=$(VERSION)
 
-.PHONY: build test vet fmt-check bench clean
+.PHONY: build test vet fmt-check bench image clean
+
+# A container engine for `make image`: docker, else podman.
+ENGINE  ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/schemagate
@@ -20,6 +24,7 @@ build:
 vet:
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -27,9 +32,14 @@ fmt-check:
 
 test: vet fmt-check
 	$(GO) test -race -count=1 -timeout 75m ./...
+	cd deploy && $(GO) test -race -count=1 -timeout 15m ./...
 
 bench:
-	$(GO) run ./bench $(BENCHFLAGS)
+	cd bench && $(GO) run . $(BENCHFLAGS)
+
+image:
+	@test -n "$(ENGINE)" || { echo "make image needs docker or podman"; exit 1; }
+	$(ENGINE) build --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse HEAD) -t schemagate:$(VERSION) .
 
 clean:
 	rm -rf bin

@@ -1,0 +1,496 @@
+{{/*
+Named templates that put schemagate into another chart's pods. This file is self-contained: a
+chart that cannot depend on this one may copy it, together with the schemagate block of
+values.yaml. Each template takes a dict:
+
+  values          the schemagate values (.Values.schemagate in an including chart)
+  context         the root context ($)
+  name            base name of the objects derived from the workload (the raft Service);
+                  usually the including chart's fullname
+  replicas        the workload's replicas (with lock: raft, the peers to wait for)
+  migrationsImage optional: the image to copy the migrations from (usually the app's own
+                  image), instead of migrations.fromImage.image
+  labels          (raftService, testPod) labels of the rendered object
+  podName         (testPod) the Pod's name, instead of <name>-schemagate-test
+  serviceAccountName (testPod) optional
+  selectorLabels  (raftService) the labels that select the workload's pods (its matchLabels)
+
+Public templates (each renders YAML list items or one object; include them with nindent):
+
+  schemagate.nativeSidecar  initContainers entries: the copy of the migrations (when
+                            migrations.fromImage.enabled) and `schemagate serve` with
+                            restartPolicy: Always, its port, and startup/readiness/liveness
+                            probes. The app containers start once the schema is ready.
+  schemagate.initContainer  initContainers entries: the copy and `schemagate migrate` (`wait`
+                            with neverMigrate). The pod stays in Init until the schema is ready.
+  schemagate.volumes        volumes entries the two above need (may be empty)
+  schemagate.podLabels      labels for the workload's pod template (may be empty; with
+                            lock: raft, the raft Service selects on them)
+  schemagate.raftService    the headless Service Raft peers find each other through (lock: raft)
+  schemagate.testPod        a helm test Pod running `schemagate check`
+
+Example, in the including chart's Deployment:
+
+  {{- $sg := dict "values" .Values.schemagate "context" $ "name" (include "app.fullname" .)
+               "replicas" .Values.replicaCount "migrationsImage" (include "app.image" .) }}
+  template:
+    metadata:
+      labels:
+        {{- include "app.selectorLabels" . | nindent 8 }}
+        {{- with include "schemagate.podLabels" $sg }}
+        {{- . | nindent 8 }}
+        {{- end }}
+    spec:
+      initContainers:
+        {{- include "schemagate.nativeSidecar" $sg | nindent 8 }}
+      volumes:
+        {{- include "schemagate.volumes" $sg | nindent 8 }}
+*/}}
+
+{{- define "schemagate.nativeSidecar" -}}
+{{- include "schemagate.snippet.nativeSidecar" . | trim }}
+{{- end }}
+
+{{- define "schemagate.initContainer" -}}
+{{- include "schemagate.snippet.initContainer" . | trim }}
+{{- end }}
+
+{{- define "schemagate.volumes" -}}
+{{- include "schemagate.snippet.volumes" . | trim }}
+{{- end }}
+
+{{- define "schemagate.snippet.nativeSidecar" -}}
+{{- $args := merge (dict "command" "serve") . }}
+{{- $v := .values }}
+{{ include "schemagate.copyMigrations" . }}
+- {{ include "schemagate.container" $args | nindent 2 | trim }}
+  restartPolicy: Always
+  ports:
+    - name: schemagate
+      containerPort: {{ int $v.sidecar.port }}
+      protocol: TCP
+    {{- if eq $v.lock "raft" }}
+    - name: raft
+      containerPort: {{ int $v.raft.port }}
+      protocol: TCP
+    {{- end }}
+  startupProbe:
+    httpGet:
+      path: /readyz
+      port: schemagate
+    {{- toYaml (omit $v.sidecar.startupProbe "httpGet") | nindent 4 }}
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: schemagate
+    {{- toYaml (omit $v.sidecar.readinessProbe "httpGet") | nindent 4 }}
+  livenessProbe:
+    httpGet:
+      path: /livez
+      port: schemagate
+    {{- toYaml (omit $v.sidecar.livenessProbe "httpGet") | nindent 4 }}
+{{- end }}
+
+{{- define "schemagate.snippet.initContainer" -}}
+{{- $command := ternary "wait" "migrate" (eq (toString .values.neverMigrate) "true") }}
+{{- $args := merge (dict "command" $command) . }}
+{{ include "schemagate.copyMigrations" . }}
+- {{ include "schemagate.container" $args | nindent 2 | trim }}
+  {{- if eq .values.lock "raft" }}
+  ports:
+    - name: raft
+      containerPort: {{ int .values.raft.port }}
+      protocol: TCP
+  {{- end }}
+{{- end }}
+
+{{/*
+The fields every schemagate container shares: image, args, env, security context, resources,
+volume mounts. Takes the snippet dict plus "command" (migrate, wait, serve or check).
+*/}}
+{{- define "schemagate.container" -}}
+{{- $v := .values }}
+{{- include "schemagate.validate" . -}}
+name: schemagate
+image: {{ include "schemagate.image" . | quote }}
+imagePullPolicy: {{ $v.image.pullPolicy | default "IfNotPresent" }}
+args:
+  {{- include "schemagate.args" . | trim | nindent 2 }}
+env:
+  {{- include "schemagate.env" . | trim | nindent 2 }}
+{{- with $v.extraEnvFrom }}
+envFrom:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.containerSecurityContext }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.resources }}
+resources:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with include "schemagate.volumeMounts" . | trim }}
+volumeMounts:
+  {{- . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Does this command take part in the election? migrate, wait and serve do: with lock: raft they
+are the cluster's members. check only reads the database once: it gets the lock setting (so it
+reads through the same kind of connection) but no Raft flags, no POD_IP and no Raft secret, and
+not extraArgs either (flags of the commands that wait, which check does not have).
+*/}}
+{{- define "schemagate.elects" -}}
+{{- if has .command (list "migrate" "wait" "serve") }}true{{ end }}
+{{- end }}
+
+{{- define "schemagate.args" -}}
+{{- $v := .values }}
+- {{ .command }}
+{{- if include "schemagate.elects" . }}
+{{- if eq $v.lock "raft" }}
+- --raft-listen
+- {{ printf ":%d" (int $v.raft.port) | quote }}
+- --raft-advertise
+- {{ printf "$(POD_IP):%d" (int $v.raft.port) | quote }}
+- --raft-discover
+- {{ printf "dns:%s.%s.svc.%s" (include "schemagate.raftServiceName" .) .context.Release.Namespace ($v.raft.clusterDomain | default "cluster.local") | quote }}
+- --raft-expect
+- {{ include "schemagate.raftExpect" . | quote }}
+{{- end }}
+{{- range $v.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Settings go in the environment (SCHEMAGATE_<FLAG>); the database URL only ever from a Secret.
+*/}}
+{{- define "schemagate.env" -}}
+{{- $v := .values }}
+{{- $elects := include "schemagate.elects" . }}
+{{- if and (eq $v.lock "raft") $elects }}
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+{{- end }}
+{{- if $v.database.urlFile }}
+- name: SCHEMAGATE_DATABASE_URL_FILE
+  value: {{ printf "%s/url" (include "schemagate.databaseUrlDir" .) | quote }}
+{{- else }}
+- name: SCHEMAGATE_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "schemagate.databaseSecret" . }}
+      key: {{ $v.database.secretKey | default "url" | quote }}
+{{- end }}
+- name: SCHEMAGATE_REPLICA_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: SCHEMAGATE_DIR
+  value: {{ $v.migrations.dir | quote }}
+- name: SCHEMAGATE_WHEN_AHEAD
+  value: {{ $v.whenAhead | default "ready" | quote }}
+{{- if not (kindIs "invalid" $v.timeout) }}
+{{- with toString $v.timeout }}
+- name: SCHEMAGATE_TIMEOUT
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+- name: SCHEMAGATE_LOG_FORMAT
+  value: {{ $v.logFormat | default "json" | quote }}
+- name: SCHEMAGATE_LOG_LEVEL
+  value: {{ $v.logLevel | default "info" | quote }}
+- name: SCHEMAGATE_LOCK
+  value: {{ $v.lock | default "postgres" | quote }}
+{{- if eq .command "serve" }}
+- name: SCHEMAGATE_LISTEN
+  value: {{ printf ":%d" (int $v.sidecar.port) | quote }}
+{{- if eq (toString $v.neverMigrate) "true" }}
+- name: SCHEMAGATE_NEVER_MIGRATE
+  value: "true"
+{{- end }}
+{{- end }}
+{{- if and (eq $v.lock "raft") $elects }}
+- name: SCHEMAGATE_RAFT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "schemagate: raft.existingSecret is required with lock: raft: create a Secret with the shared secret (kubectl create secret generic app-raft --from-literal=secret=\"$(openssl rand -hex 32)\") and set raft.existingSecret" $v.raft.existingSecret }}
+      key: {{ $v.raft.secretKey | default "secret" | quote }}
+{{- end }}
+{{- with $v.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "schemagate.databaseSecret" -}}
+{{- required "schemagate: database.existingSecret is required: create a Secret holding the database URL (kubectl create secret generic app-db --from-literal=url='postgres://user:password@host:5432/db') and set database.existingSecret=app-db" .values.database.existingSecret }}
+{{- end }}
+
+{{- define "schemagate.databaseUrlDir" -}}
+/var/run/secrets/schemagate/database
+{{- end }}
+
+{{- define "schemagate.volumeMounts" -}}
+{{- $v := .values }}
+{{- if $v.migrations.fromImage.enabled }}
+- name: schemagate-migrations
+  mountPath: {{ $v.migrations.dir | quote }}
+  readOnly: true
+{{- end }}
+{{- if $v.database.urlFile }}
+- name: schemagate-database-url
+  mountPath: {{ include "schemagate.databaseUrlDir" . | quote }}
+  readOnly: true
+{{- end }}
+{{- with $v.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "schemagate.snippet.volumes" -}}
+{{- $v := .values }}
+{{- if $v.migrations.fromImage.enabled }}
+- name: schemagate-migrations
+  emptyDir: {}
+{{- end }}
+{{- if $v.database.urlFile }}
+- name: schemagate-database-url
+  secret:
+    secretName: {{ include "schemagate.databaseSecret" . }}
+    items:
+      - key: {{ $v.database.secretKey | default "url" | quote }}
+        path: url
+{{- end }}
+{{- with $v.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The init container that copies the migration files from another image into the emptyDir
+schemagate reads them from. Renders nothing unless migrations.fromImage.enabled.
+*/}}
+{{- define "schemagate.copyMigrations" -}}
+{{- $v := .values }}
+{{- $m := $v.migrations }}
+{{- if $m.fromImage.enabled }}
+- name: schemagate-copy-migrations
+  image: {{ include "schemagate.migrationsImage" . | quote }}
+  imagePullPolicy: {{ $m.fromImage.image.pullPolicy | default "IfNotPresent" }}
+  command:
+    {{- if $m.fromImage.command }}
+    {{- toYaml $m.fromImage.command | nindent 4 }}
+    {{- else }}
+    - cp
+    - -R
+    - {{ printf "%s/." (trimSuffix "/" $m.fromImage.path) | quote }}
+    - {{ printf "%s/" (trimSuffix "/" $m.dir) | quote }}
+    {{- end }}
+  {{- with $v.containerSecurityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  volumeMounts:
+    - name: schemagate-migrations
+      mountPath: {{ $m.dir | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image references. The schemagate tag defaults to the schemagate chart's appVersion, found in
+this chart's own context or, from an including chart, in .Subcharts.schemagate.
+*/}}
+{{- define "schemagate.image" -}}
+{{- $default := "" }}
+{{- $ctx := .context }}
+{{- if eq $ctx.Chart.Name "schemagate" }}
+{{- $default = $ctx.Chart.AppVersion }}
+{{- else if and $ctx.Subcharts (hasKey $ctx.Subcharts "schemagate") }}
+{{- $default = (index $ctx.Subcharts "schemagate").Chart.AppVersion }}
+{{- end }}
+{{- include "schemagate.imageRef" (dict "image" .values.image "key" "image" "defaultTag" $default) }}
+{{- end }}
+
+{{- define "schemagate.migrationsImage" -}}
+{{- with get . "migrationsImage" }}
+{{- . }}
+{{- else }}
+{{- include "schemagate.imageRef" (dict "image" .values.migrations.fromImage.image "key" "migrations.fromImage.image" "defaultTag" "") }}
+{{- end }}
+{{- end }}
+
+{{/* dict "image" {registry, repository, tag, digest} "key" "image" "defaultTag" "1.0.0" */}}
+{{- define "schemagate.imageRef" -}}
+{{- $img := .image }}
+{{- $repo := required (printf "schemagate: %s.repository is required" .key) $img.repository }}
+{{- with $img.registry }}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}
+{{- end }}
+{{- if $img.digest }}
+{{- printf "%s@%s" $repo $img.digest }}
+{{- else }}
+{{- $tag := toString ($img.tag | default .defaultTag) }}
+{{- printf "%s:%s" $repo (required (printf "schemagate: %s.tag is empty: set a tag or a digest" .key) $tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The generation of a rollout: 8 hex digits of the sha256 of the schemagate image, the image the
+migrations are copied from and migrations.checksum. A new image or migration set is a new
+generation. It names the migration Job, and labels the pods of a Raft cluster.
+*/}}
+{{- define "schemagate.generation" -}}
+{{- $migrations := "" }}
+{{- if .values.migrations.fromImage.enabled }}
+{{- $migrations = include "schemagate.migrationsImage" . }}
+{{- end }}
+{{- $in := printf "%s\n%s\n%s" (include "schemagate.image" .) $migrations (toString .values.migrations.checksum) }}
+{{- sha256sum $in | trunc 8 }}
+{{- end }}
+
+{{/*
+Labels for the including workload's pod template. With lock: raft, the generation: the raft
+Service selects only the pods of the current one, so that the new pods of a rollout find each
+other and not the old pods, whose members belong to the previous release's cluster and refuse
+them (the cluster is named after the migration set).
+*/}}
+{{- define "schemagate.podLabels" -}}
+{{- if eq .values.lock "raft" -}}
+schemagate/raft-generation: {{ include "schemagate.generation" . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Raft headless Service: peers resolve its DNS name to every pod's IP, ready or not (the
+pods are unready on purpose while they wait), hence publishNotReadyAddresses. It selects the
+workload's pods of the current generation (schemagate.podLabels).
+*/}}
+{{- define "schemagate.raftService" -}}
+{{- if eq .values.lock "raft" }}
+{{- $selector := required "schemagate: raftService needs selectorLabels" (get . "selectorLabels") }}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "schemagate.raftServiceName" . }}
+  {{- with get . "labels" }}
+  labels:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector:
+    {{- toYaml $selector | nindent 4 }}
+    {{- include "schemagate.podLabels" . | trim | nindent 4 }}
+  ports:
+    # A number, not the port's name: a classic init container's named ports are not looked up.
+    - name: raft
+      port: {{ int .values.raft.port }}
+      targetPort: {{ int .values.raft.port }}
+      protocol: TCP
+{{- end }}
+{{- end }}
+
+{{- define "schemagate.raftServiceName" -}}
+{{- printf "%s-schemagate-raft" (get . "name" | default .context.Release.Name | trunc 47 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "schemagate.raftExpect" -}}
+{{- $n := int (.values.raft.expect | default 0) }}
+{{- if le $n 0 }}
+{{- $n = int (get . "replicas" | default 0) }}
+{{- end }}
+{{- if le $n 0 }}
+{{- fail "schemagate: lock: raft needs the number of peers: pass \"replicas\" to the snippet or set raft.expect" }}
+{{- end }}
+{{- $n }}
+{{- end }}
+
+{{/*
+A helm test Pod: `schemagate check` with the same settings, exit 0 when the schema is ready.
+*/}}
+{{- define "schemagate.testPod" -}}
+{{- $v := .values }}
+{{- $args := merge (dict "command" "check") . }}
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {{ get . "podName" | default (printf "%s-schemagate-test" (get . "name" | default .context.Release.Name | trunc 46 | trimSuffix "-")) }}
+  {{- with get . "labels" }}
+  labels:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  annotations:
+    helm.sh/hook: test
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+spec:
+  restartPolicy: Never
+  enableServiceLinks: false
+  automountServiceAccountToken: false
+  {{- with get . "serviceAccountName" }}
+  serviceAccountName: {{ . }}
+  {{- end }}
+  {{- with $v.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.podSecurityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with include "schemagate.copyMigrations" . | trim }}
+  initContainers:
+    {{- . | nindent 4 }}
+  {{- end }}
+  containers:
+    - {{ include "schemagate.container" $args | nindent 6 | trim }}
+  {{- with include "schemagate.volumes" . }}
+  volumes:
+    {{- . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/*
+Settings that cannot work together, refused with the reason.
+*/}}
+{{- define "schemagate.validate" -}}
+{{- $v := .values }}
+{{- if and (eq $v.whenAhead "unready") (has .command (list "migrate" "wait")) }}
+{{- fail (printf "schemagate: whenAhead: unready applies to serve (the native sidecar) and check; %s exits when it is done, so use ready or exit" .command) }}
+{{- end }}
+{{- range $v.extraEnv }}
+{{- if and (has (get . "name") (list "SCHEMAGATE_DATABASE_URL" "DATABASE_URL" "SCHEMAGATE_RAFT_SECRET")) (hasKey . "value") }}
+{{- fail (printf "schemagate: extraEnv: %s must not be a literal value; the chart takes secrets only from existing Secrets (database.existingSecret, raft.existingSecret)" (get . "name")) }}
+{{- end }}
+{{- end }}
+{{- range $v.extraArgs }}
+{{- if regexMatch "^--(database-url|raft-secret)(=|$)" (toString .) }}
+{{- fail "schemagate: extraArgs: --database-url and --raft-secret must not be arguments (they show in `kubectl describe`); use database.existingSecret and raft.existingSecret" }}
+{{- end }}
+{{- end }}
+{{- if and $v.migrations.fromImage.enabled (not (hasPrefix "/" (toString $v.migrations.dir))) }}
+{{- fail (printf "schemagate: migrations.dir: %q must be an absolute path (the emptyDir is mounted there)" $v.migrations.dir) }}
+{{- end }}
+{{- end }}

@@ -17,6 +17,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
@@ -51,10 +52,12 @@ type Node struct {
 	stop   context.CancelFunc
 	loops  sync.WaitGroup
 	mu     sync.Mutex
-	peers  []Peer        // the member set this node sees
-	remote *hello        // the cluster's view while this node is not a member
-	notify chan struct{} // closed on leadership changes and remote views
-	lease  *lease
+	peers  []Peer // the member set this node sees
+	remote *hello // the cluster's view while this node is not a member
+	// started is set once raft is: the transport answers hellos before that.
+	started atomic.Bool
+	notify  chan struct{} // closed on leadership changes and remote views
+	lease   *lease
 	// sawHolder: the last Holder call found another replica leading.
 	sawHolder bool
 }
@@ -100,6 +103,7 @@ func Start(cfg Config, db *sql.DB, dialect, fenceTable, namespace string, log ze
 		n.stream.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	n.started.Store(true) // after n.raft is set: hello may read it from now on
 	ctx, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	n.watchLeadership(ctx)
@@ -189,11 +193,15 @@ func (n *Node) member() bool {
 	return slices.ContainsFunc(f.Configuration().Servers, func(s hraft.Server) bool { return string(s.ID) == n.self.ID })
 }
 
-// hello answers a peer's question: this node's view.
+// hello answers a peer's question: this node's view. A peer may ask before Raft has started
+// here; the node then has no state yet.
 func (n *Node) hello() hello {
 	n.mu.Lock()
 	peers := slices.Clone(n.peers)
 	n.mu.Unlock()
+	if !n.started.Load() {
+		return hello{ID: n.self.ID, Address: n.self.Address, Peers: peers}
+	}
 	st := n.fsm.state()
 	_, leader := n.raft.LeaderWithID()
 	return hello{ID: n.self.ID, Address: n.self.Address, Peers: peers, HasState: n.hasState(), State: st, Leader: string(leader)}

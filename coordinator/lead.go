@@ -144,7 +144,20 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 	c.Log.Info().Int64("db_version", st.Current).Int64("target_version", st.Target).Int("pending", len(st.Pending)).
 		Msg("applying migrations")
 
-	if err := c.Engine.Migrate(ctx, st, m.hooks()); err != nil {
+	hooks := m.hooks()
+	stop, finished := make(chan struct{}), make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-m.stopped.Done():
+		case <-m.lease.Lost():
+		case <-finished:
+			return
+		}
+		close(stop)
+	}()
+	hooks.Stop = stop
+	if err := c.Engine.Migrate(ctx, st, hooks); err != nil {
 		var me *engine.MigrationError
 		if errors.As(err, &me) {
 			return m.failed(ctx, &me.Migration, me.Err)

@@ -70,10 +70,18 @@ type Status struct {
 	// OutOfOrder are pending migrations older than the newest applied one. Without
 	// AllowOutOfOrder they block the migrator.
 	OutOfOrder []Migration `json:"out_of_order,omitempty"`
+	// CurrentLabel and TargetLabel name the versions where numbers do not (Alembic heads, a
+	// Flyway or Prisma version); empty for goose.
+	CurrentLabel string `json:"db_revision,omitempty"`
+	TargetLabel  string `json:"target_revision,omitempty"`
+	// Blocked says why the schema is not ready although nothing is pending (a version marked
+	// dirty by a failed migration).
+	Blocked string `json:"blocked,omitempty"`
 }
 
-// Ready reports whether every migration of the replica's set up to its target is applied.
-func (s Status) Ready() bool { return len(s.Pending) == 0 }
+// Ready reports whether every migration of the replica's set up to its target is applied, and
+// nothing marks the schema broken.
+func (s Status) Ready() bool { return len(s.Pending) == 0 && s.Blocked == "" }
 
 // Ahead reports whether the database holds versions this replica does not know.
 func (s Status) Ahead() bool { return len(s.Unknown) > 0 }
@@ -105,6 +113,9 @@ func Assess(p Plan, tableExists bool, applied []int64) Status {
 
 // Describe says in one line where the schema stands for this replica.
 func (s Status) Describe() string {
+	if s.CurrentLabel != "" || s.TargetLabel != "" {
+		return s.describeLabels()
+	}
 	switch {
 	case !s.TableExists:
 		return fmt.Sprintf("the database has no migrations yet; this replica needs version %d", s.Target)
@@ -116,6 +127,22 @@ func (s Status) Describe() string {
 	}
 	return fmt.Sprintf("the database is at version %d; this replica needs %d (%d pending, next %s)",
 		s.Current, s.Target, len(s.Pending), s.Pending[0])
+}
+
+// describeLabels is Describe for versions with names.
+func (s Status) describeLabels() string {
+	switch {
+	case !s.TableExists:
+		return fmt.Sprintf("the database has no version table yet; this replica needs %s", s.TargetLabel)
+	case s.Blocked != "":
+		return "the database is not usable: " + s.Blocked
+	case s.Ready() && s.Ahead():
+		return fmt.Sprintf("the database is at %s, ahead of this replica's %s", s.CurrentLabel, s.TargetLabel)
+	case s.Ready():
+		return fmt.Sprintf("the database is at %s, which this replica needs", s.CurrentLabel)
+	}
+	return fmt.Sprintf("the database is at %s; this replica needs %s (%d pending, next %s)",
+		s.CurrentLabel, s.TargetLabel, len(s.Pending), s.Pending[0])
 }
 
 func versions(vs []int64) string {
@@ -139,6 +166,10 @@ type Hooks struct {
 	InTx func(ctx context.Context, tx lock.Execer, m Migration) error
 	// After runs once m is applied.
 	After func(ctx context.Context, m Migration, took time.Duration) error
+	// Stop is closed when the work must stop: the replica is stopping, or it lost the
+	// election. An engine whose work runs outside the migrator's session (a child process)
+	// stops it; the others are interrupted through the session.
+	Stop <-chan struct{}
 }
 
 // MigrationError is a migration that failed to apply. Err is the database's error.

@@ -121,5 +121,30 @@ func (l *loader) oneOf(key string, allowed ...string) (string, error) {
 	return s, nil
 }
 
+// keyValues reads a repeatable KEY=VALUE flag; through the environment or a config file, a
+// string takes entries separated by commas.
+func (l *loader) keyValues(key string) ([]string, error) {
+	var entries []string
+	switch raw := l.v.Get(key).(type) {
+	case []string:
+		entries = raw
+	case string:
+		if raw != "" {
+			entries = strings.Split(raw, ",")
+		}
+	case []any:
+		for _, e := range raw {
+			entries = append(entries, fmt.Sprint(e))
+		}
+	}
+	for _, e := range entries {
+		k, _, ok := strings.Cut(e, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " \t\n") {
+			return nil, fmt.Errorf("%s: %q must be KEY=VALUE", key, e)
+		}
+	}
+	return entries, nil
+}
+
 // oneLine squeezes a multi-line message onto one line.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

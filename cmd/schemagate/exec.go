@@ -53,7 +53,7 @@ func (a *app) exec(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return &coordinator.InputError{Err: fmt.Errorf("exec: %s: command not found or not executable", args[0])}
 	}
-	extra, err := envEntries(l)
+	extra, err := l.keyValues("env")
 	if err != nil {
 		return &coordinator.InputError{Err: err}
 	}
@@ -72,30 +72,6 @@ func (a *app) exec(cmd *cobra.Command, args []string) error {
 		err := syscall.Exec(path, args, env)
 		return &coordinator.InputError{Err: fmt.Errorf("exec %s: %w", path, err)}
 	})
-}
-
-// envEntries reads --env (or SCHEMAGATE_ENV, comma-separated) as KEY=VALUE entries.
-func envEntries(l *loader) ([]string, error) {
-	var entries []string
-	switch raw := l.v.Get("env").(type) {
-	case []string:
-		entries = raw
-	case string:
-		if raw != "" {
-			entries = strings.Split(raw, ",")
-		}
-	case []any:
-		for _, e := range raw {
-			entries = append(entries, fmt.Sprint(e))
-		}
-	}
-	for _, e := range entries {
-		key, _, ok := strings.Cut(e, "=")
-		if !ok || key == "" || strings.ContainsAny(key, " \t\n") {
-			return nil, fmt.Errorf("env: %q must be KEY=VALUE", e)
-		}
-	}
-	return entries, nil
 }
 
 // mergeEnv returns base with extra added; an extra entry replaces a base entry of the same key.

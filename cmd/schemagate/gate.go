@@ -8,7 +8,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/schemagate/schemagate/coordinator"
+	"github.com/schemagate/schemagate/engine/alembic"
+	"github.com/schemagate/schemagate/engine/command"
 	"github.com/schemagate/schemagate/engine/goose"
+	"github.com/schemagate/schemagate/engine/sqlversion"
 	"github.com/schemagate/schemagate/journal"
 )
 
@@ -61,19 +64,56 @@ func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
 	return fn(cmd.Context(), g)
 }
 
+// newEngine makes what reads the versions and applies the migrations: goose, or a command
+// verified by a version source.
+func newEngine(s *gateSettings, b *backend, log zerolog.Logger) (coordinator.Engine, error) {
+	var src command.Source
+	switch s.source {
+	case "goose":
+		g, err := goose.New(b.db, goose.Options{
+			FS:              os.DirFS(s.dir),
+			Table:           s.table,
+			Dialect:         b.dialect,
+			TargetVersion:   s.targetVersion,
+			AllowOutOfOrder: s.allowOutOfOrder,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if s.engine == "goose" {
+			return g, nil
+		}
+		src = g
+	case "alembic":
+		a, err := alembic.NewSource(s.alembic, b.db, s.table)
+		if err != nil {
+			return nil, err
+		}
+		src = a
+	default:
+		q, err := sqlversion.New(b.db, s.versionQuery, s.target)
+		if err != nil {
+			return nil, err
+		}
+		src = q
+	}
+	self, _ := os.Executable() // without it, the command runs without a reaper
+	return command.New(src, command.Options{
+		Self:    self,
+		Command: s.migrateCommand,
+		Env:     s.migrateEnv,
+		Drop:    []string{"SCHEMAGATE_RAFT_SECRET"},
+		Log:     log.With().Str("component", "migrate-command").Logger(),
+	})
+}
+
 // build makes the database handle, lock, engine, journal and coordinator. It does no I/O.
 func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identity) coordinator.Observer) (*gate, error) {
 	b, err := openBackend(s, log)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := goose.New(b.db, goose.Options{
-		FS:              os.DirFS(s.dir),
-		Table:           s.table,
-		Dialect:         b.dialect,
-		TargetVersion:   s.targetVersion,
-		AllowOutOfOrder: s.allowOutOfOrder,
-	})
+	eng, err := newEngine(s, b, log)
 	if err != nil {
 		b.close()
 		return nil, err

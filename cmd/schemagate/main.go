@@ -19,6 +19,7 @@ import (
 
 	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
+	"github.com/schemagate/schemagate/engine/sqlversion"
 	"github.com/schemagate/schemagate/lock/postgres"
 )
 
@@ -64,7 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func exitCode(err error) schemagate.ExitCode {
 	var usage *usageError
 	switch {
-	case errors.As(err, &usage), errors.Is(err, postgres.ErrTransactionPooler), postgres.BadSetting(err):
+	case errors.As(err, &usage), errors.Is(err, postgres.ErrTransactionPooler), postgres.BadSetting(err),
+		errors.As(err, new(*sqlversion.QueryError)):
 		return schemagate.ExitInvalidInput
 	}
 	return coordinator.ExitCode(err)
@@ -102,6 +104,6 @@ Exit codes: 0 ready, 1 not ready (check, probe), 2 invalid input, 3 migration fa
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(a.migrateCommand(), a.waitCommand(), a.serveCommand(), a.execCommand(), a.checkCommand(),
-		a.statusCommand(), a.probeCommand(), a.versionCommand())
+		a.statusCommand(), a.probeCommand(), a.installCommand(), a.versionCommand(), a.reapCommand())
 	return root
 }

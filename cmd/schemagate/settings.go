@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/schemagate/schemagate/coordinator"
+	"github.com/schemagate/schemagate/engine/alembic"
 	"github.com/schemagate/schemagate/engine/goose"
+	"github.com/schemagate/schemagate/engine/sqlversion"
 	"github.com/schemagate/schemagate/journal"
 	"github.com/schemagate/schemagate/lock/postgres"
 	"github.com/schemagate/schemagate/lock/raft"
@@ -35,8 +38,14 @@ func addGateFlagsWithTimeout(fs *pflag.FlagSet, timeout time.Duration) {
 		"file (sqlite:///data/app.db); DATABASE_URL is used when neither this nor SCHEMAGATE_DATABASE_URL is set")
 	fs.String("database-url-file", "", "read the database URL from this file (a mounted secret)")
 	fs.String("dir", "migrations", "directory of goose migration files (VERSION_description.sql)")
-	fs.String("table", goose.DefaultTable, "goose version table, optionally schema-qualified")
-	fs.Int64("target-version", 0, "version this replica needs (default: the highest in --dir)")
+	fs.String("table", "", "version table, optionally schema-qualified (default: goose_db_version; alembic_version with an alembic source)")
+	fs.String("target-version", "", "version this replica needs (goose: default the highest in --dir; required with --version-source sql)")
+	fs.String("engine", "goose", "what applies the migrations: goose (the files in --dir) or command (--migrate-command)")
+	fs.String("version-source", "goose", "how the target and the database's version are known: goose (--dir), "+
+		"alembic:DIR (an Alembic script or versions directory) or sql (--version-query and --target-version)")
+	fs.String("version-query", "", "with --version-source sql: a SELECT returning the database's version, and optionally a dirty flag")
+	fs.String("migrate-command", "", "with --engine command: what the elected migrator runs (by /bin/sh -c) to apply the migrations")
+	fs.StringArray("migrate-env", nil, "KEY=VALUE added to the migrate command's environment (repeatable)")
 	fs.Bool("allow-out-of-order", false, "apply pending migrations older than the newest applied one")
 	fs.String("when-ahead", string(cd.WhenAhead), "when the database holds migrations this replica does not know: "+
 		"ready, unready (serve and check only) or exit (code 6)")
@@ -92,6 +101,14 @@ type gateSettings struct {
 	journalTable    string
 	namespace       string
 	targetVersion   int64
+	target          string // --target-version as given
+	engine          string // goose or command
+	source          string // goose, alembic or sql
+	alembicDir      string
+	alembic         *alembic.Graph
+	versionQuery    string
+	migrateCommand  string
+	migrateEnv      []string
 	allowOutOfOrder bool
 	rerun           bool
 	coordinator     coordinator.Config
@@ -123,17 +140,11 @@ func loadGate(l *loader, mode coordinator.Mode, allowUnready bool) (*gateSetting
 	}
 	s.secrets = secretsOf(s.dsn)
 	s.dir, s.table, s.journalTable = l.string("dir"), l.string("table"), l.string("journal-table")
-	if err := checkDir(s.dir); err != nil {
-		return s, err
-	}
 	if err := journal.ValidateTable(s.journalTable); err != nil {
 		return s, err
 	}
-	if s.targetVersion, err = l.int("target-version"); err != nil {
+	if err := s.loadEngine(l, mode); err != nil {
 		return s, err
-	}
-	if s.targetVersion < 0 {
-		return s, fmt.Errorf("target-version: %d must not be negative", s.targetVersion)
 	}
 	if s.allowOutOfOrder, err = l.bool("allow-out-of-order"); err != nil {
 		return s, err
@@ -300,6 +311,80 @@ func replicaID(l *loader) (string, error) {
 		return "", errors.New("replica-id: not set and the host name is unknown")
 	}
 	return host, nil
+}
+
+// loadEngine reads what applies the migrations and how versions are known. Migration files are
+// read here, so that a file that cannot be parsed is invalid input, found before any
+// connection.
+func (s *gateSettings) loadEngine(l *loader, mode coordinator.Mode) error {
+	var err error
+	if s.engine, err = l.oneOf("engine", "goose", "command"); err != nil {
+		return err
+	}
+	s.target = strings.TrimSpace(l.string("target-version"))
+	s.versionQuery = strings.TrimSpace(l.string("version-query"))
+	s.migrateCommand = strings.TrimSpace(l.string("migrate-command"))
+	if s.migrateEnv, err = l.keyValues("migrate-env"); err != nil {
+		return err
+	}
+	source := strings.TrimSpace(l.string("version-source"))
+	switch {
+	case source == "goose":
+		s.source = "goose"
+	case source == "sql":
+		s.source = "sql"
+	case strings.HasPrefix(source, "alembic:"):
+		s.source, s.alembicDir = "alembic", strings.TrimPrefix(source, "alembic:")
+		if s.alembicDir == "" {
+			return errors.New("version-source: alembic:DIR needs the directory of the revision files")
+		}
+	default:
+		return fmt.Errorf("version-source: %q must be goose, alembic:DIR or sql", source)
+	}
+	switch {
+	case s.engine == "goose" && s.source != "goose":
+		return fmt.Errorf("version-source: %s needs --engine command (the goose engine applies goose files only)", source)
+	case s.engine == "goose" && s.migrateCommand != "":
+		return errors.New("migrate-command: set, but --engine is goose; add --engine command")
+	case s.engine == "command" && s.migrateCommand == "" && mode == coordinator.ModeMigrate:
+		return errors.New("migrate-command: not set; --engine command needs the command that applies the migrations " +
+			"(or use wait, which never migrates)")
+	case s.source != "sql" && s.versionQuery != "":
+		return errors.New("version-query: set, but --version-source is not sql")
+	}
+	switch s.source {
+	case "goose":
+		if s.table == "" {
+			s.table = goose.DefaultTable
+		}
+		if s.target != "" {
+			if s.targetVersion, err = strconv.ParseInt(s.target, 10, 64); err != nil || s.targetVersion < 0 {
+				return fmt.Errorf("target-version: %q is not a goose version (a whole number, at least 0)", s.target)
+			}
+		}
+		return checkDir(s.dir)
+	case "alembic":
+		if s.table == "" {
+			s.table = alembic.DefaultTable
+		}
+		if s.target != "" {
+			return errors.New("target-version: not used with an alembic source (the target is the directory's heads)")
+		}
+		s.alembic, err = alembic.Open(s.alembicDir)
+		return err
+	default: // sql
+		switch {
+		case s.versionQuery == "":
+			return errors.New("version-query: not set; --version-source sql needs a SELECT returning the database's version")
+		case s.target == "":
+			return errors.New("target-version: not set; --version-source sql needs the version this replica needs")
+		}
+		if s.table == "" {
+			s.table = "version"
+		}
+		_, err := sqlversion.New(nil, s.versionQuery, s.target)
+		return err
+	}
 }
 
 // namespace returns the lock namespace: as configured, or <database>/<table>.

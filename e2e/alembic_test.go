@@ -329,6 +329,9 @@ func TestCommandEngineInput(t *testing.T) {
 		{[]string{"migrate", "--engine", "command", "--migrate-command", "true", "--version-source", "alembic:/nonexistent"}, "/nonexistent"},
 		{[]string{"migrate", "--engine", "command", "--migrate-command", "true", "--migrate-env", "NOEQUALS"}, "migrate-env"},
 		{[]string{"migrate", "--target-version", "v2"}, "target-version"},
+		{[]string{"migrate", "--ddl-lock-timeout", "-1s"}, "ddl-lock-timeout"},
+		{[]string{"migrate", "--ddl-lock-timeout", "5s", "--lock", "raft"}, "ALTER ROLE"},
+		{[]string{"migrate", "--ddl-lock-timeout", "5s", "--engine", "command", "--migrate-command", "true"}, "lock_timeout in the migration tool"},
 	} {
 		args := append(slices.Clone(tc.args[:1]), append([]string{"--database-url", d.url, "--dir", dir}, tc.args[1:]...)...)
 		r := start(t, "input", args)

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/schemagate/schemagate/coordinator"
+	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/engine/alembic"
 	"github.com/schemagate/schemagate/engine/command"
 	"github.com/schemagate/schemagate/engine/goose"
@@ -76,6 +78,17 @@ func newEngine(s *gateSettings, b *backend, log zerolog.Logger) (coordinator.Eng
 			Dialect:         b.dialect,
 			TargetVersion:   s.targetVersion,
 			AllowOutOfOrder: s.allowOutOfOrder,
+			DDLLockTimeout:  s.ddlLockTimeout,
+			DDLLockRetries:  s.ddlLockRetries,
+			OnLockTimeout: func(m engine.Migration, attempt int, pause time.Duration, blockers []goose.Blocker) {
+				ev := log.Warn().Str("migration", m.Name).Int("attempt", attempt).Int("retries", s.ddlLockRetries).
+					Str("retry_in", pause.String())
+				if len(blockers) > 0 {
+					ev = ev.Interface("open_transactions", blockers)
+				}
+				ev.Msgf("%s waited longer than --ddl-lock-timeout (%s) for a table lock held by another transaction; "+
+					"rolled back, retrying", m.Name, s.ddlLockTimeout)
+			},
 		})
 		if err != nil {
 			return nil, err

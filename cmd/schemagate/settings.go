@@ -46,9 +46,12 @@ func addGateFlagsWithTimeout(fs *pflag.FlagSet, timeout time.Duration) {
 	fs.String("version-query", "", "with --version-source sql: a SELECT returning the database's version, and optionally a dirty flag")
 	fs.String("migrate-command", "", "with --engine command: what the elected migrator runs (by /bin/sh -c) to apply the migrations")
 	fs.StringArray("migrate-env", nil, "KEY=VALUE added to the migrate command's environment (repeatable)")
+	fs.Duration("ddl-lock-timeout", 0, "bound on how long a migration statement waits for a table lock (PostgreSQL lock_timeout; "+
+		"0: wait as long as it takes); a transactional migration that times out is rolled back and retried")
+	fs.Int("ddl-lock-retries", 10, "how many times a migration that hit --ddl-lock-timeout is retried (pauses 1 s, 2 s, 4 s … up to 30 s)")
 	fs.Bool("allow-out-of-order", false, "apply pending migrations older than the newest applied one")
 	fs.String("when-ahead", string(cd.WhenAhead), "when the database holds migrations this replica does not know: "+
-		"ready, unready (serve and check only) or exit (code 6)")
+		"ready, unready (serve, check and status only) or exit (code 6)")
 	fs.String("lock", "", "how replicas elect the migrator: postgres (advisory lock; default for PostgreSQL), "+
 		"file (flock beside the database; default for SQLite) or raft")
 	fs.String("lock-file", "", "lock file of --lock file (default: beside the SQLite file, <file>.schemagate-lock)")
@@ -109,6 +112,8 @@ type gateSettings struct {
 	versionQuery    string
 	migrateCommand  string
 	migrateEnv      []string
+	ddlLockTimeout  time.Duration
+	ddlLockRetries  int
 	allowOutOfOrder bool
 	rerun           bool
 	coordinator     coordinator.Config
@@ -160,6 +165,9 @@ func loadGate(l *loader, mode coordinator.Mode, allowUnready bool) (*gateSetting
 		return s, err
 	}
 	s.lockFile = l.string("lock-file")
+	if err := s.loadDDLLock(l); err != nil {
+		return s, err
+	}
 	if s.lock == "raft" {
 		if err := s.loadRaft(l); err != nil {
 			return s, err
@@ -311,6 +319,33 @@ func replicaID(l *loader) (string, error) {
 		return "", errors.New("replica-id: not set and the host name is unknown")
 	}
 	return host, nil
+}
+
+// loadDDLLock reads --ddl-lock-timeout and --ddl-lock-retries.
+func (s *gateSettings) loadDDLLock(l *loader) error {
+	var err error
+	if s.ddlLockTimeout, err = l.duration("ddl-lock-timeout"); err != nil {
+		return err
+	}
+	retries, err := l.int("ddl-lock-retries")
+	if err != nil {
+		return err
+	}
+	s.ddlLockRetries = int(retries)
+	switch {
+	case s.ddlLockTimeout < 0:
+		return fmt.Errorf("ddl-lock-timeout: %s must not be negative", s.ddlLockTimeout)
+	case s.ddlLockTimeout > 0 && s.ddlLockTimeout < time.Millisecond:
+		return fmt.Errorf("ddl-lock-timeout: %s is below PostgreSQL's resolution of 1ms", s.ddlLockTimeout)
+	case s.ddlLockRetries < 0:
+		return fmt.Errorf("ddl-lock-retries: %d must not be negative", s.ddlLockRetries)
+	case s.ddlLockTimeout > 0 && s.engine != "goose":
+		return errors.New("ddl-lock-timeout: applies to goose migrations; with --engine command, set lock_timeout in the migration tool")
+	case s.ddlLockTimeout > 0 && s.lock == "raft":
+		return errors.New("ddl-lock-timeout: not available with --lock raft (it holds no session to set it on); " +
+			"set it on the migrating role instead: ALTER ROLE … SET lock_timeout = '5s'")
+	}
+	return nil
 }
 
 // loadEngine reads what applies the migrations and how versions are known. Migration files are

@@ -47,6 +47,26 @@ type Options struct {
 	// GoMigrations are Go migrations registered through the Go API. They must be
 	// transactional: a non-transactional one would run outside the migrator's session.
 	GoMigrations []*goose.Migration
+	// DDLLockTimeout, when positive, bounds how long a migration's statement waits for a table
+	// lock (PostgreSQL's lock_timeout, set on the migrator's session for each migration): a
+	// DDL statement queued behind a long transaction otherwise blocks every query on that
+	// table while it waits. A transactional migration that times out is rolled back and
+	// retried, up to DDLLockRetries times, with a growing pause; a non-transactional one fails.
+	DDLLockTimeout time.Duration
+	DDLLockRetries int
+	// OnLockTimeout is told of each retry: the migration, the attempt that timed out (1-based),
+	// the pause before the next, and the transactions most likely in the way.
+	OnLockTimeout func(m engine.Migration, attempt int, pause time.Duration, blockers []Blocker)
+}
+
+// Blocker is a transaction open for a while in the database: a likely reason a migration's
+// statement could not get its lock.
+type Blocker struct {
+	PID         int           `json:"pid"`
+	Application string        `json:"application_name"`
+	State       string        `json:"state"`
+	Query       string        `json:"query"`
+	Open        time.Duration `json:"open"`
 }
 
 // InputError is a problem with the migration files or options; nothing was read from or
@@ -263,7 +283,7 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 			return h.InTx(ctx, tx, m)
 		}
 		start := time.Now()
-		if _, err := e.provider.ApplyVersion(ctx, m.Version, true); err != nil {
+		if err := e.apply(ctx, m, h.Stop); err != nil {
 			return &engine.MigrationError{Migration: m, Err: unwrapPartial(err)}
 		}
 		if h.After != nil {
@@ -273,6 +293,71 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 		}
 	}
 	return nil
+}
+
+// apply applies m, under the DDL lock timeout when one is set, retrying a transactional
+// migration whose statement timed out waiting for a lock.
+func (e *Engine) apply(ctx context.Context, m engine.Migration, stop <-chan struct{}) error {
+	if e.opts.DDLLockTimeout <= 0 || e.opts.Dialect != database.DialectPostgres {
+		_, err := e.provider.ApplyVersion(ctx, m.Version, true)
+		return err
+	}
+	timeout := fmt.Sprintf("SET lock_timeout = %d", e.opts.DDLLockTimeout.Milliseconds())
+	defer e.db.ExecContext(context.WithoutCancel(ctx), "RESET lock_timeout")
+	pause := time.Second
+	for attempt := 1; ; attempt++ {
+		if _, err := e.db.ExecContext(ctx, timeout); err != nil {
+			return fmt.Errorf("set lock_timeout: %w", err)
+		}
+		_, err := e.provider.ApplyVersion(ctx, m.Version, true)
+		if err == nil || !lockTimedOut(err) || !m.Transactional || attempt > e.opts.DDLLockRetries {
+			if err != nil && lockTimedOut(err) {
+				err = fmt.Errorf("%w (waited %s for a lock %d times; raise --ddl-lock-timeout or end the transaction in the way)",
+					unwrapPartial(err), e.opts.DDLLockTimeout, attempt)
+			}
+			return err
+		}
+		if e.opts.OnLockTimeout != nil {
+			e.opts.OnLockTimeout(m, attempt, pause, e.blockers(ctx))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stop:
+			return errors.New("stopped while waiting to retry after a lock timeout")
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 30*time.Second)
+	}
+}
+
+// lockTimedOut reports PostgreSQL's lock_not_available (55P03): lock_timeout expired.
+func lockTimedOut(err error) bool {
+	var coded interface{ SQLState() string }
+	return errors.As(err, &coded) && coded.SQLState() == "55P03"
+}
+
+// blockers lists the oldest open transactions of other sessions in the database.
+func (e *Engine) blockers(ctx context.Context) []Blocker {
+	rows, err := e.db.QueryContext(ctx, `SELECT pid, application_name, state, left(query, 120),
+			extract(epoch FROM now() - xact_start)
+		FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+		ORDER BY xact_start LIMIT 3`)
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	var out []Blocker
+	for rows.Next() {
+		var b Blocker
+		var open float64
+		if rows.Scan(&b.PID, &b.Application, &b.State, &b.Query, &open) == nil {
+			b.Open = time.Duration(open * float64(time.Second)).Round(time.Second)
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // unwrapPartial drops goose's "partial migration error (type:sql,version:3):" wrapper: the

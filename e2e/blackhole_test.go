@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,7 +15,12 @@ import (
 // test ends, and skips the test where that cannot be done.
 func blackhole(t *testing.T, clientPort int) (heal func()) {
 	t.Helper()
-	undo, err := fleet.Blackhole(clientPort)
+	return blackholeOneWay(t, clientPort, fleet.BothWays)
+}
+
+func blackholeOneWay(t *testing.T, clientPort int, dir fleet.Direction) (heal func()) {
+	t.Helper()
+	undo, err := fleet.BlackholeOneWay(clientPort, dir)
 	if errors.Is(err, fleet.ErrNoBlackhole) {
 		t.Skip(err)
 	}
@@ -68,5 +74,53 @@ func TestMigratorBlackholed(t *testing.T) {
 	d.assertAppliedOnce(t, 6)
 	if n := d.int(t, "SELECT count(*) FROM applied_log WHERE replica = $1", "schemagate/"+holder); n != 2 {
 		t.Errorf("the cut-off migrator applied %d migrations, want only the 2 before it was cut off", n)
+	}
+}
+
+// TestMigratorBlackholedOneWay cuts one direction of the migrator's connection, or both, while
+// the migrator keeps running. Either way the server ends the session (its keepalives go
+// unanswered, or the client's stop coming once the client gave up), which releases the lock and
+// rolls the migration back; the old migrator's keepalives fail too, and it gives up that
+// session. Whoever wins the next election (a survivor, or the old migrator on a new connection)
+// finishes: nothing is applied twice, and the journal shows one successful run.
+func TestMigratorBlackholedOneWay(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dir  fleet.Direction
+	}{{"to-server", fleet.ToServer}, {"to-client", fleet.ToClient}, {"both", fleet.BothWays}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDB(t)
+			dir := writeMigrations(t, migrationSet{N: 6, FirstSlow: map[int]float64{3: 300}})
+			rs := startAll(t, 3, "hole", d.args("migrate", dir))
+			holder, _, port := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
+			victim := byName(t, rs, holder)
+			blackholeOneWay(t, port, tc.dir)
+			cut := time.Now()
+			var survivors []*replica
+			for _, r := range rs {
+				if r != victim {
+					survivors = append(survivors, r)
+				}
+			}
+			waitAll(t, survivors, 40*time.Second, 0)
+			t.Logf("survivors ready %s after the cut", time.Since(cut).Round(100*time.Millisecond))
+			if code := victim.wait(t, time.Minute); code != 0 {
+				t.Errorf("the cut-off migrator exited %d, want 0:\n%s", code, victim.output())
+			}
+			// Only the server's packets dropped: the client's keepalives still reach the server and
+			// keep the backend (and the lock) alive there. The client, hearing nothing, gives up and
+			// ends that backend through a new connection, instead of leaving the server to find out
+			// about 10 s later.
+			if tc.dir == fleet.ToClient && !strings.Contains(victim.output(), "ended this replica's lost session") {
+				t.Errorf("the cut-off migrator did not end its lost session on the server:\n%s", victim.output())
+			}
+			d.assertAppliedOnce(t, 6)
+			if n := d.int(t, "SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome = 'succeeded'"); n != 1 {
+				t.Errorf("%d successful runs in the journal, want 1", n)
+			}
+			if n := d.int(t, "SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome = 'running'"); n != 0 {
+				t.Errorf("%d runs still marked running", n)
+			}
+		})
 	}
 }

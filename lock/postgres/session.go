@@ -62,6 +62,8 @@ type Session struct {
 	opened   atomic.Int64
 	backend  atomic.Int32
 	current  atomic.Pointer[pgconn.PgConn] // the open connection, for cancel requests
+	// endedLost: since the last pin, the lost connection's backend was asked to end.
+	endedLost bool
 	proxyMsg sync.Once
 }
 
@@ -249,6 +251,7 @@ func (s *Session) pin(onLost func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pinned, s.onLost = true, onLost
+	s.endedLost = false
 }
 
 // unpin ends pin: the session may reconnect again.
@@ -279,6 +282,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 		if onLost != nil {
 			onLost()
 		}
+		c.s.endLostBackend()
 		return nil, ErrSessionEnded
 	}
 	conn, err := c.inner.Connect(ctx)
@@ -286,6 +290,42 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, &ConnectError{Target: c.s.target, Err: err}
 	}
 	return conn, nil
+}
+
+// endLostBackend ends, on the server, the backend of the pinned connection this replica found
+// gone, once per pin. The client gives up a connection it hears nothing from, but the server
+// may keep the backend, and with it the lock and the open transaction, until its own keepalives
+// or writes time out; a cancel request would even make it write and wait out
+// tcp_user_timeout. Terminating it through a new connection releases the lock at once.
+func (s *Session) endLostBackend() {
+	s.mu.Lock()
+	if s.endedLost {
+		s.mu.Unlock()
+		return
+	}
+	s.endedLost = true
+	s.mu.Unlock()
+	pid := s.backend.Load()
+	if pid == 0 {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ConnectTimeout+5*time.Second)
+		defer cancel()
+		conn, err := pgx.ConnectConfig(ctx, s.pgcfg.Copy())
+		if err != nil {
+			s.log.Debug().Err(err).Int32("backend_pid", pid).Msg("could not reach the server to end the lost session")
+			return
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		var ended bool
+		err = conn.QueryRow(ctx, `SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM pg_stat_activity
+			WHERE pid = $1 AND application_name = $2`, pid, s.pgcfg.RuntimeParams["application_name"]).Scan(&ended)
+		if err == nil && ended {
+			s.log.Info().Int32("backend_pid", pid).
+				Msg("ended this replica's lost session on the server, so that its lock and transaction go now")
+		}
+	}()
 }
 
 // ConnectError is a failed connection attempt. Its message names the target and the most

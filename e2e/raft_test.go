@@ -13,6 +13,9 @@ import (
 
 const raftSecret = "e2e-raft-secret-9f2c71d5a04b"
 
+// wrongRaftSecret is the secret of a replica that is not a member.
+const wrongRaftSecret = "not-the-cluster-secret-42"
+
 // raftCluster is n replicas' Raft settings: replica i listens on its own loopback address,
 // 127.0.0.(20+i), so that iptables can cut one member's Raft traffic while its database
 // connection (from 127.0.0.1) stays up.
@@ -306,7 +309,7 @@ func TestRaftQuorumLost(t *testing.T) {
 	if code := alone.wait(t, 30*time.Second); code != 4 {
 		t.Fatalf("exit %d, want 4:\n%s", code, alone.output())
 	}
-	if out := alone.output(); !strings.Contains(out, "raft cluster has not formed") {
+	if out := alone.output(); !strings.Contains(out, "raft cluster has not formed: 1 of its 3 members answer") {
 		t.Errorf("the timeout does not say the cluster did not form:\n%s", out)
 	}
 	if n := d.int(t, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); n != 0 {
@@ -354,7 +357,7 @@ func TestRaftWrongSecret(t *testing.T) {
 	for i := range 3 {
 		rs = append(rs, c.startWith(t, d, i, members, "migrate", dir))
 	}
-	const wrong = "not-the-cluster-secret-42"
+	const wrong = wrongRaftSecret
 	intruder := start(t, c.names[3], append(d.args("migrate", dir, c.args(3, c.peers(0, 1, 2, 3))...), "--timeout", "5s"),
 		"SCHEMAGATE_RAFT_SECRET="+wrong)
 	waitAll(t, rs, time.Minute, 0)

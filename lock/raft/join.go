@@ -84,32 +84,52 @@ func (n *Node) discover(ctx context.Context) ([]Peer, map[string]hello, error) {
 		return nil, nil, fmt.Errorf("look up %s: %w", n.cfg.Discover, err)
 	}
 	_, port, _ := net.SplitHostPort(n.self.Address)
-	set := []Peer{n.self}
-	hellos := map[string]hello{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
+	var others []Peer
 	for _, h := range hosts {
 		addr := net.JoinHostPort(h, port)
-		if addr == n.self.Address {
-			continue
+		if addr != n.self.Address {
+			others = append(others, Peer{ID: addr, Address: addr})
 		}
-		wg.Go(func() {
-			answer, err := n.stream.askHello(ctx, addr)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			hellos[addr] = answer
-			set = append(set, Peer{ID: addr, Address: addr})
-		})
 	}
-	wg.Wait()
+	hellos := n.askAll(ctx, others)
+	set := []Peer{n.self}
+	for _, p := range others {
+		if _, ok := hellos[p.Address]; ok {
+			set = append(set, p)
+		}
+	}
 	if len(set) < n.expect() && len(hosts) > len(set) {
 		return sorted(set), hellos, fmt.Errorf("%s lists %d addresses; %d of them, this replica included, answer as members of this rollout, and %d are expected",
 			n.cfg.Discover, len(hosts), len(set), n.expect())
 	}
 	return sorted(set), hellos, nil
+}
+
+// askAll asks every peer for a hello at once and returns the answers by address, and records
+// how many members answer (this one included) for Outcome.
+func (n *Node) askAll(ctx context.Context, peers []Peer) map[string]hello {
+	hellos := map[string]hello{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		if p == n.self {
+			continue
+		}
+		wg.Go(func() {
+			answer, err := n.stream.askHello(ctx, p.Address)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			hellos[p.Address] = answer
+		})
+	}
+	wg.Wait()
+	n.mu.Lock()
+	n.answering = 1 + len(hellos)
+	n.mu.Unlock()
+	return hellos
 }
 
 func sorted(set []Peer) []Peer {
@@ -129,6 +149,9 @@ func addresses(set []Peer) []string {
 // tryBootstrap bootstraps when every member agrees, and returns why not otherwise ("" when it
 // bootstrapped, or found the cluster already formed).
 func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]hello) string {
+	if hellos == nil {
+		hellos = n.askAll(ctx, set)
+	}
 	if len(set) != n.expect() {
 		return fmt.Sprintf("sees %d members, expects %d", len(set), n.expect())
 	}
@@ -140,13 +163,9 @@ func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]h
 			continue
 		}
 		h, ok := hellos[p.Address]
-		var err error
-		if !ok {
-			h, err = n.stream.askHello(ctx, p.Address)
-		}
 		switch {
-		case err != nil:
-			return fmt.Sprintf("member %s does not answer (%v)", p.ID, err)
+		case !ok:
+			return fmt.Sprintf("member %s (%s) does not answer", p.ID, p.Address)
 		case h.HasState:
 			return "member " + p.ID + " is already in a cluster; waiting for its leader"
 		case !slices.Equal(sorted(h.Peers), set):

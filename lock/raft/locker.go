@@ -114,7 +114,7 @@ func (n *Node) Outcome() lock.Outcome {
 	o := lock.Outcome{Seq: st.Index, Phase: st.Phase, Fingerprint: st.Fingerprint, Replica: st.Migrator,
 		Migration: st.Migration, Error: st.Error}
 	n.mu.Lock()
-	seen := len(n.peers)
+	seen := max(n.answering, 1)
 	n.mu.Unlock()
 	o.Leaderless = leader == ""
 	switch {
@@ -124,7 +124,7 @@ func (n *Node) Outcome() lock.Outcome {
 		o.Cluster = fmt.Sprintf("the raft cluster has no leader: fewer than %d of its %d members reach each other",
 			n.expect()/2+1, n.expect())
 	default:
-		o.Cluster = fmt.Sprintf("the raft cluster has not formed: this replica sees %d of %d members", seen, n.expect())
+		o.Cluster = fmt.Sprintf("the raft cluster has not formed: %d of its %d members answer, this replica included", seen, n.expect())
 	}
 	return o
 }

@@ -49,11 +49,13 @@ type Node struct {
 	trans  *hraft.NetworkTransport
 	raft   *hraft.Raft
 
-	stop   context.CancelFunc
-	loops  sync.WaitGroup
-	mu     sync.Mutex
-	peers  []Peer // the member set this node sees
-	remote *hello // the cluster's view while this node is not a member
+	stop  context.CancelFunc
+	loops sync.WaitGroup
+	mu    sync.Mutex
+	peers []Peer // the member set this node sees
+	// answering is how many members answered the last round of hellos, this one included.
+	answering int
+	remote    *hello // the cluster's view while this node is not a member
 	// started is set once raft is: the transport answers hellos before that.
 	started atomic.Bool
 	notify  chan struct{} // closed on leadership changes and remote views

@@ -21,8 +21,7 @@ const cleanupTimeout = 5 * time.Second
 // on it, and the replica goes back to waiting, so that it still ends ready with the others.
 func (g *gate) lead(ctx context.Context, lease lock.Lease) (bool, error) {
 	c := g.c
-	c.Log.Info().Msg("this replica is the migrator")
-	c.role = RoleMigrator
+	c.Log.Debug().Msg("won the election; reading the schema again under the lock")
 	c.Observer.Elected(time.Since(g.started))
 	g.holder = nil
 	g.publish(PhaseMigrating, false, "migrating: this replica is the migrator")
@@ -141,6 +140,10 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 	if err := m.lease.Announce(ctx, nil, lock.Event{Kind: lock.EventStarted, Replica: c.cfg.ReplicaID}); err != nil {
 		return m.failed(ctx, nil, err)
 	}
+	// Only now, with work to do: a replica that won the election just after another finished
+	// found the schema ready above and is not a migrator.
+	c.Log.Info().Msg("this replica is the migrator")
+	c.role = RoleMigrator
 	c.Log.Info().Int64("db_version", st.Current).Int64("target_version", st.Target).Int("pending", len(st.Pending)).
 		Msg("applying migrations")
 

@@ -13,7 +13,7 @@ import (
 // when not, an *AheadError under --when-ahead=exit, an *UnreachableError when the database
 // cannot be read.
 func (c *Coordinator) Check(ctx context.Context) (engine.Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	st, err := c.Engine.Status(ctx)
 	if err != nil {
@@ -97,7 +97,7 @@ func (r *Report) normalize() *Report {
 
 // Report reads everything a person needs to see where a rollout stands. It takes no lock.
 func (c *Coordinator) Report(ctx context.Context, id Identity, journalEntries int) (*Report, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	st, err := c.Engine.Status(ctx)
 	if err != nil {
@@ -112,4 +112,12 @@ func (c *Coordinator) Report(ctx context.Context, id Identity, journalEntries in
 		return nil, c.readError(ctx, err)
 	}
 	return r.normalize(), nil
+}
+
+// withDeadline bounds ctx by --timeout; 0 means no deadline.
+func (c *Coordinator) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if c.cfg.Timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.cfg.Timeout)
 }

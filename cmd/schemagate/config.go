@@ -10,9 +10,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 )
+
+// knownKeys are the flags of every command: the keys a config file may hold.
+var knownKeys = map[string]bool{}
+
+// learnKeys records the flags of cmd and its subcommands as config-file keys.
+func learnKeys(cmd *cobra.Command) {
+	cmd.Flags().VisitAll(func(f *pflag.Flag) { knownKeys[f.Name] = true })
+	for _, sub := range cmd.Commands() {
+		learnKeys(sub)
+	}
+}
 
 // loader reads settings with the precedence flags > environment (SCHEMAGATE_*) > config file >
 // defaults, and parses every value strictly: a value that does not parse is an error naming the
@@ -34,7 +46,10 @@ func newLoader(flags *pflag.FlagSet) (*loader, error) {
 		return nil, err
 	}
 	l := &loader{v: v, flags: flags}
-	path := l.string("config")
+	path := ""
+	if flags.Lookup("config") != nil { // probe takes no config file, whatever SCHEMAGATE_CONFIG says
+		path = l.string("config")
+	}
 	if path == "" {
 		return l, nil
 	}
@@ -47,8 +62,10 @@ func newLoader(flags *pflag.FlagSet) (*loader, error) {
 		}
 		return nil, fmt.Errorf("config: %s: %s", filepath.Base(path), oneLine(err.Error()))
 	}
+	// One file may serve every command (a ConfigMap mounted into the sidecar and the Job): a
+	// key another command takes is ignored here; a key no command takes is a typo.
 	for _, key := range file.AllKeys() {
-		if flags.Lookup(key) == nil || key == "config" {
+		if (flags.Lookup(key) == nil && !knownKeys[key]) || key == "config" {
 			return nil, fmt.Errorf("config: %s: unknown key %q", filepath.Base(path), key)
 		}
 	}

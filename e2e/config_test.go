@@ -1,0 +1,40 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSharedConfigFile: one config file serves every command (a ConfigMap mounted into the
+// sidecar, the Job and the health check): keys another command takes are ignored, a key no
+// command takes is still refused, and probe, which takes no config file, ignores
+// SCHEMAGATE_CONFIG. check with --timeout 0 has no deadline rather than none left.
+func TestSharedConfigFile(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 1})
+	cfg := filepath.Join(t.TempDir(), "schemagate.yaml")
+	body := "database-url: " + d.url + "\ndir: " + dir + "\nlisten: \":9999\"\npoll-interval: 2s\ntimeout: 0s\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := start(t, "migrate", []string{"migrate", "--config", cfg}).wait(t, time.Minute); code != 0 {
+		t.Fatalf("migrate with the shared file: exit %d", code)
+	}
+	check := start(t, "check", []string{"check", "--config", cfg})
+	if code := check.wait(t, time.Minute); code != 0 {
+		t.Errorf("check with serve's and wait's keys and --timeout 0: exit %d:\n%s", code, check.output())
+	}
+	probe := start(t, "probe", []string{"probe", "--url", "http://127.0.0.1:1/readyz", "--timeout", "1s"}, "SCHEMAGATE_CONFIG="+cfg)
+	if code := probe.wait(t, time.Minute); code != 1 || strings.Contains(probe.output(), "config") {
+		t.Errorf("probe: exit %d, %q; want 1 for the refused connection, not a config error", code, probe.output())
+	}
+	typo := filepath.Join(t.TempDir(), "typo.yaml")
+	os.WriteFile(typo, []byte("lisen: \":9999\"\n"), 0o644)
+	bad := start(t, "typo", []string{"check", "--config", typo, "--database-url", d.url, "--dir", dir})
+	if code := bad.wait(t, time.Minute); code != 2 || !strings.Contains(bad.output(), `unknown key "lisen"`) {
+		t.Errorf("a misspelt key: exit %d, %q", code, bad.output())
+	}
+}

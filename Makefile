@@ -7,13 +7,14 @@
 #                for iptables, and pgbouncer on PATH)
 #   make bench   the herd, wake-up, failover, serve and Raft benchmarks
 #   make image   the container image (needs docker or podman)
+#   make soak    200 randomized rollouts with injected faults; invariants checked after each
 
 GO      ?= go
 BIN     := bin/schemagate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/schemagate/schemagate.Version=$(VERSION)
 
-.PHONY: build test vet fmt-check bench image clean
+.PHONY: build test vet fmt-check bench image soak clean
 
 # A container engine for `make image`: docker, else podman.
 ENGINE  ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
@@ -36,6 +37,9 @@ test: vet fmt-check
 
 bench:
 	cd bench && $(GO) run . $(BENCHFLAGS)
+
+soak:
+	$(GO) run ./internal/soak -rounds 200 $(SOAKFLAGS)
 
 image:
 	@test -n "$(ENGINE)" || { echo "make image needs docker or podman"; exit 1; }

@@ -50,6 +50,9 @@ func start(t testing.TB, name string, args []string, env ...string) *replica {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Cleanups run last-in first-out: the process is stopped first, then all it printed is
+	// searched for every secret the tests hand out.
+	t.Cleanup(func() { checkNoSecret(t, name, r.Output()) })
 	t.Cleanup(r.Stop)
 	return &replica{Replica: r, name: name}
 }
@@ -136,9 +139,25 @@ type db struct {
 	conn *pgx.Conn
 }
 
+// e2ePassword is in the URL of every test database. The shared server trusts local
+// connections, so it is not checked, but every output is searched for it.
+const e2ePassword = "e2e-db-pw-5b0c2f9a71"
+
+// neverPrinted are the secrets the tests hand to replicas: database passwords and Raft secrets.
+// No replica's output, whatever it did or suffered, may contain one.
+var neverPrinted = []string{e2ePassword, secret, faultPassword, raftSecret, wrongRaftSecret}
+
+func checkNoSecret(t testing.TB, name, output string) {
+	for _, s := range neverPrinted {
+		if strings.Contains(output, s) {
+			t.Errorf("%s printed a secret (%.4s…)", name, s)
+		}
+	}
+}
+
 func newDB(t testing.TB) *db {
 	t.Helper()
-	u := pgtest.NewDatabase(t)
+	u := withPassword(t, pgtest.NewDatabase(t), e2ePassword)
 	return openDB(t, u)
 }
 

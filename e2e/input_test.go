@@ -17,7 +17,7 @@ const secret = "Pa55w0rd-s3cret"
 
 // withPassword returns rawURL with the user's password set to secret: the shared server trusts
 // every local connection, so any password gets in, and every output can be searched for it.
-func withPassword(t *testing.T, rawURL, password string) string {
+func withPassword(t testing.TB, rawURL, password string) string {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {

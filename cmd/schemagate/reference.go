@@ -7,6 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/schemagate/schemagate"
 )
 
 // flagReference renders every flag of every command as a Markdown table: flag, environment
@@ -21,10 +23,7 @@ func flagReference(root *cobra.Command) string {
 	// differs by command (--timeout) gets a row per variant.
 	entries := map[string]*entry{}
 	var names []string
-	for _, cmd := range root.Commands() {
-		if cmd.Hidden || cmd.Name() == "help" || cmd.Name() == "completion" {
-			continue
-		}
+	for _, cmd := range documented(root) {
 		cmd.Flags().VisitAll(func(f *pflag.Flag) {
 			key := f.Name + "\x00" + f.DefValue + "\x00" + f.Usage
 			e, ok := entries[key]
@@ -42,14 +41,32 @@ func flagReference(root *cobra.Command) string {
 	for _, key := range names {
 		e := entries[key]
 		name := e.flag.Name
-		def := e.flag.DefValue
-		if def == "" || def == "0" && e.flag.Value.Type() == "int64" {
-			def = "—"
-		}
-		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s | %s |\n", name, envName(name), code(def),
-			strings.Join(e.commands, ", "), strings.ReplaceAll(e.flag.Usage, "|", "\\|"))
+		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s | %s |\n", name, envName(name), code(defaultOf(e.flag)),
+			strings.Join(e.commands, ", "), cell(e.flag.Usage))
 	}
 	return b.String()
+}
+
+// documented returns the commands a person runs, in the order cobra lists them: not the hidden
+// ones, nor cobra's own.
+func documented(root *cobra.Command) []*cobra.Command {
+	var out []*cobra.Command
+	for _, cmd := range root.Commands() {
+		if cmd.Hidden || cmd.Name() == "help" || cmd.Name() == "completion" {
+			continue
+		}
+		out = append(out, cmd)
+	}
+	return out
+}
+
+// defaultOf is a flag's default as the tables show it: "—" for none.
+func defaultOf(f *pflag.Flag) string {
+	def := f.DefValue
+	if def == "" || def == "0" && f.Value.Type() == "int64" {
+		return "—"
+	}
+	return def
 }
 
 func envName(flag string) string {
@@ -61,4 +78,110 @@ func code(s string) string {
 		return s
 	}
 	return "`" + s + "`"
+}
+
+// cell makes s safe inside a Markdown table cell: no column breaks, and no text a renderer
+// would take for an HTML tag (<file>, <table>).
+func cell(s string) string {
+	return strings.NewReplacer("|", "\\|", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// typeNames says how each pflag type is written in a config file or an environment variable.
+var typeNames = map[string]string{
+	"string":      "string",
+	"bool":        "true or false",
+	"duration":    "duration",
+	"int":         "whole number",
+	"int64":       "whole number",
+	"stringArray": "list of KEY=VALUE",
+}
+
+func typeName(f *pflag.Flag) string {
+	if name, ok := typeNames[f.Value.Type()]; ok {
+		return name
+	}
+	return f.Value.Type()
+}
+
+// commandReference renders, for every command, its synopsis, its help text and a table of its
+// flags: flag, environment variable, type, default and description. docs/reference.md carries it
+// between markers, and a test fails when the two differ.
+func commandReference(root *cobra.Command) string {
+	var b strings.Builder
+	cmds := documented(root)
+	b.WriteString("| command | what it does |\n|---|---|\n")
+	for _, cmd := range cmds {
+		fmt.Fprintf(&b, "| [`%s`](#schemagate-%s) | %s |\n", cmd.Name(), cmd.Name(), cell(cmd.Short))
+	}
+	for _, cmd := range cmds {
+		fmt.Fprintf(&b, "\n### schemagate %s\n\n%s.\n\n```text\n%s\n```\n", cmd.Name(), cmd.Short, cmd.UseLine())
+		if long := strings.TrimSpace(cmd.Long); long != "" {
+			fmt.Fprintf(&b, "\n```text\n%s\n```\n", long)
+		}
+		var rows []string
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			name := "`--" + f.Name + "`"
+			if f.Shorthand != "" {
+				name = "`-" + f.Shorthand + "`, " + name
+			}
+			rows = append(rows, fmt.Sprintf("| %s | `%s` | %s | %s | %s |\n", name, envName(f.Name), typeName(f),
+				code(defaultOf(f)), cell(f.Usage)))
+		})
+		if len(rows) == 0 {
+			b.WriteString("\nNo flags.\n")
+			continue
+		}
+		b.WriteString("\n| flag | environment | type | default | description |\n|---|---|---|---|---|\n")
+		for _, r := range rows {
+			b.WriteString(r)
+		}
+	}
+	return b.String()
+}
+
+// keyReference renders every config-file key and the commands that accept it. A file given to a
+// command may hold only that command's keys.
+func keyReference(root *cobra.Command) string {
+	cmds := documented(root)
+	byKey := map[string][]string{}
+	types := map[string]string{}
+	for _, cmd := range cmds {
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			if f.Name == "config" {
+				return // a config file cannot name another
+			}
+			byKey[f.Name] = append(byKey[f.Name], cmd.Name())
+			types[f.Name] = typeName(f)
+		})
+	}
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.WriteString("| key | type | accepted by |\n|---|---|---|\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, types[k], strings.Join(byKey[k], ", "))
+	}
+	return b.String()
+}
+
+// exitCodeReference renders every exit code of package schemagate: number, name, whether an
+// orchestrator should retry, and what it means. describe gives each code's meaning (the test
+// takes it from the constants' doc comments).
+func exitCodeReference(describe func(schemagate.ExitCode) string) string {
+	var b strings.Builder
+	b.WriteString("| code | name | retry? | meaning |\n|---|---|---|---|\n")
+	for _, c := range schemagate.ExitCodes() {
+		retry := "no"
+		switch {
+		case c == schemagate.ExitReady || c == schemagate.ExitNotReady:
+			retry = "—"
+		case c.Retryable():
+			retry = "yes"
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", int(c), c, retry, cell(describe(c)))
+	}
+	return b.String()
 }

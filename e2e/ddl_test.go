@@ -125,4 +125,3 @@ func TestDDLLockTimeoutGivesUp(t *testing.T) {
 		t.Errorf("accounts has %d columns: the failed migration left a change", cols)
 	}
 }
-

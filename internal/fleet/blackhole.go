@@ -24,9 +24,9 @@ func Blackhole(clientPort int) (heal func() error, err error) {
 type Direction int
 
 const (
-	BothWays     Direction = iota
-	ToServer               // the client's packets: the server stops hearing from the client
-	ToClient               // the server's packets: the client stops hearing from the server
+	BothWays Direction = iota
+	ToServer           // the client's packets: the server stops hearing from the client
+	ToClient           // the server's packets: the client stops hearing from the server
 )
 
 // BlackholeOneWay is Blackhole for one direction of the connection (or both).

@@ -55,16 +55,16 @@ type Session struct {
 	log    zerolog.Logger
 	target string // host:port/database as a person would name it; never the password
 
-	mu       sync.Mutex
-	listen   string // channel every new connection LISTENs on, if any
-	pinned   bool   // a lease holds the lock on the current connection
-	onLost   func() // called once when the pinned connection is found gone
-	opened   atomic.Int64
-	backend  atomic.Int32
-	current  atomic.Pointer[pgconn.PgConn] // the open connection, for cancel requests
+	mu      sync.Mutex
+	listen  string // channel every new connection LISTENs on, if any
+	pinned  bool   // a lease holds the lock on the current connection
+	onLost  func() // called once when the pinned connection is found gone
+	opened  atomic.Int64
+	backend atomic.Int32
+	current atomic.Pointer[pgconn.PgConn] // the open connection, for cancel requests
 	// endedLost: since the last pin, the lost connection's backend was asked to end.
 	endedLost bool
-	proxyMsg sync.Once
+	proxyMsg  sync.Once
 }
 
 // NewSession parses dsn (a postgres:// URL or key=value string) and prepares the session. It

@@ -1,5 +1,7 @@
 # schemagate — build, test, benchmark.
 #
+#   make demo    three real rollouts, narrated (SQLite; DATABASE_URL=postgres://… or
+#                DEMOFLAGS=--postgres for PostgreSQL)
 #   make build   static binary in bin/schemagate
 #   make test    go vet, gofmt check, and every test under the race detector
 #                (needs PostgreSQL at SCHEMAGATE_TEST_DATABASE_URL, default
@@ -15,7 +17,7 @@ BIN     := bin/schemagate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/schemagate/schemagate.Version=$(VERSION)
 
-.PHONY: build test vet fmt-check bench image soak vulncheck clean
+.PHONY: build test vet fmt-check bench image soak vulncheck demo clean
 
 # A container engine for `make image`: docker, else podman.
 ENGINE  ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
@@ -47,6 +49,9 @@ vulncheck:
 	if [ $$rc -ne 0 ] && echo "$$out" | grep -q "fetching vulnerabilities"; then \
 		echo "govulncheck: vulnerability database unreachable; skipped ($$(echo "$$out" | tail -n1))"; \
 	else echo "$$out"; exit $$rc; fi
+
+demo:
+	$(GO) run ./internal/demo $(DEMOFLAGS)
 
 soak:
 	$(GO) run ./internal/soak -rounds 200 $(SOAKFLAGS)

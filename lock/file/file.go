@@ -118,6 +118,10 @@ func (l *Locker) Holder(context.Context) (*lock.Holder, error) {
 	if b, err := os.ReadFile(l.path); err == nil {
 		_ = json.Unmarshal(b, &info)
 	}
+	if info.PID == 0 {
+		// The holder took the flock and has not written who it is yet.
+		return &lock.Holder{Name: "(just taken, not yet named)"}, nil
+	}
 	h := &lock.Holder{Replica: info.Replica, PID: info.PID, Address: info.Host, SessionStart: info.Since}
 	h.Name = fmt.Sprintf("pid %d on %s", info.PID, info.Host)
 	if info.Event.Kind != "" {

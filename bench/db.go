@@ -68,9 +68,9 @@ func serverVersion(ctx context.Context, adminURL string) (string, error) {
 		return "", fmt.Errorf("connect to %s: %w", adminURL, err)
 	}
 	defer conn.Close(ctx)
-	var v string
-	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&v); err != nil {
+	var v, maxConns string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version'), current_setting('max_connections')").Scan(&v, &maxConns); err != nil {
 		return "", err
 	}
-	return "PostgreSQL " + v, nil
+	return "PostgreSQL " + v + " (max_connections " + maxConns + ")", nil
 }

@@ -112,7 +112,7 @@ func (b *bench) failover(ctx context.Context, dir, how string) (total, detect ti
 			r.Stop()
 		}
 	}()
-	holder, port, err := waitForSlowStatement(ctx, d)
+	holder, port, err := waitForSlowStatement(ctx, d, "schemagate/")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -159,17 +159,17 @@ func (b *bench) failover(ctx context.Context, dir, how string) (total, detect ti
 	return last.Sub(cut), next.Sub(cut), nil
 }
 
-// waitForSlowStatement waits until a replica runs the slow statement and returns its
-// application_name and client port.
-func waitForSlowStatement(ctx context.Context, d *database) (string, int, error) {
+// waitForSlowStatement waits until a replica (a session whose application_name starts with
+// prefix) runs the slow statement, and returns its application_name and client port.
+func waitForSlowStatement(ctx context.Context, d *database, prefix string) (string, int, error) {
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		var name string
 		var port int
 		err := d.conn.QueryRow(ctx, `SELECT application_name, client_port FROM pg_stat_activity
-			WHERE datname = $1 AND state = 'active' AND query LIKE '%first_attempt_sleeps%' AND application_name LIKE 'schemagate/%'`,
-			d.name).Scan(&name, &port)
-		if err == nil && strings.HasPrefix(name, "schemagate/") {
+			WHERE datname = $1 AND state = 'active' AND query LIKE '%first_attempt_sleeps%' AND starts_with(application_name, $2)`,
+			d.name, prefix).Scan(&name, &port)
+		if err == nil && strings.HasPrefix(name, prefix) {
 			return name, port, nil
 		}
 		time.Sleep(10 * time.Millisecond)

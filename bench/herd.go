@@ -94,7 +94,7 @@ func (b *bench) herd(ctx context.Context, dir string, n int, count bool) (herdRe
 	defer d.drop(ctx)
 	var sampler *sampler
 	if count {
-		sampler = startSampler(ctx, d)
+		sampler = startSampler(ctx, d, "schemagate/", 20*time.Millisecond)
 	}
 	begin := time.Now()
 	rs, err := fleet.StartAll(b.bin, n, "bench", []string{"migrate", "--database-url", d.url, "--dir", dir})
@@ -121,7 +121,7 @@ func (b *bench) herd(ctx context.Context, dir string, n int, count bool) (herdRe
 	}
 	res := herdResult{took: last.Sub(begin)}
 	if sampler != nil {
-		res.peakConn = sampler.stop()
+		res.peakConn, _ = sampler.stop()
 	}
 	var commit time.Time
 	var migrator string
@@ -141,39 +141,43 @@ func (b *bench) herd(ctx context.Context, dir string, n int, count bool) (herdRe
 	return res, nil
 }
 
-// sampler polls pg_stat_activity for the most connections any one replica holds at once.
+// sampler polls pg_stat_activity for the most connections any one replica holds at once, and
+// the most all replicas hold together; replicas are the sessions whose application_name starts
+// with a prefix.
 type sampler struct {
-	done chan struct{}
-	wg   sync.WaitGroup
-	peak int
+	done          chan struct{}
+	wg            sync.WaitGroup
+	peak, peakAll int
 }
 
-func startSampler(ctx context.Context, d *database) *sampler {
+func startSampler(ctx context.Context, d *database, prefix string, every time.Duration) *sampler {
 	s := &sampler{done: make(chan struct{})}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		for {
-			var n int
-			err := d.conn.QueryRow(ctx, `SELECT coalesce(max(c), 0) FROM (SELECT count(*) AS c FROM pg_stat_activity
-				WHERE datname = $1 AND application_name LIKE 'schemagate/%' GROUP BY application_name) x`, d.name).Scan(&n)
+			var one, all int
+			err := d.conn.QueryRow(ctx, `SELECT coalesce(max(c), 0), coalesce(sum(c), 0) FROM (SELECT count(*) AS c
+				FROM pg_stat_activity WHERE datname = $1 AND starts_with(application_name, $2) GROUP BY application_name) x`,
+				d.name, prefix).Scan(&one, &all)
 			if err == nil {
-				s.peak = max(s.peak, n)
+				s.peak, s.peakAll = max(s.peak, one), max(s.peakAll, all)
 			}
 			select {
 			case <-s.done:
 				return
-			case <-time.After(20 * time.Millisecond):
+			case <-time.After(every):
 			}
 		}
 	}()
 	return s
 }
 
-func (s *sampler) stop() int {
+// stop ends the sampling and returns the peaks: one replica, all replicas.
+func (s *sampler) stop() (one, all int) {
 	close(s.done)
 	s.wg.Wait()
-	return s.peak
+	return s.peak, s.peakAll
 }
 
 // readyLogged returns when a replica logged that the schema is ready.

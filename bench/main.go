@@ -1,10 +1,12 @@
 // Command bench measures schemagate on this machine, every figure against a baseline measured in
 // the same run: a herd of replicas against one replica alone, how fast waiters wake after the
 // final commit, how long failover takes after a SIGKILL and after a network blackhole, and how
-// many connections a waiting replica holds.
+// many connections a waiting replica holds. The compare scenario runs goose and golang-migrate
+// through the same scenarios, side by side with schemagate.
 //
 //	cd bench && go run .            # or: make bench
 //	go run . -runs 5 -scenarios herd,failover
+//	go run . -scenarios compare -peers pglock,goose,migrate
 package main
 
 import (
@@ -29,6 +31,9 @@ type options struct {
 	herds     []int
 	slow      time.Duration
 	scenarios []string
+	peers     []string      // contenders of the compare scenario
+	bound     time.Duration // most one compare configuration may take
+	cutSleep  time.Duration // first-attempt sleep of the migration the compare scenario cuts off
 }
 
 func main() {
@@ -48,8 +53,13 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.runs, "runs", 3, "repetitions of each measurement; the median is reported")
 	fs.StringVar(&herds, "herd", "20,100", "herd sizes")
 	fs.DurationVar(&o.slow, "slow", 3*time.Second, "how long the slow migration sleeps")
+	var peers string
 	fs.StringVar(&scenarios, "scenarios", "herd,failover,serve,raft",
-		"herd (ratio, wake-up, connections), failover (SIGKILL, blackhole), serve (idle memory, CPU, probe latency), raft (herd, election, sessions, failover)")
+		"herd (ratio, wake-up, connections), failover (SIGKILL, blackhole), serve (idle memory, CPU, probe latency), raft (herd, election, sessions, failover), "+
+			"compare (side by side with goose and golang-migrate; not in the default)")
+	fs.StringVar(&peers, "peers", "pglock,raft,goose,migrate,goose-nolock", "tools of the compare scenario")
+	fs.DurationVar(&o.bound, "bound", 3*time.Minute, "compare: most one run of a configuration may take before it is reported as timed out")
+	fs.DurationVar(&o.cutSleep, "cut-sleep", 30*time.Second, "compare: how long the migration cut off sleeps on its first attempt")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,6 +71,7 @@ func run(ctx context.Context, args []string) error {
 		o.herds = append(o.herds, n)
 	}
 	o.scenarios = strings.Split(scenarios, ",")
+	o.peers = strings.Split(peers, ",")
 
 	work, err := os.MkdirTemp("", "schemagate-bench-")
 	if err != nil {
@@ -95,6 +106,11 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if slices.Contains(o.scenarios, "compare") {
+		if err := b.compare(ctx); err != nil {
+			return err
+		}
+	}
 	b.print(os.Stdout)
 	return nil
 }
@@ -113,6 +129,7 @@ type bench struct {
 	work    string
 	machine string
 	rows    []row
+	grid    *grid // the compare scenario's table
 }
 
 // row is one line of the result table.
@@ -127,9 +144,15 @@ func (b *bench) add(name, value, target string) {
 
 func (b *bench) print(w *os.File) {
 	fmt.Fprintf(w, "\n%s\n\n", b.machine)
-	fmt.Fprintf(w, "| measurement | result | target |\n|---|---|---|\n")
-	for _, r := range b.rows {
-		fmt.Fprintf(w, "| %s | %s | %s |\n", r.name, r.value, r.target)
+	if len(b.rows) > 0 {
+		fmt.Fprintf(w, "| measurement | result | target |\n|---|---|---|\n")
+		for _, r := range b.rows {
+			fmt.Fprintf(w, "| %s | %s | %s |\n", r.name, r.value, r.target)
+		}
+	}
+	if b.grid != nil {
+		fmt.Fprintln(w)
+		b.grid.print(w)
 	}
 }
 

@@ -193,7 +193,7 @@ func (b *bench) raftFailover(ctx context.Context, dir string) (time.Duration, er
 			r.Stop()
 		}
 	}()
-	holder, _, err := waitForSlowStatement(ctx, d)
+	holder, _, err := waitForSlowStatement(ctx, d, "schemagate/")
 	if err != nil {
 		return 0, fmt.Errorf("%w; the first member's log:\n%s", err, rs[0].Output())
 	}

@@ -86,6 +86,7 @@ func addRaftFlags(fs *pflag.FlagSet) {
 	fs.String("raft-peers", "", "the members, id=host:port,… (the same list on every replica, this one included)")
 	fs.String("raft-discover", "", "find the members by DNS instead: dns:NAME (a headless Service with publishNotReadyAddresses)")
 	fs.Int("raft-expect", 0, "how many members --raft-discover must find before the cluster forms")
+	fs.Int("raft-voters", rc.Voters, "how many members vote (the first by id); the others follow the voters' state")
 	fs.String("raft-secret", "", "shared secret authenticating the members (prefer SCHEMAGATE_RAFT_SECRET or --raft-secret-file)")
 	fs.String("raft-secret-file", "", "read the shared secret from this file (a mounted secret)")
 	fs.Duration("raft-heartbeat-timeout", rc.HeartbeatTimeout, "Raft heartbeat timeout")
@@ -456,6 +457,11 @@ func (s *gateSettings) loadRaft(l *loader) error {
 		return err
 	}
 	r.Expect = int(expect)
+	voters, err := l.int("raft-voters")
+	if err != nil {
+		return err
+	}
+	r.Voters = int(voters)
 	secret, err := secretFrom(l, "raft-secret")
 	if err != nil {
 		return err

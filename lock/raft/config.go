@@ -31,6 +31,10 @@ type Config struct {
 	// Discover is a DNS name whose A/AAAA records are the members (a Kubernetes headless Service
 	// with publishNotReadyAddresses, a Swarm tasks.<service> name), used when Peers is empty.
 	Discover string
+	// Voters is how many members vote: the first Voters of the member set, sorted by id. The
+	// others follow the cluster's state through hellos, so that a rollout of a hundred replicas
+	// does not hold a hundred-member election.
+	Voters int
 	// Expect is how many members form the cluster. A node bootstraps only when it sees exactly
 	// this many, itself among them, and every one of them sees the same set.
 	Expect int
@@ -54,6 +58,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:             ":9091",
+		Voters:             5,
 		HeartbeatTimeout:   500 * time.Millisecond,
 		ElectionTimeout:    500 * time.Millisecond,
 		LeaderLeaseTimeout: 250 * time.Millisecond,
@@ -77,6 +82,8 @@ func (c Config) Validate() error {
 		return errors.New("raft-peers and raft-discover are both set; give one")
 	case c.Discover != "" && c.Expect < 1:
 		return fmt.Errorf("raft-expect: %d must be at least 1 with --raft-discover", c.Expect)
+	case c.Voters < 1:
+		return fmt.Errorf("raft-voters: %d must be at least 1", c.Voters)
 	case len(c.Peers) > 0 && c.Expect != 0 && c.Expect != len(c.Peers):
 		return fmt.Errorf("raft-expect (%d) must match the number of --raft-peers (%d)", c.Expect, len(c.Peers))
 	}

@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 	_ "modernc.org/sqlite"
+
+	"github.com/schemagate/schemagate/lock"
 )
 
 // TestDiscoverBootstrapsOnlyWithTheExpectedSet: with DNS discovery, members appear one by one
@@ -142,5 +145,51 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if err := base().Validate(); err != nil {
 		t.Errorf("a good config is refused: %v", err)
+	}
+}
+
+// TestVotersAndFollowers: of 7 members only the first 3 by id vote; the cluster's configuration
+// holds those 3, the leader is one of them, and the other 4 follow its state through hellos,
+// never lead, and see the run end.
+func TestVotersAndFollowers(t *testing.T) {
+	c := newTestCluster(t, 7, func(_ int, cfg *Config) { cfg.Voters = 3 })
+	var voter *Node
+	for id, n := range c.nodes {
+		if id <= "replica-2" {
+			voter = n
+		}
+	}
+	leader := awaitLeader(t, voter)
+	if leader > "replica-2" {
+		t.Fatalf("leader %s does not vote", leader)
+	}
+	servers := voter.raft.GetConfiguration().Configuration().Servers
+	if len(servers) != 3 {
+		t.Fatalf("configuration: %v", servers)
+	}
+	lease, err := c.nodes[leader].TryAcquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Announce(context.Background(), nil, lock.Event{Kind: lock.EventDone, Replica: leader, Version: 3}); err != nil {
+		t.Fatal(err)
+	}
+	for id, n := range c.nodes {
+		if id <= "replica-2" {
+			continue
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for n.Outcome().Phase != "done" {
+			if time.Now().After(deadline) {
+				t.Fatalf("follower %s never saw the run end: %+v", id, n.Outcome())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if _, err := n.TryAcquire(context.Background()); !errors.Is(err, lock.ErrHeld) {
+			t.Errorf("follower %s: TryAcquire %v, want ErrHeld", id, err)
+		}
+		if n.hasState() {
+			t.Errorf("follower %s joined the Raft configuration", id)
+		}
 	}
 }

@@ -13,8 +13,16 @@ import (
 	hraft "github.com/hashicorp/raft"
 )
 
-// joinInterval is how often a node looks again at its peers until it is in a cluster.
-const joinInterval = 250 * time.Millisecond
+// joinInterval is how often a node first looks again at its peers until it is in a cluster; the
+// pause doubles up to maxJoinInterval while the cluster does not form, so that a hundred members
+// waiting for a missing one do not spend the machine on hellos.
+const (
+	joinInterval    = 250 * time.Millisecond
+	maxJoinInterval = 2 * time.Second
+)
+
+// helloConcurrency bounds the hellos one node has in flight: each is a TLS handshake.
+const helloConcurrency = 8
 
 // join forms or finds the cluster. A node bootstraps only when it sees exactly the expected
 // members, itself among them, and every other member answers a hello with the identical set and
@@ -24,6 +32,9 @@ const joinInterval = 250 * time.Millisecond
 // cluster through hellos.
 func (n *Node) join(ctx context.Context) {
 	var lastSay time.Time
+	saidFollower := false
+	pause := joinInterval
+	started := time.Now()
 	for {
 		if n.hasState() && n.member() {
 			return
@@ -36,6 +47,8 @@ func (n *Node) join(ctx context.Context) {
 		switch {
 		case err != nil:
 			reason = err.Error()
+		case !n.hasState() && n.follower(set):
+			reason = followerReason
 		case !n.hasState():
 			reason = n.tryBootstrap(ctx, set, hellos)
 		default:
@@ -45,16 +58,46 @@ func (n *Node) join(ctx context.Context) {
 			continue
 		}
 		n.follow(ctx, set)
-		if time.Since(lastSay) > 5*time.Second {
+		n.mu.Lock()
+		following := n.remote != nil
+		n.mu.Unlock()
+		switch {
+		case reason == followerReason && !saidFollower:
+			saidFollower = true
+			n.log.Info().Int("voters", n.voterCount()).Msg("this replica does not vote: it follows the cluster's state from the voters")
+		case reason != followerReason && time.Since(lastSay) > 5*time.Second:
 			lastSay = time.Now()
 			n.log.Info().Strs("sees", addresses(set)).Int("expect", n.expect()).Msg("raft cluster not formed yet: " + reason)
+		}
+		if following {
+			continue // the next watch waits for news itself
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(joinInterval):
+		case <-time.After(pause):
+		}
+		// A follower polls quickly (a round costs it one hello or a few refused dials); a voter
+		// waiting for the other voters backs off.
+		// waiting for the other voters backs off, after the first seconds of a rollout's start.
+		if following || reason == followerReason || time.Since(started) < 3*time.Second {
+			pause = joinInterval
+		} else {
+			pause = min(2*pause, maxJoinInterval)
 		}
 	}
+}
+
+// followerReason is join's reason for a member that does not vote.
+const followerReason = "this replica does not vote; it follows the voters"
+
+// voterCount is how many members vote.
+func (n *Node) voterCount() int { return min(n.expect(), n.cfg.Voters) }
+
+// follower reports whether this node, in the full member set, is not among the voters (the
+// first voterCount members by id).
+func (n *Node) follower(set []Peer) bool {
+	return len(set) == n.expect() && !slices.Contains(set[:n.voterCount()], n.self)
 }
 
 func (n *Node) expect() int {
@@ -105,17 +148,19 @@ func (n *Node) discover(ctx context.Context) ([]Peer, map[string]hello, error) {
 	return sorted(set), hellos, nil
 }
 
-// askAll asks every peer for a hello at once and returns the answers by address, and records
-// how many members answer (this one included) for Outcome.
+// askAll asks every peer for a hello (a few at a time) and returns the answers by address.
 func (n *Node) askAll(ctx context.Context, peers []Peer) map[string]hello {
 	hellos := map[string]hello{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, helloConcurrency)
 	for _, p := range peers {
 		if p == n.self {
 			continue
 		}
 		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			answer, err := n.stream.askHello(ctx, p.Address)
 			if err != nil {
 				return
@@ -126,9 +171,6 @@ func (n *Node) askAll(ctx context.Context, peers []Peer) map[string]hello {
 		})
 	}
 	wg.Wait()
-	n.mu.Lock()
-	n.answering = 1 + len(hellos)
-	n.mu.Unlock()
 	return hellos
 }
 
@@ -149,16 +191,28 @@ func addresses(set []Peer) []string {
 // tryBootstrap bootstraps when every member agrees, and returns why not otherwise ("" when it
 // bootstrapped, or found the cluster already formed).
 func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]hello) string {
-	if hellos == nil {
-		hellos = n.askAll(ctx, set)
-	}
 	if len(set) != n.expect() {
 		return fmt.Sprintf("sees %d members, expects %d", len(set), n.expect())
 	}
 	if !slices.Contains(set, n.self) {
 		return "this replica is not among the members it sees"
 	}
-	for _, p := range set {
+	// Only voters bootstrap, so only they must agree: every voter that bootstraps then passes
+	// the same configuration, and the followers, who never bootstrap, need not even be up.
+	voters := set[:n.voterCount()]
+	if hellos == nil {
+		hellos = n.askAll(ctx, voters)
+	}
+	answered := 1
+	for _, p := range voters {
+		if _, ok := hellos[p.Address]; ok && p != n.self {
+			answered++
+		}
+	}
+	n.mu.Lock()
+	n.answering = answered
+	n.mu.Unlock()
+	for _, p := range voters {
 		if p == n.self {
 			continue
 		}
@@ -169,32 +223,50 @@ func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]h
 		case h.HasState:
 			return "member " + p.ID + " is already in a cluster; waiting for its leader"
 		case !slices.Equal(sorted(h.Peers), set):
-			return fmt.Sprintf("member %s sees other members (%s); not bootstrapping until every member sees the same",
+			return fmt.Sprintf("voter %s sees other members (%s); not bootstrapping until every voter sees the same",
 				p.ID, strings.Join(addresses(h.Peers), ","))
 		}
 	}
-	servers := make([]hraft.Server, len(set))
-	for i, p := range set {
+	servers := make([]hraft.Server, len(voters))
+	for i, p := range voters {
 		servers[i] = hraft.Server{Suffrage: hraft.Voter, ID: hraft.ServerID(p.ID), Address: hraft.ServerAddress(p.Address)}
 	}
 	err := n.raft.BootstrapCluster(hraft.Configuration{Servers: servers}).Error()
 	if err != nil && !errors.Is(err, hraft.ErrCantBootstrap) {
 		return "bootstrap failed: " + err.Error()
 	}
-	n.log.Info().Strs("members", addresses(set)).Msg("raft cluster bootstrapped")
+	n.log.Info().Strs("voters", addresses(voters)).Int("members", len(set)).Msg("raft cluster bootstrapped")
 	return ""
 }
 
 // follow learns the cluster's state from a member that has it, for a node outside the
-// configuration (or not yet in it). When no member answers with a state any more (the cluster's
-// members exited), the view is dropped: the node then has no leader, and the gate asks the
-// database.
+// configuration (or not yet in it): by a watch, held by that member until its state moves,
+// once this node has a view to compare with, else by a hello. When no member answers with a
+// state any more (the cluster's members exited), the view is dropped: the node then has no
+// leader, and the gate asks the database.
 func (n *Node) follow(ctx context.Context, set []Peer) {
-	for _, p := range set {
+	n.mu.Lock()
+	var since uint64
+	var from string
+	if n.remote != nil {
+		since, from = n.remote.State.Index, n.remote.Address
+	}
+	n.mu.Unlock()
+	peers := set
+	if from != "" { // ask the member that answered last time first
+		peers = append([]Peer{{ID: from, Address: from}}, set...)
+	}
+	for _, p := range peers {
 		if p == n.self {
 			continue
 		}
-		h, err := n.stream.askHello(ctx, p.Address)
+		var h hello
+		var err error
+		if from != "" {
+			h, err = n.stream.askWatch(ctx, p.Address, since)
+		} else {
+			h, err = n.stream.askHello(ctx, p.Address)
+		}
 		if err != nil || !h.HasState {
 			continue
 		}

@@ -119,12 +119,12 @@ func (n *Node) Outcome() lock.Outcome {
 	o.Leaderless = leader == ""
 	switch {
 	case leader != "":
-		o.Cluster = fmt.Sprintf("raft leader %s (%d members expected)", leader, n.expect())
+		o.Cluster = fmt.Sprintf("raft leader %s (%d members expected, %d voting)", leader, n.expect(), n.voterCount())
 	case n.hasState():
-		o.Cluster = fmt.Sprintf("the raft cluster has no leader: fewer than %d of its %d members reach each other",
-			n.expect()/2+1, n.expect())
+		o.Cluster = fmt.Sprintf("the raft cluster has no leader: fewer than %d of its %d voters reach each other",
+			n.voterCount()/2+1, n.voterCount())
 	default:
-		o.Cluster = fmt.Sprintf("the raft cluster has not formed: %d of its %d members answer, this replica included", seen, n.expect())
+		o.Cluster = fmt.Sprintf("the raft cluster has not formed: %d of its %d voters answer, this replica included", seen, n.voterCount())
 	}
 	return o
 }

@@ -89,7 +89,7 @@ func Start(cfg Config, db *sql.DB, dialect, fenceTable, namespace string, log ze
 	if err != nil {
 		return nil, err
 	}
-	if n.stream, err = newStream(cfg.Listen, advertise, creds, n.hello, n.log); err != nil {
+	if n.stream, err = newStream(cfg.Listen, advertise, creds, n.hello, n.watchHello, n.log); err != nil {
 		return nil, err
 	}
 	n.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
@@ -217,6 +217,9 @@ func (n *Node) Close() error {
 	}
 	if n.raft.State() == hraft.Leader {
 		n.awaitFollowers(time.Second)
+	}
+	n.lingerForPollers()
+	if n.raft.State() == hraft.Leader {
 		wait(n.raft.LeadershipTransfer(), 2*time.Second)
 	}
 	n.stop()
@@ -258,6 +261,49 @@ func (n *Node) awaitFollowers(d time.Duration) {
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
+	}
+}
+
+// watchHello answers a watch: this node's view once its state passes since (or its leader
+// changes), at watchTimeout, or when the node closes. closed ends it early: the client left.
+func (n *Node) watchHello(since uint64, gone <-chan struct{}) hello {
+	timeout := time.After(watchTimeout)
+	first := n.hello()
+	for {
+		h := n.hello()
+		if !n.started.Load() || h.State.Index > since || h.Leader != first.Leader {
+			return h
+		}
+		_, _, changed := n.state()
+		select {
+		case <-changed:
+		case <-timeout:
+			return n.hello()
+		case <-gone:
+			return h
+		case <-n.stream.closed:
+			return h
+		}
+	}
+}
+
+// lingerForPollers keeps a member that knows how the run ended answering hellos while members
+// outside the configuration still poll it (at most 1.5 s): were every voter to exit at once, a
+// follower that had not polled since would have no one to learn the end from.
+func (n *Node) lingerForPollers() {
+	if !n.started.Load() {
+		return
+	}
+	if phase := n.fsm.state().Phase; phase != "done" && phase != "failed" {
+		return
+	}
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		last := time.Unix(0, n.stream.lastHello.Load())
+		if n.stream.watching.Load() == 0 && time.Since(last) > 2*joinInterval {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

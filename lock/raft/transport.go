@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"math/big"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
@@ -27,7 +29,14 @@ import (
 const (
 	kindRaft  byte = 'R' // a Raft RPC stream
 	kindHello byte = 'H' // one hello: the server answers with its view, then closes
+	// kindWatch is a hello held until the server's state passes the index the client sends
+	// (8 bytes, big-endian) or watchTimeout: how a member outside the configuration follows
+	// the cluster without polling.
+	kindWatch byte = 'W'
 )
+
+// watchTimeout bounds how long a watch is held without news.
+const watchTimeout = 10 * time.Second
 
 // handshakeTimeout bounds a TLS handshake and the first byte.
 const handshakeTimeout = 5 * time.Second
@@ -97,6 +106,7 @@ type stream struct {
 	advertise net.Addr
 	localIP   net.IP
 	hello     func() hello
+	watch     func(since uint64, closed <-chan struct{}) hello
 	log       zerolog.Logger
 
 	conns     chan net.Conn
@@ -105,16 +115,21 @@ type stream struct {
 	wg        sync.WaitGroup
 	lastWarn  time.Time
 	warnMu    sync.Mutex
+	// lastHello is when this node last answered a hello (UnixNano); watching counts the
+	// watches held open: followers still following.
+	lastHello atomic.Int64
+	watching  atomic.Int64
 }
 
 var _ hraft.StreamLayer = (*stream)(nil)
 
-func newStream(listen string, advertise *net.TCPAddr, creds *credentials, helloFn func() hello, log zerolog.Logger) (*stream, error) {
+func newStream(listen string, advertise *net.TCPAddr, creds *credentials, helloFn func() hello,
+	watchFn func(uint64, <-chan struct{}) hello, log zerolog.Logger) (*stream, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("raft-listen: %w", err)
 	}
-	s := &stream{ln: ln, creds: creds, advertise: advertise, localIP: advertise.IP, hello: helloFn, log: log,
+	s := &stream{ln: ln, creds: creds, advertise: advertise, localIP: advertise.IP, hello: helloFn, watch: watchFn, log: log,
 		conns: make(chan net.Conn), closed: make(chan struct{})}
 	if advertise.IP.IsUnspecified() {
 		s.localIP = nil
@@ -162,9 +177,12 @@ func (s *stream) serve(raw net.Conn) {
 			conn.Close()
 		}
 	case kindHello:
+		s.lastHello.Store(time.Now().UnixNano())
 		conn.SetDeadline(time.Now().Add(handshakeTimeout))
 		json.NewEncoder(conn).Encode(s.hello())
 		conn.Close()
+	case kindWatch:
+		s.serveWatch(conn)
 	default:
 		conn.Close()
 	}
@@ -232,6 +250,56 @@ func (s *stream) dial(ctx context.Context, address string, kind byte, timeout ti
 	}
 	conn.SetDeadline(time.Time{})
 	return conn, nil
+}
+
+// serveWatch answers a watch once the state passes the client's index, or at watchTimeout, or
+// not at all when the client goes away first.
+func (s *stream) serveWatch(conn net.Conn) {
+	defer conn.Close()
+	s.watching.Add(1)
+	defer s.watching.Add(-1)
+	var idx [8]byte
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	if _, err := io.ReadFull(conn, idx[:]); err != nil {
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	gone := make(chan struct{})
+	go func() { // the client sends nothing more: a read returns when it closes
+		var b [1]byte
+		conn.Read(b[:])
+		close(gone)
+	}()
+	h := s.watch(binary.BigEndian.Uint64(idx[:]), gone)
+	select {
+	case <-gone:
+		return
+	default:
+	}
+	conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+	json.NewEncoder(conn).Encode(h)
+}
+
+// askWatch asks the node at address for its view once its state passes since.
+func (s *stream) askWatch(ctx context.Context, address string, since uint64) (hello, error) {
+	conn, err := s.dial(ctx, address, kindWatch, handshakeTimeout)
+	if err != nil {
+		return hello{}, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	var idx [8]byte
+	binary.BigEndian.PutUint64(idx[:], since)
+	conn.SetDeadline(time.Now().Add(watchTimeout + handshakeTimeout))
+	if _, err := conn.Write(idx[:]); err != nil {
+		return hello{}, err
+	}
+	var h hello
+	if err := json.NewDecoder(conn).Decode(&h); err != nil {
+		return hello{}, fmt.Errorf("watch %s: %w", address, err)
+	}
+	return h, nil
 }
 
 // askHello asks the node at address for its view.

@@ -309,7 +309,7 @@ func TestRaftQuorumLost(t *testing.T) {
 	if code := alone.wait(t, 30*time.Second); code != 4 {
 		t.Fatalf("exit %d, want 4:\n%s", code, alone.output())
 	}
-	if out := alone.output(); !strings.Contains(out, "raft cluster has not formed: 1 of its 3 members answer") {
+	if out := alone.output(); !strings.Contains(out, "raft cluster has not formed: 1 of its 3 voters answer") {
 		t.Errorf("the timeout does not say the cluster did not form:\n%s", out)
 	}
 	if n := d.int(t, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); n != 0 {

@@ -163,7 +163,7 @@ func TestVotersAndFollowers(t *testing.T) {
 	if leader > "replica-2" {
 		t.Fatalf("leader %s does not vote", leader)
 	}
-	servers := voter.raft.GetConfiguration().Configuration().Servers
+	servers := c.nodes[leader].raft.GetConfiguration().Configuration().Servers
 	if len(servers) != 3 {
 		t.Fatalf("configuration: %v", servers)
 	}

@@ -89,8 +89,13 @@ func TestDiscoverBootstrapsOnlyWithTheExpectedSet(t *testing.T) {
 		if got := awaitLeader(t, n); got != leader {
 			t.Errorf("%s follows %s, want %s: two clusters formed", n.cfg.Replica, got, leader)
 		}
-		if len(n.raft.GetConfiguration().Configuration().Servers) != 3 {
-			t.Errorf("%s: configuration %v", n.cfg.Replica, n.raft.GetConfiguration().Configuration().Servers)
+		// A member can hear from the leader before it has applied the configuration entry.
+		deadline := time.Now().Add(10 * time.Second)
+		for len(n.raft.GetConfiguration().Configuration().Servers) != 3 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: configuration %v", n.cfg.Replica, n.raft.GetConfiguration().Configuration().Servers)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	if !strings.HasPrefix(leader, "127.0.0.4") {

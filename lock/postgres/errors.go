@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -66,7 +67,12 @@ func connectionError(err error) bool {
 	}
 	var ce *pgconn.ConnectError
 	var ne net.Error
-	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err)
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.SafeToRetry(err) {
+		return true
+	}
+	// pgx's error for a statement on a connection it has closed (after a failed write or
+	// keepalive) loses its type when a migration tool formats it into its own message.
+	return strings.Contains(err.Error(), "conn closed")
 }
 
 // connectionGone reports whether err means the session's connection is dead. Server errors that

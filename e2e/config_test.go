@@ -27,9 +27,12 @@ func TestSharedConfigFile(t *testing.T) {
 	if code := check.wait(t, time.Minute); code != 0 {
 		t.Errorf("check with serve's and wait's keys and --timeout 0: exit %d:\n%s", code, check.output())
 	}
-	probe := start(t, "probe", []string{"probe", "--url", "http://127.0.0.1:1/readyz", "--timeout", "1s"}, "SCHEMAGATE_CONFIG="+cfg)
-	if code := probe.wait(t, time.Minute); code != 1 || strings.Contains(probe.output(), "config") {
-		t.Errorf("probe: exit %d, %q; want 1 for the refused connection, not a config error", code, probe.output())
+	// The gate's variables in the same container do not reach probe: SCHEMAGATE_TIMEOUT=0
+	// (serve's "no deadline") would otherwise be an invalid probe timeout.
+	probe := start(t, "probe", []string{"probe"}, "SCHEMAGATE_CONFIG="+cfg, "SCHEMAGATE_TIMEOUT=0",
+		"SCHEMAGATE_PROBE_URL=http://127.0.0.1:1/readyz", "SCHEMAGATE_PROBE_TIMEOUT=1s")
+	if code := probe.wait(t, time.Minute); code != 1 || !strings.Contains(probe.output(), "127.0.0.1:1") {
+		t.Errorf("probe: exit %d, %q; want 1 for the refused connection to its own URL", code, probe.output())
 	}
 	typo := filepath.Join(t.TempDir(), "typo.yaml")
 	os.WriteFile(typo, []byte("lisen: \":9999\"\n"), 0o644)

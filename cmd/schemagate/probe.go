@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -41,20 +42,29 @@ is wrong: Docker reserves exit code 2.`,
 	}
 	cmd.Flags().String("url", "http://127.0.0.1:9090/readyz", "endpoint to GET")
 	cmd.Flags().Duration("timeout", 2*time.Second, "bound on the request")
+	// Its own variables: SCHEMAGATE_TIMEOUT in the same container is the gate's deadline.
+	cmd.Flags().SetAnnotation("url", envAnnotation, []string{"SCHEMAGATE_PROBE_URL"})
+	cmd.Flags().SetAnnotation("timeout", envAnnotation, []string{"SCHEMAGATE_PROBE_TIMEOUT"})
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &probeError{err} })
 	return cmd
 }
 
 func (a *app) probe(cmd *cobra.Command, _ []string) error {
-	l, err := newLoader(cmd.Flags())
-	if err != nil {
-		return &probeError{err}
+	timeout, _ := cmd.Flags().GetDuration("timeout")
+	if v := os.Getenv("SCHEMAGATE_PROBE_TIMEOUT"); v != "" && !cmd.Flags().Changed("timeout") {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return &probeError{fmt.Errorf("SCHEMAGATE_PROBE_TIMEOUT: %q is not a duration", v)}
+		}
+		timeout = d
 	}
-	timeout, err := l.duration("timeout")
-	if err != nil || timeout <= 0 {
+	if timeout <= 0 {
 		return &probeError{errors.New("timeout: must be a positive duration")}
 	}
-	target := l.string("url")
+	target, _ := cmd.Flags().GetString("url")
+	if v := os.Getenv("SCHEMAGATE_PROBE_URL"); v != "" && !cmd.Flags().Changed("url") {
+		target = strings.TrimSpace(v)
+	}
 	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return &probeError{fmt.Errorf("url: %q is not an http:// or https:// URL", target)}
 	}

@@ -41,7 +41,7 @@ func flagReference(root *cobra.Command) string {
 	for _, key := range names {
 		e := entries[key]
 		name := e.flag.Name
-		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s | %s |\n", name, envName(name), code(defaultOf(e.flag)),
+		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s | %s |\n", name, flagEnv(e.flag), code(defaultOf(e.flag)),
 			strings.Join(e.commands, ", "), cell(e.flag.Usage))
 	}
 	return b.String()
@@ -68,6 +68,19 @@ func defaultOf(f *pflag.Flag) string {
 	}
 	return def
 }
+
+// flagEnv is the environment variable of a flag: its own when the command names one (probe's
+// flags are SCHEMAGATE_PROBE_*, so that the gate's settings in the same container do not reach
+// it), else SCHEMAGATE_<FLAG>.
+func flagEnv(f *pflag.Flag) string {
+	if v := f.Annotations[envAnnotation]; len(v) > 0 {
+		return v[0]
+	}
+	return envName(f.Name)
+}
+
+// envAnnotation names a flag's own environment variable.
+const envAnnotation = "schemagate-env"
 
 func envName(flag string) string {
 	return "SCHEMAGATE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
@@ -124,7 +137,7 @@ func commandReference(root *cobra.Command) string {
 			if f.Shorthand != "" {
 				name = "`-" + f.Shorthand + "`, " + name
 			}
-			rows = append(rows, fmt.Sprintf("| %s | `%s` | %s | %s | %s |\n", name, envName(f.Name), typeName(f),
+			rows = append(rows, fmt.Sprintf("| %s | `%s` | %s | %s | %s |\n", name, flagEnv(f), typeName(f),
 				code(defaultOf(f)), cell(f.Usage)))
 		})
 		if len(rows) == 0 {

@@ -16,19 +16,19 @@ func TestExec(t *testing.T) {
 	d := newDB(t)
 	dir := writeMigrations(t, migrationSet{N: 2})
 	out := t.TempDir()
-	script := `echo "pid=$$ migrations=$ENABLE_DB_MIGRATIONS keep=$KEEP" > ` + out + `/started
+	script := `echo "pid=$$ migrations=$ENABLE_DB_MIGRATIONS keep=$KEEP secret=${SCHEMAGATE_RAFT_SECRET:-none}" > ` + out + `/started
 trap 'echo term > ` + out + `/signal; exit 42' TERM
 while true; do sleep 0.05; done`
 	r := start(t, "app-1", d.args("exec", dir, "--env", "ENABLE_DB_MIGRATIONS=false", "--", "sh", "-c", script),
-		"ENABLE_DB_MIGRATIONS=true", "KEEP=inherited")
+		"ENABLE_DB_MIGRATIONS=true", "KEEP=inherited", "SCHEMAGATE_RAFT_SECRET="+raftSecret)
 	var started string
 	await(t, time.Minute, "the app to start", func() bool {
 		b, err := os.ReadFile(filepath.Join(out, "started"))
 		started = string(b)
 		return err == nil && strings.HasSuffix(started, "\n")
 	})
-	if want := "pid=" + strconv.Itoa(r.Cmd.Process.Pid) + " migrations=false keep=inherited\n"; started != want {
-		t.Fatalf("the app reported %q, want %q (same PID, --env overriding, the rest inherited)", started, want)
+	if want := "pid=" + strconv.Itoa(r.Cmd.Process.Pid) + " migrations=false keep=inherited secret=none\n"; started != want {
+		t.Fatalf("the app reported %q, want %q (same PID, --env overriding, the rest inherited but the Raft secret)", started, want)
 	}
 	d.assertAppliedOnce(t, 2)
 	if n := d.int(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'schemagate/app-1'"); n != 0 {

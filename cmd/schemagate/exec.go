@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -68,7 +69,9 @@ func (a *app) exec(cmd *cobra.Command, args []string) error {
 		// The app must not inherit the session: close it before the process becomes the app.
 		g.close()
 		a.log.Info().Str("command", path).Strs("args", args[1:]).Msg("schema ready; starting the app")
-		env := mergeEnv(os.Environ(), extra)
+		// The app has no use for the Raft secret; it goes no further than schemagate.
+		env := mergeEnv(os.Environ(), append(extra, "SCHEMAGATE_RAFT_SECRET="))
+		env = slices.DeleteFunc(env, func(e string) bool { return e == "SCHEMAGATE_RAFT_SECRET=" })
 		err := syscall.Exec(path, args, env)
 		return &coordinator.InputError{Err: fmt.Errorf("exec %s: %w", path, err)}
 	})

@@ -185,17 +185,8 @@ func (g *gate) step(ctx context.Context) (bool, error) {
 		g.publish(PhaseFailed, false, f.Error())
 		return true, f
 	}
-	if g.holder, err = c.Locker.Holder(ctx); err != nil {
-		return false, err
-	}
-	if g.holder == nil && c.cfg.Mode == ModeMigrate {
-		lease, err := c.Locker.TryAcquire(ctx)
-		switch {
-		case err == nil:
-			return g.lead(ctx, lease)
-		case !errors.Is(err, lock.ErrHeld):
-			return false, err
-		}
+	if acted, done, err := g.leadIfFree(ctx, nil); acted {
+		return done, err
 	}
 	g.waiting()
 	g.reportProgress()
@@ -228,24 +219,38 @@ func (g *gate) stepReplicated(ctx context.Context, rep lock.Replicated) (bool, e
 			return true, err
 		}
 	}
-	var err error
-	if g.holder, err = c.Locker.Holder(ctx); err != nil {
-		return false, err
-	}
-	if g.holder == nil && c.cfg.Mode == ModeMigrate {
-		lease, err := c.Locker.TryAcquire(ctx)
-		switch {
-		case err == nil:
-			return g.lead(ctx, lease)
-		case !errors.Is(err, lock.ErrHeld):
-			return false, err
-		case rep.Outcome().Seq != out.Seq:
-			return false, nil // the state moved while trying (a new leader catching up): look again
-		}
+	// The state may move while trying (a new leader catching up): then look again.
+	moved := func() bool { return rep.Outcome().Seq != out.Seq }
+	if acted, done, err := g.leadIfFree(ctx, moved); acted {
+		return done, err
 	}
 	g.waiting()
 	g.reportProgress()
 	return false, c.Locker.Wait(ctx, g.nextWait())
+}
+
+// leadIfFree reads who holds the election and, when nobody does and this replica may migrate,
+// tries to take it and leads. acted=false means the replica should wait; so does a try that
+// lost the race, unless moved says the state changed meanwhile (acted, not done: look again).
+func (g *gate) leadIfFree(ctx context.Context, moved func() bool) (acted, done bool, err error) {
+	c := g.c
+	if g.holder, err = c.Locker.Holder(ctx); err != nil {
+		return true, false, err
+	}
+	if g.holder != nil || c.cfg.Mode != ModeMigrate {
+		return false, false, nil
+	}
+	lease, err := c.Locker.TryAcquire(ctx)
+	switch {
+	case err == nil:
+		done, err = g.lead(ctx, lease)
+		return true, done, err
+	case !errors.Is(err, lock.ErrHeld):
+		return true, false, err
+	case moved != nil && moved():
+		return true, false, nil
+	}
+	return false, false, nil
 }
 
 // strandedAfter is how long a replica of a replicated backend waits without a leader before

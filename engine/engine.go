@@ -8,7 +8,9 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -180,3 +182,20 @@ type MigrationError struct {
 
 func (e *MigrationError) Error() string { return fmt.Sprintf("%s: %v", e.Migration, e.Err) }
 func (e *MigrationError) Unwrap() error { return e.Err }
+
+// MissingTable reports whether err says a table does not exist yet: PostgreSQL's
+// undefined_table (42P01), or SQLite's "no such table". A version or journal table is missing
+// until the first migrator creates it.
+func MissingTable(err error) bool {
+	var coded interface{ SQLState() string }
+	if errors.As(err, &coded) {
+		return coded.SQLState() == "42P01"
+	}
+	return strings.Contains(err.Error(), "no such table")
+}
+
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$`)
+
+// ValidTableName reports whether name is a table name schemagate will put into SQL: letters,
+// digits, _ and $, optionally schema-qualified.
+func ValidTableName(name string) bool { return tableName.MatchString(name) }

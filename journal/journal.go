@@ -13,7 +13,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -89,11 +88,9 @@ type Journal struct {
 	dialect   Dialect
 }
 
-var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$`)
-
 // ValidateTable checks a journal table name, optionally schema-qualified.
 func ValidateTable(name string) error {
-	if !tableName.MatchString(name) {
+	if !engine.ValidTableName(name) {
 		return fmt.Errorf("journal-table: %q is not a table name (letters, digits, _ and $; optionally schema.table)", name)
 	}
 	return nil
@@ -158,15 +155,6 @@ func (j *Journal) Ensure(ctx context.Context) error {
 func createRace(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07")
-}
-
-// missing reports whether err says the journal table does not exist yet.
-func missing(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code == "42P01"
-	}
-	return strings.Contains(err.Error(), "no such table")
 }
 
 // StartRun records that replica became the migrator and will move the schema from one version
@@ -279,7 +267,7 @@ func (j *Journal) list(ctx context.Context, where string, args ...any) ([]Entry,
 	rows, err := j.db.QueryContext(ctx, j.q(`SELECT id, kind, coalesce(run_id, 0), replica, fingerprint,
 		from_version, to_version, version, name, current_since, outcome, error, started_at, finished_at FROM {table} `)+where, args...)
 	if err != nil {
-		if missing(err) {
+		if engine.MissingTable(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("read journal %s: %w", j.table, err)

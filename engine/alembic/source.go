@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -18,8 +17,6 @@ import (
 
 // DefaultTable is Alembic's version table.
 const DefaultTable = "alembic_version"
-
-var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$`)
 
 // Source is an Alembic revision directory and the version table of a database: what the
 // replica carries and what the database has applied, for the command engine.
@@ -43,7 +40,7 @@ func NewSource(g *Graph, db *sql.DB, table string) (*Source, error) {
 	if table == "" {
 		table = DefaultTable
 	}
-	if !tableName.MatchString(table) {
+	if !engine.ValidTableName(table) {
 		return nil, fmt.Errorf("table: %q is not a table name (letters, digits, _ and $; optionally schema.table)", table)
 	}
 	order, err := g.Pending(nil)
@@ -80,7 +77,7 @@ func (s *Source) Status(ctx context.Context) (engine.Status, error) {
 	st := engine.Status{TableExists: true, Target: s.plan.Target, TargetLabel: strings.Join(s.heads, ", ")}
 	dbHeads, err := s.read(ctx)
 	if err != nil {
-		if missingTable(err) {
+		if engine.MissingTable(err) {
 			st.TableExists = false
 			st.Pending = s.plan.Migrations
 			return st, nil
@@ -141,15 +138,6 @@ func (s *Source) read(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(heads)
 	return heads, rows.Err()
-}
-
-// missingTable: PostgreSQL's undefined_table (42P01), or SQLite's "no such table".
-func missingTable(err error) bool {
-	var coded interface{ SQLState() string }
-	if errors.As(err, &coded) && coded.SQLState() == "42P01" {
-		return true
-	}
-	return strings.Contains(err.Error(), "no such table")
 }
 
 // Open reads the revision files of dir: an Alembic script directory (with env.py and a

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -89,15 +88,13 @@ type Engine struct {
 	plan     engine.Plan
 }
 
-var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$`)
-
 // New reads and checks the migrations and prepares the engine over db. It does no database I/O,
 // so bad input is reported before anything is touched.
 func New(db *sql.DB, opts Options) (*Engine, error) {
 	if opts.Table == "" {
 		opts.Table = DefaultTable
 	}
-	if !tableName.MatchString(opts.Table) {
+	if !engine.ValidTableName(opts.Table) {
 		return nil, inputErrorf("table: %q is not a table name (letters, digits, _ and $; optionally schema.table)", opts.Table)
 	}
 	if opts.Dialect == "" {
@@ -228,7 +225,7 @@ func (e *Engine) Table() string { return e.opts.Table }
 func (e *Engine) Status(ctx context.Context) (engine.Status, error) {
 	rows, err := e.db.QueryContext(ctx, "SELECT version_id FROM "+e.opts.Table+" WHERE version_id > 0")
 	if err != nil {
-		if undefinedTable(err) {
+		if engine.MissingTable(err) {
 			return engine.Assess(e.plan, false, nil), nil
 		}
 		return engine.Status{}, fmt.Errorf("read %s: %w", e.opts.Table, err)

@@ -3,9 +3,7 @@ package goose
 import (
 	"context"
 	"errors"
-	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pressly/goose/v3/database"
 
 	"github.com/schemagate/schemagate/lock"
@@ -39,13 +37,4 @@ func (s *hookStore) TableExists(ctx context.Context, db database.DBTxConn) (bool
 		return t.TableExists(ctx, db)
 	}
 	return false, errors.ErrUnsupported
-}
-
-// undefinedTable reports whether err says the version table does not exist yet.
-func undefinedTable(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code == "42P01"
-	}
-	return strings.Contains(err.Error(), "no such table")
 }

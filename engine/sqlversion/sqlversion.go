@@ -77,7 +77,7 @@ func (s *Source) Status(ctx context.Context) (engine.Status, error) {
 	st := engine.Status{TableExists: true, Target: s.plan.Target, TargetLabel: s.target}
 	version, dirty, err := s.read(ctx)
 	switch {
-	case err != nil && missingTable(err):
+	case err != nil && engine.MissingTable(err):
 		st.TableExists = false
 		st.Pending = s.plan.Migrations
 		return st, nil
@@ -169,15 +169,6 @@ func badQuery(err error) bool {
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "syntax error") || strings.Contains(msg, "no such column")
-}
-
-// missingTable: PostgreSQL's undefined_table (42P01), or SQLite's "no such table".
-func missingTable(err error) bool {
-	var coded interface{ SQLState() string }
-	if errors.As(err, &coded) && coded.SQLState() == "42P01" {
-		return true
-	}
-	return strings.Contains(err.Error(), "no such table")
 }
 
 // compare orders the database's version against the target: integers as numbers, dotted

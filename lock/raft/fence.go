@@ -5,15 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
 
+	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/lock"
 )
 
 // DefaultFenceTable holds the fencing epochs.
 const DefaultFenceTable = "schemagate_fence"
-
-var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$`)
 
 // fence is the database's fencing token: an epoch per namespace, bumped by each new leader and
 // checked under a row lock inside every migration transaction. Raft guarantees one leader per
@@ -28,7 +26,7 @@ type fence struct {
 }
 
 func newFence(db *sql.DB, dialect, table, namespace string) (*fence, error) {
-	if !tableName.MatchString(table) {
+	if !engine.ValidTableName(table) {
 		return nil, fmt.Errorf("fence-table: %q is not a table name", table)
 	}
 	return &fence{db: db, postgres: dialect == "postgres", table: table, namespace: namespace}, nil

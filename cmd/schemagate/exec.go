@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/schemagate/schemagate/coordinator"
+	"github.com/schemagate/schemagate/engine/command"
 )
 
 func (a *app) execCommand() *cobra.Command {
@@ -70,26 +69,7 @@ func (a *app) exec(cmd *cobra.Command, args []string) error {
 		g.close()
 		a.log.Info().Str("command", path).Strs("args", args[1:]).Msg("schema ready; starting the app")
 		// The app has no use for the Raft secret; it goes no further than schemagate.
-		env := mergeEnv(os.Environ(), append(extra, "SCHEMAGATE_RAFT_SECRET="))
-		env = slices.DeleteFunc(env, func(e string) bool { return e == "SCHEMAGATE_RAFT_SECRET=" })
-		err := syscall.Exec(path, args, env)
+		err := syscall.Exec(path, args, command.Environ(os.Environ(), extra, raftSecretEnv))
 		return &coordinator.InputError{Err: fmt.Errorf("exec %s: %w", path, err)}
 	})
-}
-
-// mergeEnv returns base with extra added; an extra entry replaces a base entry of the same key.
-func mergeEnv(base, extra []string) []string {
-	override := map[string]bool{}
-	for _, e := range extra {
-		key, _, _ := strings.Cut(e, "=")
-		override[key] = true
-	}
-	out := make([]string, 0, len(base)+len(extra))
-	for _, e := range base {
-		key, _, _ := strings.Cut(e, "=")
-		if !override[key] {
-			out = append(out, e)
-		}
-	}
-	return append(out, extra...)
 }

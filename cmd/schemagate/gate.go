@@ -66,6 +66,9 @@ func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
 	return fn(cmd.Context(), g)
 }
 
+// raftSecretEnv holds the Raft secret; neither the app nor a migrate command gets it.
+const raftSecretEnv = "SCHEMAGATE_RAFT_SECRET"
+
 // newEngine makes what reads the versions and applies the migrations: goose, or a command
 // verified by a version source.
 func newEngine(s *gateSettings, b *backend, log zerolog.Logger) (coordinator.Engine, error) {
@@ -115,7 +118,7 @@ func newEngine(s *gateSettings, b *backend, log zerolog.Logger) (coordinator.Eng
 		Self:    self,
 		Command: s.migrateCommand,
 		Env:     s.migrateEnv,
-		Drop:    []string{"SCHEMAGATE_RAFT_SECRET"},
+		Drop:    []string{raftSecretEnv},
 		Log:     log.With().Str("component", "migrate-command").Logger(),
 	})
 }

@@ -223,23 +223,26 @@ func (e *Engine) signal(cmd *exec.Cmd, kill bool) {
 }
 
 // environ is this process's environment without Drop, plus Env.
-func (e *Engine) environ() []string {
-	var env []string
-	for _, kv := range os.Environ() {
+func (e *Engine) environ() []string { return Environ(os.Environ(), e.opts.Env, e.opts.Drop...) }
+
+// Environ returns base without the variables named in drop, with add added; an entry of add
+// replaces a base entry of the same key.
+func Environ(base, add []string, drop ...string) []string {
+	gone := map[string]bool{}
+	for _, d := range drop {
+		gone[d] = true
+	}
+	for _, kv := range add {
 		k, _, _ := strings.Cut(kv, "=")
-		drop := false
-		for _, d := range e.opts.Drop {
-			drop = drop || k == d
-		}
-		for _, add := range e.opts.Env {
-			ak, _, _ := strings.Cut(add, "=")
-			drop = drop || k == ak
-		}
-		if !drop {
-			env = append(env, kv)
+		gone[k] = true
+	}
+	out := make([]string, 0, len(base)+len(add))
+	for _, kv := range base {
+		if k, _, _ := strings.Cut(kv, "="); !gone[k] {
+			out = append(out, kv)
 		}
 	}
-	return append(env, e.opts.Env...)
+	return append(out, add...)
 }
 
 // stream logs each line of r and keeps the last ones.

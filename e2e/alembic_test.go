@@ -237,12 +237,7 @@ func TestAlembicMigratorKilled(t *testing.T) {
 	await(t, 10*time.Second, "the killed migrator's Alembic session to end", func() bool {
 		return d.int(t, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", childPID) == 0
 	})
-	var survivors []*replica
-	for _, r := range rs {
-		if r != victim {
-			survivors = append(survivors, r)
-		}
-	}
+	survivors := except(rs, victim)
 	waitAll(t, survivors, 2*time.Minute, 0)
 	d.assertRevisionsOnce(t, alembicRevisions)
 	if n := len(app.lines(t, "migrate")); n != 2 {

@@ -55,12 +55,7 @@ func TestMigratorBlackholed(t *testing.T) {
 	victim.signal(t, syscall.SIGSTOP)
 	cut := time.Now()
 
-	var survivors []*replica
-	for _, r := range rs {
-		if r != victim {
-			survivors = append(survivors, r)
-		}
-	}
+	survivors := except(rs, victim)
 	// Keepalives 5 s idle + 3 probes 2 s apart: the server drops the session after about 11 s.
 	waitAll(t, survivors, 40*time.Second, 0)
 	t.Logf("survivors ready %s after the migrator was cut off", time.Since(cut).Round(100*time.Millisecond))
@@ -96,12 +91,7 @@ func TestMigratorBlackholedOneWay(t *testing.T) {
 			victim := byName(t, rs, holder)
 			blackholeOneWay(t, port, tc.dir)
 			cut := time.Now()
-			var survivors []*replica
-			for _, r := range rs {
-				if r != victim {
-					survivors = append(survivors, r)
-				}
-			}
+			survivors := except(rs, victim)
 			waitAll(t, survivors, 40*time.Second, 0)
 			t.Logf("survivors ready %s after the cut", time.Since(cut).Round(100*time.Millisecond))
 			if code := victim.wait(t, time.Minute); code != 0 {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -105,6 +106,17 @@ func waitAll(t testing.TB, rs []*replica, within time.Duration, want int) {
 			t.Errorf("%s exited %d, want %d; output:\n%s", r.name, code, want, r.output())
 		}
 	}
+}
+
+// except returns rs without the given replicas: the survivors of a fault.
+func except(rs []*replica, gone ...*replica) []*replica {
+	var out []*replica
+	for _, r := range rs {
+		if !slices.Contains(gone, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // byName returns the replica called name.

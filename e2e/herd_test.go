@@ -35,12 +35,7 @@ func TestMigratorKilled(t *testing.T) {
 	victim.wait(t, 10*time.Second)
 
 	// The survivor re-runs the slow migration from the start.
-	var survivors []*replica
-	for _, r := range rs {
-		if r != victim {
-			survivors = append(survivors, r)
-		}
-	}
+	survivors := except(rs, victim)
 	waitAll(t, survivors, 2*time.Minute, 0)
 	d.assertAppliedOnce(t, 6)
 	if n := d.int(t, "SELECT count(*) FROM applied_log WHERE replica = $1", "schemagate/"+holder); n != 2 {

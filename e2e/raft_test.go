@@ -145,12 +145,7 @@ func TestRaftLeaderKilled(t *testing.T) {
 	victim := byName(t, rs, leader)
 	victim.signal(t, syscall.SIGKILL)
 	victim.wait(t, 10*time.Second)
-	var survivors []*replica
-	for _, r := range rs {
-		if r != victim {
-			survivors = append(survivors, r)
-		}
-	}
+	survivors := except(rs, victim)
 	waitAll(t, survivors, time.Minute, 0)
 	d.assertAppliedOnce(t, 6)
 	if n := d.int(t, "SELECT count(DISTINCT epoch) FROM schemagate_fence"); n != 1 {
@@ -175,12 +170,7 @@ func TestRaftLeaderPartitioned(t *testing.T) {
 	idx := indexOf(c.names, leader)
 	heal := c.cut(t, idx)
 
-	var survivors []*replica
-	for _, r := range rs {
-		if r != victim {
-			survivors = append(survivors, r)
-		}
-	}
+	survivors := except(rs, victim)
 	waitAll(t, survivors, time.Minute, 0)
 	d.assertAppliedOnce(t, 5)
 	if n := d.int(t, "SELECT count(*) FROM applied_log WHERE replica = $1 AND version = 3", "schemagate/"+leader); n != 0 {
@@ -254,12 +244,7 @@ func TestRaftMinorityNeverElects(t *testing.T) {
 	}
 	t.Cleanup(heal)
 	minority := []*replica{rs[l], rs[f]}
-	var majority []*replica
-	for i, r := range rs {
-		if i != l && i != f {
-			majority = append(majority, r)
-		}
-	}
+	majority := except(rs, minority...)
 	waitAll(t, majority, time.Minute, 0)
 	healedAt := time.Now()
 	for _, r := range minority {

@@ -96,12 +96,7 @@ func TestSQLiteFileLockHolderKilled(t *testing.T) {
 	}
 	victim.signal(t, syscall.SIGKILL)
 	victim.wait(t, 10*time.Second)
-	var survivors []*replica
-	for _, r := range rs {
-		if r != victim {
-			survivors = append(survivors, r)
-		}
-	}
+	survivors := except(rs, victim)
 	waitAll(t, survivors, 2*time.Minute, 0)
 	d.assertAppliedOnce(t, 4)
 	if n := d.int(t, "SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome = 'abandoned'"); n != 1 {

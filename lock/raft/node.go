@@ -209,8 +209,10 @@ func (n *Node) hello() hello {
 	return hello{ID: n.self.ID, Address: n.self.Address, Peers: peers, HasState: n.hasState(), State: st, Leader: string(leader)}
 }
 
-// Close gives up leadership (so that a follower takes over at once instead of after an election
-// timeout) and shuts down, bounded even when peers are unreachable.
+// Close shuts down, bounded even when peers are unreachable. A leader leaving a run that has
+// not ended gives up leadership first, so that a voter takes over at once instead of after an
+// election timeout. Once the run has ended nobody needs a leader: every member is leaving too,
+// and handing leadership on would only make each voter in turn wait for the next.
 func (n *Node) Close() error {
 	if n.lease != nil {
 		n.lease.Release(context.Background())
@@ -219,7 +221,7 @@ func (n *Node) Close() error {
 		n.awaitFollowers(time.Second)
 	}
 	n.lingerForPollers()
-	if n.raft.State() == hraft.Leader {
+	if n.raft.State() == hraft.Leader && !n.ended() {
 		wait(n.raft.LeadershipTransfer(), 2*time.Second)
 	}
 	n.stop()
@@ -250,7 +252,7 @@ func (n *Node) awaitFollowers(d time.Duration) {
 	defer cancel()
 	for len(pending) > 0 && ctx.Err() == nil {
 		for id, addr := range pending {
-			h, err := n.stream.askHello(ctx, addr)
+			h, err := n.stream.askProgress(ctx, addr)
 			if err != nil || h.State.Index >= want {
 				delete(pending, id) // gone, or caught up
 			}
@@ -291,10 +293,7 @@ func (n *Node) watchHello(since uint64, gone <-chan struct{}) hello {
 // outside the configuration still poll it (at most 1.5 s): were every voter to exit at once, a
 // follower that had not polled since would have no one to learn the end from.
 func (n *Node) lingerForPollers() {
-	if !n.started.Load() {
-		return
-	}
-	if phase := n.fsm.state().Phase; phase != "done" && phase != "failed" {
+	if !n.ended() {
 		return
 	}
 	deadline := time.Now().Add(1500 * time.Millisecond)
@@ -305,6 +304,15 @@ func (n *Node) lingerForPollers() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// ended reports whether this node knows that the run ended, done or failed.
+func (n *Node) ended() bool {
+	if !n.started.Load() {
+		return false
+	}
+	phase := n.fsm.state().Phase
+	return phase == "done" || phase == "failed"
 }
 
 // wait waits for f at most d.

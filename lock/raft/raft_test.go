@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"net"
@@ -197,5 +198,64 @@ func TestBootstrapNeedsAgreement(t *testing.T) {
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestLeavingAfterTheRunEnded: once the run has ended every member is leaving, so a leader
+// that closes neither hands leadership on (which would make each voter in turn lead, check
+// the others and linger before leaving) nor, by checking that the voters applied the end,
+// keeps them lingering as if followers still polled them. While the run is still going, a
+// closing leader does hand leadership on.
+func TestLeavingAfterTheRunEnded(t *testing.T) {
+	for _, ended := range []bool{true, false} {
+		t.Run(fmt.Sprintf("ended=%v", ended), func(t *testing.T) {
+			// A transfer gives up after the election timeout: a generous one keeps a slow
+			// machine from failing the hand-over this test expects while the run goes on.
+			c := newTestCluster(t, 3, func(_ int, cfg *Config) { cfg.HeartbeatTimeout, cfg.ElectionTimeout = time.Second, 3*time.Second })
+			id := awaitLeader(t, c.nodes["replica-0"])
+			leader := c.nodes[id]
+			lease, err := leader.TryAcquire(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := lock.Event{Kind: lock.EventApplied, Replica: id, Version: 1}
+			if ended {
+				ev = lock.Event{Kind: lock.EventDone, Replica: id, Version: 1}
+			}
+			if err := lease.Announce(context.Background(), nil, ev); err != nil {
+				t.Fatal(err)
+			}
+			want := leader.fsm.state().Index
+			polled := map[string]int64{}
+			for other, n := range c.nodes {
+				if other == id {
+					continue
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for n.fsm.state().Index < want {
+					if time.Now().After(deadline) {
+						t.Fatalf("%s never applied index %d", other, want)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				polled[other] = n.stream.lastHello.Load()
+			}
+			term := leader.raft.CurrentTerm()
+			c.mu.Lock()
+			delete(c.nodes, id)
+			c.mu.Unlock()
+			if err := leader.Close(); err != nil {
+				t.Fatal(err)
+			}
+			handedOn := leader.raft.CurrentTerm() > term
+			if handedOn == ended {
+				t.Errorf("run ended %v: the closing leader handed leadership on: %v", ended, handedOn)
+			}
+			for other, at := range polled {
+				if now := c.nodes[other].stream.lastHello.Load(); now != at {
+					t.Errorf("the leader's progress check counted as a follower polling %s", other)
+				}
+			}
+		})
 	}
 }

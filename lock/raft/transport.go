@@ -33,6 +33,9 @@ const (
 	// (8 bytes, big-endian) or watchTimeout: how a member outside the configuration follows
 	// the cluster without polling.
 	kindWatch byte = 'W'
+	// kindProgress is a hello from a leader checking how far a voter has applied: answered
+	// like one, but it is not a follower polling, so the voter does not linger for it.
+	kindProgress byte = 'P'
 )
 
 // watchTimeout bounds how long a watch is held without news.
@@ -115,8 +118,8 @@ type stream struct {
 	wg        sync.WaitGroup
 	lastWarn  time.Time
 	warnMu    sync.Mutex
-	// lastHello is when this node last answered a hello (UnixNano); watching counts the
-	// watches held open: followers still following.
+	// lastHello is when this node last answered a hello (UnixNano), a leader's progress
+	// checks aside; watching counts the watches held open: followers still following.
 	lastHello atomic.Int64
 	watching  atomic.Int64
 }
@@ -176,8 +179,10 @@ func (s *stream) serve(raw net.Conn) {
 		case <-s.closed:
 			conn.Close()
 		}
-	case kindHello:
-		s.lastHello.Store(time.Now().UnixNano())
+	case kindHello, kindProgress:
+		if kind[0] == kindHello {
+			s.lastHello.Store(time.Now().UnixNano())
+		}
 		conn.SetDeadline(time.Now().Add(handshakeTimeout))
 		json.NewEncoder(conn).Encode(s.hello())
 		conn.Close()
@@ -304,7 +309,16 @@ func (s *stream) askWatch(ctx context.Context, address string, since uint64) (he
 
 // askHello asks the node at address for its view.
 func (s *stream) askHello(ctx context.Context, address string) (hello, error) {
-	conn, err := s.dial(ctx, address, kindHello, handshakeTimeout)
+	return s.ask(ctx, address, kindHello)
+}
+
+// askProgress asks the voter at address for its view, as its leader.
+func (s *stream) askProgress(ctx context.Context, address string) (hello, error) {
+	return s.ask(ctx, address, kindProgress)
+}
+
+func (s *stream) ask(ctx context.Context, address string, kind byte) (hello, error) {
+	conn, err := s.dial(ctx, address, kind, handshakeTimeout)
 	if err != nil {
 		return hello{}, err
 	}

@@ -198,3 +198,48 @@ func TestVotersAndFollowers(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowersWatchOneStream: a follower learns every step of a run over the one watch it
+// holds on a voter, not by a new connection (a TLS handshake) per step, which a hundred
+// followers times every migration would spend the machine on.
+func TestFollowersWatchOneStream(t *testing.T) {
+	c := newTestCluster(t, 6, func(_ int, cfg *Config) { cfg.Voters = 3 })
+	leader := awaitLeader(t, c.nodes["replica-0"])
+	followers := []*Node{c.nodes["replica-3"], c.nodes["replica-4"], c.nodes["replica-5"]}
+	lease, err := c.nodes[leader].TryAcquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitIndex := func(want uint64) {
+		t.Helper()
+		for _, f := range followers {
+			deadline := time.Now().Add(10 * time.Second)
+			for f.Outcome().Seq < want {
+				if time.Now().After(deadline) {
+					t.Fatalf("follower %s stuck at %+v, want index %d", f.self.ID, f.Outcome(), want)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
+	awaitIndex(c.nodes[leader].fsm.state().Index)
+	served := func() (n int64) {
+		for id, v := range c.nodes {
+			if id <= "replica-2" {
+				n += v.stream.watches.Load()
+			}
+		}
+		return n
+	}
+	before := served()
+	const steps = 10
+	for v := 1; v <= steps; v++ {
+		if err := lease.Announce(context.Background(), nil, lock.Event{Kind: lock.EventApplied, Replica: leader, Version: int64(v), Migration: fmt.Sprintf("%05d.sql", v)}); err != nil {
+			t.Fatal(err)
+		}
+		awaitIndex(c.nodes[leader].fsm.state().Index)
+	}
+	if extra := served() - before; extra >= steps {
+		t.Errorf("the followers opened %d watches for %d steps: one per step instead of one stream", extra, steps)
+	}
+}

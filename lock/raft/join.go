@@ -29,7 +29,7 @@ const helloConcurrency = 8
 // no state yet: then every bootstrapping node passes the same configuration, and no two
 // clusters can form. A node that finds a member with state joins nothing itself: the leader
 // reaches it if it is in the configuration. A node outside the configuration follows the
-// cluster through hellos.
+// cluster through a watch on a voter.
 func (n *Node) join(ctx context.Context) {
 	var lastSay time.Time
 	saidFollower := false
@@ -57,7 +57,7 @@ func (n *Node) join(ctx context.Context) {
 		if reason == "" {
 			continue
 		}
-		n.follow(ctx, set)
+		n.follow(ctx, set, reason == followerReason || n.hasState(), time.Since(started) > 3*time.Second)
 		n.mu.Lock()
 		following := n.remote != nil
 		n.mu.Unlock()
@@ -70,16 +70,16 @@ func (n *Node) join(ctx context.Context) {
 			n.log.Info().Strs("sees", addresses(set)).Int("expect", n.expect()).Msg("raft cluster not formed yet: " + reason)
 		}
 		if following {
-			continue // the next watch waits for news itself
+			continue // the watch ended (its voter left): find another at once
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(pause):
 		}
-		// A follower polls quickly (a round costs it one hello or a few refused dials); a voter
-		// waiting for the other voters backs off.
-		// waiting for the other voters backs off, after the first seconds of a rollout's start.
+		// A follower looks again quickly (a round costs it a watch on a voter or a few refused
+		// dials); a voter waiting for the other voters backs off, after the first seconds of a
+		// rollout's start.
 		if following || reason == followerReason || time.Since(started) < 3*time.Second {
 			pause = joinInterval
 		} else {
@@ -239,45 +239,56 @@ func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]h
 	return ""
 }
 
-// follow learns the cluster's state from a member that has it, for a node outside the
-// configuration (or not yet in it): by a watch, held by that member until its state moves,
-// once this node has a view to compare with, else by a hello. When no member answers with a
-// state any more (the cluster's members exited), the view is dropped: the node then has no
-// leader, and the gate asks the database.
-func (n *Node) follow(ctx context.Context, set []Peer) {
+// follow learns the cluster's state, for a node outside the configuration (or not yet in it),
+// from a watch: a stream of views that a member sends at once and again each time its state or
+// leader moves. It asks the member it followed last first, then the voters of the set it sees,
+// and everyone else only when wide (a rollout slow to form, or lists that disagree). When hold,
+// it waits on a voter that has no state yet (a cluster about to form) for up to watchTimeout;
+// a voter waiting to bootstrap does not hold, it only looks. follow returns when the watch
+// ends. When no member answers with a state any more (the cluster's members exited), the view
+// is dropped: the node then has no leader, and the gate asks the database.
+func (n *Node) follow(ctx context.Context, set []Peer, hold, wide bool) {
 	n.mu.Lock()
-	var since uint64
-	var from string
+	var peers []Peer
 	if n.remote != nil {
-		since, from = n.remote.State.Index, n.remote.Address
+		peers = append(peers, Peer{ID: n.remote.ID, Address: n.remote.Address})
+		hold = true
 	}
 	n.mu.Unlock()
-	peers := set
-	if from != "" { // ask the member that answered last time first
-		peers = append([]Peer{{ID: from, Address: from}}, set...)
+	voters := set[:min(len(set), n.voterCount())]
+	peers = append(peers, voters...)
+	if wide {
+		peers = append(peers, set...)
 	}
+	tried := map[string]bool{n.self.Address: true}
 	for _, p := range peers {
-		if p == n.self {
+		if tried[p.Address] || ctx.Err() != nil {
 			continue
 		}
-		var h hello
-		var err error
-		if from != "" {
-			h, err = n.stream.askWatch(ctx, p.Address, since)
-		} else {
-			h, err = n.stream.askHello(ctx, p.Address)
+		tried[p.Address] = true
+		waitOn := hold && slices.ContainsFunc(voters, func(v Peer) bool { return v.Address == p.Address })
+		began := time.Now()
+		learned := false
+		n.stream.watchViews(ctx, p.Address, func(h hello) bool {
+			if n.hasState() && n.member() {
+				return false // a voter the leader reached late: it has the state itself now
+			}
+			if !h.HasState {
+				return waitOn && time.Since(began) < watchTimeout
+			}
+			learned = true
+			n.mu.Lock()
+			changed := n.remote == nil || n.remote.State != h.State || n.remote.Leader != h.Leader
+			n.remote = &h
+			if changed {
+				n.wakeLocked()
+			}
+			n.mu.Unlock()
+			return hold
+		})
+		if learned {
+			return
 		}
-		if err != nil || !h.HasState {
-			continue
-		}
-		n.mu.Lock()
-		changed := n.remote == nil || n.remote.State != h.State || n.remote.Leader != h.Leader
-		n.remote = &h
-		if changed {
-			n.wakeLocked()
-		}
-		n.mu.Unlock()
-		return
 	}
 	n.mu.Lock()
 	if n.remote != nil {

@@ -89,7 +89,7 @@ func Start(cfg Config, db *sql.DB, dialect, fenceTable, namespace string, log ze
 	if err != nil {
 		return nil, err
 	}
-	if n.stream, err = newStream(cfg.Listen, advertise, creds, n.hello, n.watchHello, n.log); err != nil {
+	if n.stream, err = newStream(cfg.Listen, advertise, creds, n.hello, n.nextView, n.log); err != nil {
 		return nil, err
 	}
 	n.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
@@ -266,25 +266,33 @@ func (n *Node) awaitFollowers(d time.Duration) {
 	}
 }
 
-// watchHello answers a watch: this node's view once its state passes since (or its leader
-// changes), at watchTimeout, or when the node closes. closed ends it early: the client left.
-func (n *Node) watchHello(since uint64, gone <-chan struct{}) hello {
-	timeout := time.After(watchTimeout)
-	first := n.hello()
+// nextView is the next view a watch sends: at once when it sent none yet (last is nil), else
+// once this node's state, leader or membership differs from last, or at watchTimeout. more is
+// false when the watch should end after this view: the watcher left, the node is closing, or
+// Raft has not started here yet (the watcher then looks again later).
+func (n *Node) nextView(last *hello, gone <-chan struct{}) (h hello, more bool) {
+	if !n.started.Load() {
+		return n.hello(), false
+	}
+	if last == nil {
+		return n.hello(), true
+	}
+	timeout := time.NewTimer(watchTimeout)
+	defer timeout.Stop()
 	for {
+		_, _, changed := n.state() // before the view: a change after it closes this channel
 		h := n.hello()
-		if !n.started.Load() || h.State.Index > since || h.Leader != first.Leader {
-			return h
+		if h.State.Index != last.State.Index || h.Leader != last.Leader || h.HasState != last.HasState {
+			return h, true
 		}
-		_, _, changed := n.state()
 		select {
 		case <-changed:
-		case <-timeout:
-			return n.hello()
+		case <-timeout.C:
+			return h, true
 		case <-gone:
-			return h
+			return h, false
 		case <-n.stream.closed:
-			return h
+			return h, false
 		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,16 +28,17 @@ import (
 const (
 	kindRaft  byte = 'R' // a Raft RPC stream
 	kindHello byte = 'H' // one hello: the server answers with its view, then closes
-	// kindWatch is a hello held until the server's state passes the index the client sends
-	// (8 bytes, big-endian) or watchTimeout: how a member outside the configuration follows
-	// the cluster without polling.
-	kindWatch byte = 'W'
+	// kindWatch is a stream of hellos: the server sends its view at once, again each time its
+	// state or its leader changes, and at least every watchTimeout, until either side closes.
+	// It is how a member outside the configuration follows the cluster without polling, and
+	// without a handshake per change.
+	kindWatch byte = 'S'
 	// kindProgress is a hello from a leader checking how far a voter has applied: answered
 	// like one, but it is not a follower polling, so the voter does not linger for it.
 	kindProgress byte = 'P'
 )
 
-// watchTimeout bounds how long a watch is held without news.
+// watchTimeout is the longest a watch goes without a view.
 const watchTimeout = 10 * time.Second
 
 // handshakeTimeout bounds a TLS handshake and the first byte.
@@ -109,7 +109,7 @@ type stream struct {
 	advertise net.Addr
 	localIP   net.IP
 	hello     func() hello
-	watch     func(since uint64, closed <-chan struct{}) hello
+	view      func(last *hello, gone <-chan struct{}) (hello, bool)
 	log       zerolog.Logger
 
 	conns     chan net.Conn
@@ -119,20 +119,22 @@ type stream struct {
 	lastWarn  time.Time
 	warnMu    sync.Mutex
 	// lastHello is when this node last answered a hello (UnixNano), a leader's progress
-	// checks aside; watching counts the watches held open: followers still following.
+	// checks aside; watching counts the watches held open: followers still following;
+	// watches counts every watch this node has served.
 	lastHello atomic.Int64
 	watching  atomic.Int64
+	watches   atomic.Int64
 }
 
 var _ hraft.StreamLayer = (*stream)(nil)
 
 func newStream(listen string, advertise *net.TCPAddr, creds *credentials, helloFn func() hello,
-	watchFn func(uint64, <-chan struct{}) hello, log zerolog.Logger) (*stream, error) {
+	viewFn func(last *hello, gone <-chan struct{}) (hello, bool), log zerolog.Logger) (*stream, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("raft-listen: %w", err)
 	}
-	s := &stream{ln: ln, creds: creds, advertise: advertise, localIP: advertise.IP, hello: helloFn, watch: watchFn, log: log,
+	s := &stream{ln: ln, creds: creds, advertise: advertise, localIP: advertise.IP, hello: helloFn, view: viewFn, log: log,
 		conns: make(chan net.Conn), closed: make(chan struct{})}
 	if advertise.IP.IsUnspecified() {
 		s.localIP = nil
@@ -257,54 +259,56 @@ func (s *stream) dial(ctx context.Context, address string, kind byte, timeout ti
 	return conn, nil
 }
 
-// serveWatch answers a watch once the state passes the client's index, or at watchTimeout, or
-// not at all when the client goes away first.
+// serveWatch streams this node's views to a watcher until it goes away or the node closes.
 func (s *stream) serveWatch(conn net.Conn) {
 	defer conn.Close()
+	s.watches.Add(1)
 	s.watching.Add(1)
 	defer s.watching.Add(-1)
-	var idx [8]byte
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	if _, err := io.ReadFull(conn, idx[:]); err != nil {
-		return
-	}
-	conn.SetDeadline(time.Time{})
 	gone := make(chan struct{})
-	go func() { // the client sends nothing more: a read returns when it closes
+	go func() { // the client sends nothing: a read returns when it closes
 		var b [1]byte
 		conn.Read(b[:])
 		close(gone)
 	}()
-	h := s.watch(binary.BigEndian.Uint64(idx[:]), gone)
-	select {
-	case <-gone:
-		return
-	default:
+	enc := json.NewEncoder(conn)
+	var last *hello
+	for {
+		h, more := s.view(last, gone)
+		select {
+		case <-gone:
+			return
+		default:
+		}
+		conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
+		if err := enc.Encode(h); err != nil || !more {
+			return
+		}
+		last = &h
 	}
-	conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
-	json.NewEncoder(conn).Encode(h)
 }
 
-// askWatch asks the node at address for its view once its state passes since.
-func (s *stream) askWatch(ctx context.Context, address string, since uint64) (hello, error) {
+// watchViews hands see each view the node at address streams, until see returns false, the
+// stream ends (an error says why) or ctx is done.
+func (s *stream) watchViews(ctx context.Context, address string, see func(hello) bool) error {
 	conn, err := s.dial(ctx, address, kindWatch, handshakeTimeout)
 	if err != nil {
-		return hello{}, err
+		return err
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	var idx [8]byte
-	binary.BigEndian.PutUint64(idx[:], since)
-	conn.SetDeadline(time.Now().Add(watchTimeout + handshakeTimeout))
-	if _, err := conn.Write(idx[:]); err != nil {
-		return hello{}, err
+	dec := json.NewDecoder(conn)
+	for {
+		conn.SetReadDeadline(time.Now().Add(watchTimeout + handshakeTimeout))
+		var h hello
+		if err := dec.Decode(&h); err != nil {
+			return fmt.Errorf("watch %s: %w", address, err)
+		}
+		if !see(h) {
+			return nil
+		}
 	}
-	var h hello
-	if err := json.NewDecoder(conn).Decode(&h); err != nil {
-		return hello{}, fmt.Errorf("watch %s: %w", address, err)
-	}
-	return h, nil
 }
 
 // askHello asks the node at address for its view.

@@ -188,8 +188,25 @@ func addresses(set []Peer) []string {
 	return out
 }
 
-// tryBootstrap bootstraps when every member agrees, and returns why not otherwise ("" when it
+// votersOf is the configuration a node that sees set would bootstrap: its first voterCount
+// members by id, once it sees every expected member (nil before).
+func (n *Node) votersOf(set []Peer) []Peer {
+	if len(set) != n.expect() {
+		return nil
+	}
+	return set[:n.voterCount()]
+}
+
+// tryBootstrap bootstraps when every voter agrees, and returns why not otherwise ("" when it
 // bootstrapped, or found the cluster already formed).
+//
+// Only voters bootstrap, so only they must agree: each that bootstraps passes the same
+// configuration, and the followers, who never bootstrap, need not even be up. A voter whose
+// peers already formed the cluster with exactly that configuration bootstraps too: its log is
+// then the cluster's first entry, a prefix of every member's, so it is safe, and it can vote
+// and stand at once instead of waiting idle until the leader reaches it. With only the first
+// voter to bootstrap holding a configuration, the first election would wait on that one
+// voter's timer.
 func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]hello) string {
 	if len(set) != n.expect() {
 		return fmt.Sprintf("sees %d members, expects %d", len(set), n.expect())
@@ -197,9 +214,7 @@ func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]h
 	if !slices.Contains(set, n.self) {
 		return "this replica is not among the members it sees"
 	}
-	// Only voters bootstrap, so only they must agree: every voter that bootstraps then passes
-	// the same configuration, and the followers, who never bootstrap, need not even be up.
-	voters := set[:n.voterCount()]
+	voters := n.votersOf(set)
 	if hellos == nil {
 		hellos = n.askAll(ctx, voters)
 	}
@@ -220,11 +235,17 @@ func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]h
 		switch {
 		case !ok:
 			return fmt.Sprintf("member %s (%s) does not answer", p.ID, p.Address)
+		case h.HasState && !slices.Equal(h.Voters, voters):
+			return fmt.Sprintf("member %s is already in a cluster of other voters (%s); waiting for its leader",
+				p.ID, strings.Join(addresses(h.Voters), ","))
 		case h.HasState:
-			return "member " + p.ID + " is already in a cluster; waiting for its leader"
+			// formed with this very configuration: see above
 		case !slices.Equal(sorted(h.Peers), set):
 			return fmt.Sprintf("voter %s sees other members (%s); not bootstrapping until every voter sees the same",
 				p.ID, strings.Join(addresses(h.Peers), ","))
+		case !slices.Equal(h.Voters, voters):
+			return fmt.Sprintf("voter %s would choose other voters (%s); every replica needs the same --raft-voters",
+				p.ID, strings.Join(addresses(h.Voters), ","))
 		}
 	}
 	servers := make([]hraft.Server, len(voters))

@@ -33,8 +33,11 @@ type hello struct {
 	Address  string `json:"address"`
 	Peers    []Peer `json:"peers"`
 	HasState bool   `json:"has_state"`
-	State    State  `json:"state"`
-	Leader   string `json:"leader,omitempty"`
+	// Voters is the configuration: the one this node is in, or, with no state yet, the one it
+	// would bootstrap (empty while it does not see every member). Bootstrap compares them.
+	Voters []Peer `json:"voters,omitempty"`
+	State  State  `json:"state"`
+	Leader string `json:"leader,omitempty"`
 }
 
 // Node is one replica's Raft member, and its lock.Locker.
@@ -202,11 +205,20 @@ func (n *Node) hello() hello {
 	peers := slices.Clone(n.peers)
 	n.mu.Unlock()
 	if !n.started.Load() {
-		return hello{ID: n.self.ID, Address: n.self.Address, Peers: peers}
+		return hello{ID: n.self.ID, Address: n.self.Address, Peers: peers, Voters: n.votersOf(peers)}
 	}
 	st := n.fsm.state()
 	_, leader := n.raft.LeaderWithID()
-	return hello{ID: n.self.ID, Address: n.self.Address, Peers: peers, HasState: n.hasState(), State: st, Leader: string(leader)}
+	h := hello{ID: n.self.ID, Address: n.self.Address, Peers: peers, HasState: n.hasState(), State: st, Leader: string(leader)}
+	if !h.HasState {
+		h.Voters = n.votersOf(peers)
+	} else if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			h.Voters = append(h.Voters, Peer{ID: string(s.ID), Address: string(s.Address)})
+		}
+		h.Voters = sorted(h.Voters)
+	}
+	return h
 }
 
 // Close shuts down, bounded even when peers are unreachable. A leader leaving a run that has

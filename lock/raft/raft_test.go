@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -255,6 +256,56 @@ func TestLeavingAfterTheRunEnded(t *testing.T) {
 				if now := c.nodes[other].stream.lastHello.Load(); now != at {
 					t.Errorf("the leader's progress check counted as a follower polling %s", other)
 				}
+			}
+		})
+	}
+}
+
+// TestBootstrapAgreement: a voter bootstraps when its fellow voters already formed the cluster
+// with exactly the configuration it would pass (so that it can vote and stand at once), and
+// never when they formed another, or would bootstrap another (a different --raft-voters).
+func TestBootstrapAgreement(t *testing.T) {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "fence.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	peers := []Peer{{ID: "a", Address: freeAddr(t)}, {ID: "b", Address: freeAddr(t)}, {ID: "c", Address: freeAddr(t)}}
+	others := []Peer{{ID: "a", Address: peers[0].Address}, {ID: "b", Address: peers[1].Address}, {ID: "x", Address: freeAddr(t)}}
+	// Only a runs: b and c never answer its own rounds, so nothing but the hellos below can
+	// make it bootstrap.
+	for _, tc := range []struct {
+		name   string
+		hello  hello
+		formed bool
+		reason string
+	}{
+		{"formed with the same voters", hello{HasState: true, Peers: peers, Voters: peers}, true, ""},
+		{"formed with other voters", hello{HasState: true, Peers: peers, Voters: others}, false, "already in a cluster of other voters"},
+		{"would choose other voters", hello{Peers: peers, Voters: peers[:2]}, false, "same --raft-voters"},
+		{"sees other members", hello{Peers: others, Voters: others}, false, "sees other members"},
+		{"all agree, none formed", hello{Peers: peers, Voters: peers}, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Replica, cfg.Listen, cfg.Peers, cfg.Secret, cfg.Cluster = "a", peers[0].Address, peers, testSecret, "test/fingerprint"
+			n, err := Start(cfg, db, "sqlite3", DefaultFenceTable, "test", zerolog.Nop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Close()
+			hellos := map[string]hello{}
+			for _, p := range peers[1:] {
+				h := tc.hello
+				h.ID, h.Address = p.ID, p.Address
+				hellos[p.Address] = h
+			}
+			reason := n.tryBootstrap(context.Background(), sorted(peers), hellos)
+			if !strings.Contains(reason, tc.reason) || (tc.reason == "") != (reason == "") {
+				t.Errorf("reason %q, want one containing %q", reason, tc.reason)
+			}
+			if n.hasState() != tc.formed {
+				t.Errorf("bootstrapped: %v, want %v", n.hasState(), tc.formed)
 			}
 		})
 	}

@@ -29,6 +29,8 @@ type backend struct {
 	retryable func(error) bool
 	refused   func(error) bool
 	close     func() error
+	// releaseIdle closes idle connections at once (a Raft pool); nil when there is nothing to do.
+	releaseIdle func()
 
 	session  *postgres.Session // PostgreSQL only
 	sqlPath  string            // SQLite only
@@ -54,7 +56,7 @@ func openBackend(s *gateSettings, log zerolog.Logger) (*backend, error) {
 			return nil, err
 		}
 		return &backend{db: pool.DB, dialect: database.DialectPostgres, target: pool.Target, database: pool.Database,
-			retryable: postgres.Retryable, refused: postgres.Refused, close: pool.DB.Close}, nil
+			retryable: postgres.Retryable, refused: postgres.Refused, close: pool.DB.Close, releaseIdle: pool.ReleaseIdle}, nil
 	}
 	session, err := postgres.NewSession(s.dsn, s.postgres, log)
 	if err != nil {
@@ -99,6 +101,7 @@ func (b *backend) elect(s *gateSettings, fingerprint string, log zerolog.Logger)
 		}
 		cfg := s.raft
 		cfg.Cluster = b.namespace + "/" + fingerprint
+		cfg.ReleaseIdle = b.releaseIdle
 		node, err := raft.Start(cfg, b.db, string(b.dialect), s.fenceTable, b.namespace, log)
 		if err != nil {
 			return err

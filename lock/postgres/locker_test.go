@@ -181,3 +181,32 @@ func TestWaitEndsOnAnnouncement(t *testing.T) {
 		t.Fatalf("Wait took %v; want it to end on the announcement", took)
 	}
 }
+
+// TestPoolReleaseIdle: a Raft member's pool closes its idle connections as soon as the member
+// starts waiting, not up to two seconds later when database/sql next looks for expired ones.
+func TestPoolReleaseIdle(t *testing.T) {
+	cfg := postgres.DefaultConfig()
+	cfg.ReplicaID = "web-3"
+	p, err := postgres.OpenPool(pgtest.NewDatabase(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.DB.Close()
+	ctx := context.Background()
+	if _, err := p.DB.ExecContext(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.DB.Stats().OpenConnections; n != 1 {
+		t.Fatalf("%d connections open after a query, want 1", n)
+	}
+	p.ReleaseIdle()
+	if n := p.DB.Stats().OpenConnections; n != 0 {
+		t.Fatalf("%d connections open after ReleaseIdle, want 0", n)
+	}
+	if _, err := p.DB.ExecContext(ctx, "SELECT 1"); err != nil {
+		t.Fatalf("the pool does not work after ReleaseIdle: %v", err)
+	}
+	if n := p.DB.Stats().Idle; n != 1 {
+		t.Fatalf("%d idle connections after the next query, want 1: ReleaseIdle must not stop pooling", n)
+	}
+}

@@ -117,8 +117,8 @@ func parseURL(dsn string, cfg Config) (*pgx.ConnConfig, error) {
 
 // Pool is a small connection pool for an election that keeps no state in a session (Raft): it
 // works through a transaction-mode pooler, sets no session parameters (through such a pooler
-// they would leak to other clients), and closes idle connections after a second, so that a
-// waiting replica holds none.
+// they would leak to other clients), and closes idle connections after a second, or at once
+// by ReleaseIdle, so that a waiting replica holds none.
 type Pool struct {
 	DB       *sql.DB
 	Target   string
@@ -136,9 +136,19 @@ func OpenPool(dsn string, cfg Config) (*Pool, error) {
 	pgcfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	db := sql.OpenDB(stdlib.GetConnector(*pgcfg))
 	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(2)
+	db.SetMaxIdleConns(poolIdleConns)
 	db.SetConnMaxIdleTime(time.Second)
 	return &Pool{DB: db, Target: describeTarget(pgcfg), Database: pgcfg.Database}, nil
+}
+
+// poolIdleConns is how many idle connections a Pool keeps (for at most a second).
+const poolIdleConns = 2
+
+// ReleaseIdle closes the pool's idle connections now, rather than up to two seconds later
+// (database/sql looks for expired ones once a second). Connections in use are not touched.
+func (p *Pool) ReleaseIdle() {
+	p.DB.SetMaxIdleConns(0)
+	p.DB.SetMaxIdleConns(poolIdleConns)
 }
 
 // parseError turns pgx's parse error into one line that names the problem but never repeats

@@ -51,6 +51,9 @@ type Config struct {
 
 	// Resolve looks up a DNS name's addresses; nil uses the system resolver.
 	Resolve func(ctx context.Context, host string) ([]string, error)
+	// ReleaseIdle, when set, closes the database connections idle in this process: a
+	// waiting member calls it as it starts waiting, so that it holds none while it waits.
+	ReleaseIdle func()
 }
 
 // DefaultConfig returns timers tuned for a LAN or one Kubernetes cluster: a leader that stops

@@ -243,3 +243,27 @@ func TestFollowersWatchOneStream(t *testing.T) {
 		t.Errorf("the followers opened %d watches for %d steps: one per step instead of one stream", extra, steps)
 	}
 }
+
+// TestWaitingReleasesIdleConnections: a member that waits lets go of its idle database
+// connections (so a waiting herd holds none); the migrator does not.
+func TestWaitingReleasesIdleConnections(t *testing.T) {
+	released := map[string]*atomic.Int64{}
+	c := newTestCluster(t, 3, func(i int, cfg *Config) {
+		n := &atomic.Int64{}
+		released[cfg.Replica] = n
+		cfg.ReleaseIdle = func() { n.Add(1) }
+	})
+	leader := awaitLeader(t, c.nodes["replica-0"])
+	if _, err := c.nodes[leader].TryAcquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for id, n := range c.nodes {
+		before := released[id].Load()
+		if err := n.Wait(context.Background(), time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if got := released[id].Load() - before; (got == 1) != (id != leader) {
+			t.Errorf("%s (leader %s) released its idle connections %d times while waiting once", id, leader, got)
+		}
+	}
+}

@@ -95,6 +95,12 @@ func (n *Node) Holder(context.Context) (*lock.Holder, error) {
 // Wait blocks until the replicated state or the leadership changes, or d passes. It never
 // touches the database.
 func (n *Node) Wait(ctx context.Context, d time.Duration) error {
+	n.mu.Lock()
+	leading := n.lease != nil
+	n.mu.Unlock()
+	if !leading && n.cfg.ReleaseIdle != nil {
+		n.cfg.ReleaseIdle()
+	}
 	_, _, changed := n.state()
 	select {
 	case <-ctx.Done():

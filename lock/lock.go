@@ -35,7 +35,8 @@ type Locker interface {
 	// another replica is the migrator.
 	TryAcquire(ctx context.Context) (Lease, error)
 
-	// Holder describes the current migrator, or returns nil when there is none.
+	// Holder describes the current migrator, or returns nil when there is none. A backend that
+	// replicates the election (Raft) may name a new migrator a moment after it took the role.
 	Holder(ctx context.Context) (*Holder, error)
 
 	// Wait blocks until the holder last reported by Holder releases the lock or dies, a

@@ -210,9 +210,12 @@ func TestBootstrapNeedsAgreement(t *testing.T) {
 func TestLeavingAfterTheRunEnded(t *testing.T) {
 	for _, ended := range []bool{true, false} {
 		t.Run(fmt.Sprintf("ended=%v", ended), func(t *testing.T) {
-			// A transfer gives up after the election timeout: a generous one keeps a slow
-			// machine from failing the hand-over this test expects while the run goes on.
-			c := newTestCluster(t, 3, func(_ int, cfg *Config) { cfg.HeartbeatTimeout, cfg.ElectionTimeout = time.Second, 3*time.Second })
+			// A transfer gives up after the election timeout, and a leader that misses its
+			// lease steps down: generous timers keep a slow machine (the race detector) from
+			// failing the hand-over this test expects while the run goes on.
+			c := newTestCluster(t, 3, func(_ int, cfg *Config) {
+				cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = time.Second, 3*time.Second, time.Second
+			})
 			id := awaitLeader(t, c.nodes["replica-0"])
 			leader := c.nodes[id]
 			lease, err := leader.TryAcquire(context.Background())

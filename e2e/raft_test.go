@@ -381,3 +381,51 @@ func TestRaftSQLite(t *testing.T) {
 		t.Errorf("%d runs, want 1", n)
 	}
 }
+
+// TestRaftLeaderSigterm: SIGTERM stops the leader in the middle of its migration. With its
+// peers up, it hands leadership on before it leaves, and the others finish. With its peers
+// frozen (none can take over, and a handshake with them never completes), it still exits within
+// the bound docs/raft.md gives, and the peers, resumed, elect a leader of their own and finish.
+// Nothing is applied twice.
+func TestRaftLeaderSigterm(t *testing.T) {
+	for _, frozen := range []bool{false, true} {
+		t.Run(fmt.Sprintf("peers frozen=%v", frozen), func(t *testing.T) {
+			d := newDB(t)
+			dir := writeMigrations(t, migrationSet{N: 5, FirstSlow: map[int]float64{3: 60}})
+			c := newRaftCluster(t, "raft", 3)
+			rs := c.startAll(t, d, "migrate", dir)
+			leader, _, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
+			victim := byName(t, rs, leader)
+			peers := except(rs, victim)
+			if frozen {
+				for _, r := range peers {
+					r.signal(t, syscall.SIGSTOP)
+				}
+			}
+			sent := time.Now()
+			victim.signal(t, syscall.SIGTERM)
+			if code := victim.wait(t, time.Minute); code != 4 {
+				t.Errorf("the leader exited %d after SIGTERM, want 4:\n%s", code, victim.output())
+			}
+			if took := time.Since(sent); took > 10*time.Second { // documented: about 7 s at most
+				t.Errorf("the leader took %s to stop", took)
+			}
+			// Frozen peers cost the leader its leadership within the lease timeout: there is
+			// nobody to hand it to then.
+			handed := strings.Contains(victim.output(), "handing Raft leadership to another voter")
+			if !frozen && !handed {
+				t.Errorf("the leader did not try to hand leadership on:\n%s", victim.output())
+			}
+			if frozen {
+				for _, r := range peers {
+					r.signal(t, syscall.SIGCONT)
+				}
+			}
+			waitAll(t, peers, time.Minute, 0)
+			d.assertAppliedOnce(t, 5)
+			if n := d.int(t, "SELECT count(*) FROM applied_log WHERE replica = $1 AND version >= 3", "schemagate/"+leader); n != 0 {
+				t.Errorf("the stopped leader committed %d migrations from the slow one on", n)
+			}
+		})
+	}
+}

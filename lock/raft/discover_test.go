@@ -267,3 +267,25 @@ func TestWaitingReleasesIdleConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestAskBoundedByContext: a peer frozen by SIGSTOP still completes the TCP handshake in its
+// kernel but never answers TLS; asking it must end when the caller's context does, not after
+// the handshake timeout (a leader closing would otherwise wait 5 s per frozen voter).
+func TestAskBoundedByContext(t *testing.T) {
+	frozen, err := net.Listen("tcp", "127.0.0.1:0") // never accepts: the kernel's backlog does
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer frozen.Close()
+	c := newTestCluster(t, 1, nil)
+	n := c.nodes["replica-0"]
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	if _, err := n.stream.askProgress(ctx, frozen.Addr().String()); err == nil {
+		t.Fatal("a frozen peer answered")
+	}
+	if took := time.Since(began); took >= handshakeTimeout {
+		t.Errorf("asking a frozen peer took %s: the context (100 ms) did not bound it", took)
+	}
+}

@@ -229,12 +229,15 @@ func (n *Node) Close() error {
 	if n.lease != nil {
 		n.lease.Release(context.Background())
 	}
-	if n.raft.State() == hraft.Leader {
+	if n.raft.State() == hraft.Leader && n.ended() {
 		n.awaitFollowers(time.Second)
 	}
 	n.lingerForPollers()
 	if n.raft.State() == hraft.Leader && !n.ended() {
-		wait(n.raft.LeadershipTransfer(), 2*time.Second)
+		n.log.Info().Msg("leaving before the run ended: handing Raft leadership to another voter")
+		if err := wait(n.raft.LeadershipTransfer(), 2*time.Second); err != nil {
+			n.log.Warn().Err(err).Msg("could not hand Raft leadership on; the other voters elect a leader after the election timeout")
+		}
 	}
 	n.stop()
 	err := wait(n.raft.Shutdown(), 5*time.Second)

@@ -246,8 +246,10 @@ func (s *stream) dial(ctx context.Context, address string, kind byte, timeout ti
 		return nil, err
 	}
 	conn := tls.Client(raw, s.creds.client())
-	conn.SetDeadline(time.Now().Add(timeout))
-	if err := conn.Handshake(); err != nil {
+	conn.SetDeadline(within(ctx, timeout))
+	// A peer that is frozen (SIGSTOP) still accepts the connection in its kernel but never
+	// answers the handshake: ctx bounds the wait, not only the timeout.
+	if err := conn.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("authenticate to %s: %w", address, err)
 	}
@@ -327,10 +329,21 @@ func (s *stream) ask(ctx context.Context, address string, kind byte) (hello, err
 		return hello{}, err
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	conn.SetDeadline(within(ctx, handshakeTimeout))
 	var h hello
 	if err := json.NewDecoder(conn).Decode(&h); err != nil {
 		return hello{}, fmt.Errorf("hello from %s: %w", address, err)
 	}
 	return h, nil
+}
+
+// within is the deadline d from now, or ctx's deadline when that comes first.
+func within(ctx context.Context, d time.Duration) time.Time {
+	deadline := time.Now().Add(d)
+	if c, ok := ctx.Deadline(); ok && c.Before(deadline) {
+		return c
+	}
+	return deadline
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/schemagate/schemagate/lock"
 	"github.com/schemagate/schemagate/lock/locktest"
 )
@@ -67,5 +69,26 @@ func TestHolderReadsTheFile(t *testing.T) {
 	}
 	if h, err := b.Holder(ctx); err != nil || h != nil {
 		t.Fatalf("Holder after release: %+v, %v", h, err)
+	}
+}
+
+// TestHolderJustTaken: between taking the flock and writing who it is, a holder leaves the file
+// empty. A waiter must still see the lock as held, and say so, rather than name "pid 0".
+func TestHolderJustTaken(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.db.schemagate-lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(path, "worker-2").Holder(context.Background())
+	if err != nil || h == nil {
+		t.Fatalf("Holder: %+v, %v; want the lock held", h, err)
+	}
+	if h.Name != "(just taken, not yet named)" || h.PID != 0 {
+		t.Errorf("Holder: %+v; want it named as just taken", h)
 	}
 }

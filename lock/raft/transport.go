@@ -44,6 +44,12 @@ const watchTimeout = 10 * time.Second
 // handshakeTimeout bounds a TLS handshake and the first byte.
 const handshakeTimeout = 5 * time.Second
 
+// protocolVersion names the members' protocol (hellos, watches, bootstrap rules) and goes into
+// the key: members of releases that speak another version derive another key and refuse each
+// other at the handshake, rather than misreading each other. v2: watches are streams, hellos
+// carry the configuration.
+const protocolVersion = "schemagate raft transport v2"
+
 // credentials derives, from the shared secret and the cluster name, the one key pair every
 // member holds: a peer proves it knows the secret by completing a TLS 1.3 handshake with it. A
 // peer of another cluster (another lock namespace or migration set) derives another key and is
@@ -54,7 +60,7 @@ type credentials struct {
 }
 
 func deriveCredentials(secret []byte, cluster string) (*credentials, error) {
-	seed, err := hkdf.Key(sha256.New, secret, []byte("schemagate raft transport v1"), cluster, ed25519.SeedSize)
+	seed, err := hkdf.Key(sha256.New, secret, []byte(protocolVersion), cluster, ed25519.SeedSize)
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/schemagate/schemagate/internal/pgscratch"
 )
 
 // database is a scratch database for one measurement.
@@ -20,23 +19,11 @@ type database struct {
 
 // newDatabase creates a scratch database; drop removes it.
 func newDatabase(ctx context.Context, adminURL string) (*database, error) {
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "sgbench_" + hex.EncodeToString(b)
-	admin, err := pgx.Connect(ctx, adminURL)
+	name, err := pgscratch.CreateDatabase(ctx, adminURL, "sgbench_")
 	if err != nil {
 		return nil, err
 	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return nil, err
-	}
-	u, err := url.Parse(adminURL)
-	if err != nil {
-		return nil, err
-	}
-	u.Path = "/" + name
-	d := &database{url: u.String(), name: name, admin: adminURL}
+	d := &database{url: pgscratch.WithDatabase(adminURL, name), name: name, admin: adminURL}
 	if d.conn, err = pgx.Connect(ctx, d.url); err != nil {
 		d.drop(ctx)
 		return nil, err
@@ -48,12 +35,7 @@ func (d *database) drop(ctx context.Context) {
 	if d.conn != nil {
 		d.conn.Close(ctx)
 	}
-	admin, err := pgx.Connect(ctx, d.admin)
-	if err != nil {
-		return
-	}
-	defer admin.Close(ctx)
-	admin.Exec(ctx, "DROP DATABASE IF EXISTS "+d.name+" WITH (FORCE)")
+	_ = pgscratch.DropDatabase(ctx, d.admin, d.name)
 }
 
 func (d *database) int(ctx context.Context, sql string, args ...any) (int64, error) {

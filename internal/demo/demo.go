@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/schemagate/schemagate/internal/fleet"
+	"github.com/schemagate/schemagate/internal/pgscratch"
 )
 
 // cleanupTimeout bounds dropping the database and stopping the cluster, after Ctrl-C too.
@@ -25,7 +26,7 @@ type demo struct {
 	tmp     string // the temporary directory: binary, migrations, SQLite file
 	bin     string
 	db      *database
-	cluster *cluster
+	cluster *pgscratch.Server
 	// version is the database's version after the last rollout; dir that rollout's migrations.
 	version int
 	dir     string
@@ -111,14 +112,14 @@ func (d *demo) database(ctx context.Context) error {
 	switch {
 	case d.opts.postgres:
 		fmt.Fprintf(d.out, "  cluster   starting a throwaway PostgreSQL cluster … ")
-		c, err := startCluster(ctx)
+		c, err := pgscratch.StartServer(ctx, pgscratch.ServerOptions{DirPrefix: "schemagate-demo-pg-"})
 		if err != nil {
 			fmt.Fprintln(d.out, "failed")
-			return err
+			return fmt.Errorf("--postgres: %w", err)
 		}
 		d.cluster = c
-		fmt.Fprintf(d.out, "on 127.0.0.1:%d, in %s\n", c.port, c.dir)
-		if d.db, err = newPostgres(ctx, c.adminURL()); err != nil {
+		fmt.Fprintf(d.out, "on 127.0.0.1:%d, in %s\n", c.Port, c.Dir)
+		if d.db, err = newPostgres(ctx, c.AdminURL()); err != nil {
 			return err
 		}
 		d.db.label = fmt.Sprintf("PostgreSQL database %s in that cluster", d.db.name)
@@ -172,7 +173,7 @@ func (d *demo) cleanup(stopped bool) error {
 		done = append(done, "dropped database "+d.db.name)
 	}
 	if d.cluster != nil {
-		errs = append(errs, d.cluster.stop())
+		errs = append(errs, d.cluster.Remove())
 		done = append(done, "stopped the cluster")
 	}
 	errs = append(errs, os.RemoveAll(d.tmp))

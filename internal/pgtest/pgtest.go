@@ -8,14 +8,13 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/schemagate/schemagate/internal/pgscratch"
 )
 
 // AdminURL is the URL of the shared server's maintenance database.
@@ -35,44 +34,24 @@ func NewDatabase(t testing.TB) string {
 
 func createDatabase(t testing.TB, adminURL string) string {
 	t.Helper()
-	name := "sgtest_" + randomHex(6)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := pgx.Connect(ctx, adminURL)
+	name, err := pgscratch.CreateDatabase(ctx, adminURL, "sgtest_")
 	if err != nil {
-		t.Fatalf("connect to the test server (%s): %v", redact(adminURL), err)
+		t.Fatalf("test database: %v", err)
 	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() { dropDatabase(t, adminURL, name) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := pgscratch.DropDatabase(ctx, adminURL, name); err != nil {
+			t.Log(err)
+		}
+	})
 	return WithDatabase(adminURL, name)
 }
 
-func dropDatabase(t testing.TB, adminURL, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		t.Logf("drop database %s: %v", name, err)
-		return
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-		t.Logf("drop database %s: %v", name, err)
-	}
-}
-
 // WithDatabase returns rawURL pointing at database name.
-func WithDatabase(rawURL, name string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		panic(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
+func WithDatabase(rawURL, name string) string { return pgscratch.WithDatabase(rawURL, name) }
 
 // Connect opens a plain pgx connection for a test's own queries and closes it when the test ends.
 func Connect(t testing.TB, rawURL string) *pgx.Conn {
@@ -81,26 +60,10 @@ func Connect(t testing.TB, rawURL string) *pgx.Conn {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, rawURL)
 	if err != nil {
-		t.Fatalf("connect to %s: %v", redact(rawURL), err)
+		t.Fatalf("connect to %s: %v", pgscratch.Redact(rawURL), err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
-func redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return u.Redacted()
 }
 
 // Exec runs a statement for a test and fails the test on error.

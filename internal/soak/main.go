@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/schemagate/schemagate/internal/fleet"
+	"github.com/schemagate/schemagate/internal/pgscratch"
 )
 
 // password is put into every replica's database URL; no output may contain it.
@@ -172,7 +173,7 @@ func (r round) String() string {
 }
 
 func (r round) run(ctx context.Context, bin, work, admin string, i int) ([]string, error) {
-	db, err := createDatabase(ctx, admin, fmt.Sprintf("soak_%d_%d", os.Getpid(), i))
+	db, err := createDatabase(ctx, admin, fmt.Sprintf("soak_%d_", i))
 	if err != nil {
 		return nil, err
 	}
@@ -342,23 +343,19 @@ type database struct {
 	conn  *pgx.Conn
 }
 
-func createDatabase(ctx context.Context, admin, name string) (*database, error) {
-	conn, err := pgx.Connect(ctx, admin)
+func createDatabase(ctx context.Context, admin, prefix string) (*database, error) {
+	name, err := pgscratch.CreateDatabase(ctx, admin, prefix)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return nil, err
-	}
-	u, err := url.Parse(admin)
+	u, err := url.Parse(pgscratch.WithDatabase(admin, name))
 	if err != nil {
 		return nil, err
 	}
-	u.Path = "/" + name
 	u.User = url.UserPassword(u.User.Username(), password) // trust auth ignores it; outputs are searched for it
 	d := &database{url: u.String(), name: name, admin: admin}
 	if d.conn, err = pgx.Connect(ctx, d.url); err != nil {
+		d.drop()
 		return nil, err
 	}
 	return d, nil
@@ -367,11 +364,10 @@ func createDatabase(ctx context.Context, admin, name string) (*database, error) 
 func (d *database) drop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d.conn.Close(ctx)
-	if conn, err := pgx.Connect(ctx, d.admin); err == nil {
-		conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{d.name}.Sanitize()+" WITH (FORCE)")
-		conn.Close(ctx)
+	if d.conn != nil {
+		d.conn.Close(ctx)
 	}
+	_ = pgscratch.DropDatabase(ctx, d.admin, d.name)
 }
 
 func (d *database) count(ctx context.Context, q string) (int64, error) {

@@ -321,7 +321,8 @@ func TestRaftDisagreeingPeerLists(t *testing.T) {
 	waitAll(t, rs, time.Minute, 0)
 	d.assertAppliedOnce(t, 4)
 	for _, r := range rs[3:] {
-		if strings.Contains(r.output(), "raft cluster bootstrapped") || strings.Contains(r.output(), "this replica is the raft leader") {
+		if out := r.output(); strings.Contains(out, "raft cluster bootstrapped") || strings.Contains(out, "raft cluster joined") ||
+			strings.Contains(out, "this replica is the raft leader") {
 			t.Errorf("%s formed or led a cluster of its own:\n%s", r.name, r.output())
 		}
 	}
@@ -427,5 +428,26 @@ func TestRaftLeaderSigterm(t *testing.T) {
 				t.Errorf("the stopped leader committed %d migrations from the slow one on", n)
 			}
 		})
+	}
+}
+
+// TestRaftVoterRestarted: a voter that is not the leader crashes in the middle of the
+// migration and is started again, as a pod would be. It comes back with no state, finds its
+// fellow voters in a cluster of exactly its configuration, joins it at once, and ends ready
+// with the others. Nothing is applied twice.
+func TestRaftVoterRestarted(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 5, FirstSlow: map[int]float64{3: 4}})
+	c := newRaftCluster(t, "raft", 3)
+	rs := c.startAll(t, d, "migrate", dir)
+	leader, _, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
+	victim := (indexOf(c.names, leader) + 1) % 3
+	rs[victim].signal(t, syscall.SIGKILL)
+	rs[victim].wait(t, 10*time.Second)
+	again := c.start(t, d, victim, "migrate", dir)
+	waitAll(t, append(except(rs, rs[victim]), again), time.Minute, 0)
+	d.assertAppliedOnce(t, 5)
+	if !strings.Contains(again.output(), "raft cluster joined") {
+		t.Errorf("the restarted voter did not join the cluster its fellows formed:\n%s", again.output())
 	}
 }

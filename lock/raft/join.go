@@ -227,6 +227,7 @@ func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]h
 	n.mu.Lock()
 	n.answering = answered
 	n.mu.Unlock()
+	formed := false
 	for _, p := range voters {
 		if p == n.self {
 			continue
@@ -239,7 +240,7 @@ func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]h
 			return fmt.Sprintf("member %s is already in a cluster of other voters (%s); waiting for its leader",
 				p.ID, strings.Join(addresses(h.Voters), ","))
 		case h.HasState:
-			// formed with this very configuration: see above
+			formed = true // with this very configuration: see above
 		case !slices.Equal(sorted(h.Peers), set):
 			return fmt.Sprintf("voter %s sees other members (%s); not bootstrapping until every voter sees the same",
 				p.ID, strings.Join(addresses(h.Peers), ","))
@@ -256,7 +257,11 @@ func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]h
 	if err != nil && !errors.Is(err, hraft.ErrCantBootstrap) {
 		return "bootstrap failed: " + err.Error()
 	}
-	n.log.Info().Strs("voters", addresses(voters)).Int("members", len(set)).Msg("raft cluster bootstrapped")
+	msg := "raft cluster bootstrapped"
+	if formed {
+		msg = "raft cluster joined: its voters had formed it already, with the same voters"
+	}
+	n.log.Info().Strs("voters", addresses(voters)).Int("members", len(set)).Msg(msg)
 	return ""
 }
 

@@ -191,11 +191,21 @@ func (n *Node) hasState() bool { return n.raft.LastIndex() > 0 }
 
 // member reports whether this node is in the cluster's configuration.
 func (n *Node) member() bool {
+	return slices.ContainsFunc(n.configuration(), func(p Peer) bool { return p.ID == n.self.ID })
+}
+
+// configuration is the members of the Raft configuration, sorted by id (none before bootstrap,
+// or when it cannot be read).
+func (n *Node) configuration() []Peer {
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
-		return false
+		return nil
 	}
-	return slices.ContainsFunc(f.Configuration().Servers, func(s hraft.Server) bool { return string(s.ID) == n.self.ID })
+	var out []Peer
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Peer{ID: string(s.ID), Address: string(s.Address)})
+	}
+	return sorted(out)
 }
 
 // hello answers a peer's question: this node's view. A peer may ask before Raft has started
@@ -210,13 +220,10 @@ func (n *Node) hello() hello {
 	st := n.fsm.state()
 	_, leader := n.raft.LeaderWithID()
 	h := hello{ID: n.self.ID, Address: n.self.Address, Peers: peers, HasState: n.hasState(), State: st, Leader: string(leader)}
-	if !h.HasState {
+	if h.HasState {
+		h.Voters = n.configuration()
+	} else {
 		h.Voters = n.votersOf(peers)
-	} else if f := n.raft.GetConfiguration(); f.Error() == nil {
-		for _, s := range f.Configuration().Servers {
-			h.Voters = append(h.Voters, Peer{ID: string(s.ID), Address: string(s.Address)})
-		}
-		h.Voters = sorted(h.Voters)
 	}
 	return h
 }
@@ -252,15 +259,11 @@ func (n *Node) Close() error {
 // follower without the entry and without a quorum to learn it from (it then asks the
 // database, but seconds later).
 func (n *Node) awaitFollowers(d time.Duration) {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return
-	}
 	want := n.fsm.state().Index
 	pending := map[string]string{}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) != n.self.ID {
-			pending[string(s.ID)] = string(s.Address)
+	for _, p := range n.configuration() {
+		if p.ID != n.self.ID {
+			pending[p.ID] = p.Address
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)

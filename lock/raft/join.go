@@ -21,6 +21,11 @@ const (
 	maxJoinInterval = 2 * time.Second
 )
 
+// startWindow is how long a rollout's members take to start, as join assumes: within it a
+// voter looks again every joinInterval and a follower asks only the voters; after it a voter
+// backs off and a follower asks every member.
+const startWindow = 3 * time.Second
+
 // helloConcurrency bounds the hellos one node has in flight: each is a TLS handshake.
 const helloConcurrency = 8
 
@@ -57,7 +62,7 @@ func (n *Node) join(ctx context.Context) {
 		if reason == "" {
 			continue
 		}
-		n.follow(ctx, set, reason == followerReason || n.hasState(), time.Since(started) > 3*time.Second)
+		n.follow(ctx, set, reason == followerReason || n.hasState(), time.Since(started) > startWindow)
 		n.mu.Lock()
 		following := n.remote != nil
 		n.mu.Unlock()
@@ -80,7 +85,7 @@ func (n *Node) join(ctx context.Context) {
 		// A follower looks again quickly (a round costs it a watch on a voter or a few refused
 		// dials); a voter waiting for the other voters backs off, after the first seconds of a
 		// rollout's start.
-		if following || reason == followerReason || time.Since(started) < 3*time.Second {
+		if reason == followerReason || time.Since(started) < startWindow {
 			pause = joinInterval
 		} else {
 			pause = min(2*pause, maxJoinInterval)
@@ -97,7 +102,8 @@ func (n *Node) voterCount() int { return min(n.expect(), n.cfg.Voters) }
 // follower reports whether this node, in the full member set, is not among the voters (the
 // first voterCount members by id).
 func (n *Node) follower(set []Peer) bool {
-	return len(set) == n.expect() && !slices.Contains(set[:n.voterCount()], n.self)
+	voters := n.votersOf(set)
+	return voters != nil && !slices.Contains(voters, n.self)
 }
 
 func (n *Node) expect() int {

@@ -130,21 +130,10 @@ func (r *rendering) chartValues(name string) map[string]any {
 }
 
 func objectMeta(o object) metav1.ObjectMeta {
-	switch v := o.value.(type) {
-	case *batchv1.Job:
-		return v.ObjectMeta
-	case *corev1.Pod:
-		return v.ObjectMeta
-	case *corev1.Service:
-		return v.ObjectMeta
-	case *corev1.ServiceAccount:
-		return v.ObjectMeta
-	case *corev1.ConfigMap:
-		return v.ObjectMeta
-	case *corev1.Secret:
-		return v.ObjectMeta
-	case *appsv1.Deployment:
-		return v.ObjectMeta
+	if a, ok := o.value.(metav1.ObjectMetaAccessor); ok {
+		if m, ok := a.GetObjectMeta().(*metav1.ObjectMeta); ok {
+			return *m
+		}
 	}
 	return metav1.ObjectMeta{}
 }

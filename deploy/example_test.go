@@ -178,15 +178,7 @@ func TestExampleRaft(t *testing.T) {
 	r := mustRender(t, example(t), values(t, "replicaCount: 5", "strategy: {rollingUpdate: {maxSurge: 100%}}",
 		"schemagate: {lock: raft, raft: {existingSecret: app-raft, secretKey: key}}"))
 	d := one[*appsv1.Deployment](t, r)
-	var svc *corev1.Service
-	for _, s := range all[*corev1.Service](r) {
-		if s.Spec.ClusterIP == corev1.ClusterIPNone {
-			svc = s
-		}
-	}
-	if svc == nil {
-		t.Fatalf("no headless Service among %v", r.kinds())
-	}
+	svc := headlessService(t, r)
 	if !svc.Spec.PublishNotReadyAddresses {
 		t.Error("the raft Service must set publishNotReadyAddresses: true (waiting pods are unready)")
 	}
@@ -291,16 +283,7 @@ func TestExampleRaftServiceSelectsOneGeneration(t *testing.T) {
 	render := func(extra ...string) (*corev1.Service, *appsv1.Deployment) {
 		t.Helper()
 		r := mustRender(t, example(t), values(t, append([]string{raftValues, "strategy: {rollingUpdate: {maxSurge: 100%}}"}, extra...)...))
-		var svc *corev1.Service
-		for _, s := range all[*corev1.Service](r) {
-			if s.Spec.ClusterIP == corev1.ClusterIPNone {
-				svc = s
-			}
-		}
-		if svc == nil {
-			t.Fatalf("no headless Service among %v", r.kinds())
-		}
-		return svc, one[*appsv1.Deployment](t, r)
+		return headlessService(t, r), one[*appsv1.Deployment](t, r)
 	}
 	selects := func(svc *corev1.Service, d *appsv1.Deployment) bool {
 		return labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels))
@@ -357,4 +340,16 @@ func TestExampleRaftNeedsAllNewPodsAtOnce(t *testing.T) {
 	if _, err := render(example(t), values(t, "strategy: {rollingUpdate: {maxSurge: 1}}")); err != nil {
 		t.Errorf("lock postgres refuses a one-at-a-time rollout: %v", err)
 	}
+}
+
+// headlessService returns the rendered headless Service (the raft peers' DNS name).
+func headlessService(t testing.TB, r *rendering) *corev1.Service {
+	t.Helper()
+	for _, s := range all[*corev1.Service](r) {
+		if s.Spec.ClusterIP == corev1.ClusterIPNone {
+			return s
+		}
+	}
+	t.Fatalf("no headless Service among %v", r.kinds())
+	return nil
 }

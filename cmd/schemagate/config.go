@@ -83,6 +83,24 @@ func (l *loader) string(key string) string {
 	return strings.TrimSpace(fmt.Sprint(v))
 }
 
+// durationInto is a duration setting and where its value goes.
+type durationInto struct {
+	key string
+	dst *time.Duration
+}
+
+// durations reads each setting into its destination, stopping at the first error.
+func (l *loader) durations(settings ...durationInto) error {
+	for _, f := range settings {
+		d, err := l.duration(f.key)
+		if err != nil {
+			return err
+		}
+		*f.dst = d
+	}
+	return nil
+}
+
 func (l *loader) duration(key string) (time.Duration, error) {
 	switch raw := l.v.Get(key).(type) {
 	case time.Duration:

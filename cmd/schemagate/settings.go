@@ -213,20 +213,14 @@ func (s *gateSettings) loadCoordinator(l *loader) error {
 func (s *gateSettings) loadPostgres(l *loader) error {
 	p := &s.postgres
 	p.ReplicaID = s.coordinator.ReplicaID
-	var err error
-	for _, f := range []struct {
-		key string
-		dst *time.Duration
-	}{
-		{"keepalive-idle", &p.KeepaliveIdle},
-		{"keepalive-interval", &p.KeepaliveInterval},
-		{"tcp-user-timeout", &p.TCPUserTimeout},
-		{"connection-check-interval", &p.ConnectionCheckInterval},
-		{"connect-timeout", &p.ConnectTimeout},
-	} {
-		if *f.dst, err = l.duration(f.key); err != nil {
-			return err
-		}
+	if err := l.durations(
+		durationInto{"keepalive-idle", &p.KeepaliveIdle},
+		durationInto{"keepalive-interval", &p.KeepaliveInterval},
+		durationInto{"tcp-user-timeout", &p.TCPUserTimeout},
+		durationInto{"connection-check-interval", &p.ConnectionCheckInterval},
+		durationInto{"connect-timeout", &p.ConnectTimeout},
+	); err != nil {
+		return err
 	}
 	count, err := l.int("keepalive-count")
 	if err != nil {
@@ -468,17 +462,12 @@ func (s *gateSettings) loadRaft(l *loader) error {
 	}
 	r.Secret = []byte(secret)
 	s.secrets = append(s.secrets, secret)
-	for _, f := range []struct {
-		key string
-		dst *time.Duration
-	}{
-		{"raft-heartbeat-timeout", &r.HeartbeatTimeout},
-		{"raft-election-timeout", &r.ElectionTimeout},
-		{"raft-lease-timeout", &r.LeaderLeaseTimeout},
-	} {
-		if *f.dst, err = l.duration(f.key); err != nil {
-			return err
-		}
+	if err := l.durations(
+		durationInto{"raft-heartbeat-timeout", &r.HeartbeatTimeout},
+		durationInto{"raft-election-timeout", &r.ElectionTimeout},
+		durationInto{"raft-lease-timeout", &r.LeaderLeaseTimeout},
+	); err != nil {
+		return err
 	}
 	s.raft = r
 	s.fenceTable = l.string("fence-table")

@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -179,4 +180,26 @@ type Outcome struct {
 	// Leaderless is true while this replica sees no leader: the replicated state may then be
 	// stale, and only the database can say whether the run ended.
 	Leaderless bool
+}
+
+// Loss is a lease's loss signal, for backends to embed in their leases: it gives the lease its
+// Lost method, and MarkLost closes that channel, once, however often the loss is found.
+type Loss struct {
+	make  sync.Once
+	close sync.Once
+	ch    chan struct{}
+}
+
+func (l *Loss) channel() chan struct{} {
+	l.make.Do(func() { l.ch = make(chan struct{}) })
+	return l.ch
+}
+
+// Lost is closed once the lease is found lost.
+func (l *Loss) Lost() <-chan struct{} { return l.channel() }
+
+// MarkLost records that the lease is lost.
+func (l *Loss) MarkLost() {
+	ch := l.channel()
+	l.close.Do(func() { close(ch) })
 }

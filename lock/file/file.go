@@ -73,7 +73,7 @@ func (l *Locker) TryAcquire(context.Context) (lock.Lease, error) {
 		return nil, fmt.Errorf("flock %s: %w", l.path, err)
 	}
 	host, _ := os.Hostname()
-	ls := &lease{l: l, f: f, lost: make(chan struct{}),
+	ls := &lease{l: l, f: f,
 		info: holderInfo{Replica: l.replica, PID: os.Getpid(), Host: host, Since: time.Now().UTC()}}
 	if err := ls.write(); err != nil {
 		f.Close()
@@ -183,19 +183,14 @@ func (l *Locker) Close() error {
 
 // lease is the flock held on an open lock file.
 type lease struct {
-	l        *Locker
-	f        *os.File
-	info     holderInfo
-	lost     chan struct{}
-	lostOnce sync.Once
-	mu       sync.Mutex
+	l    *Locker
+	f    *os.File
+	info holderInfo
+	lock.Loss
+	mu sync.Mutex
 }
 
 var _ lock.Lease = (*lease)(nil)
-
-func (ls *lease) Lost() <-chan struct{} { return ls.lost }
-
-func (ls *lease) markLost() { ls.lostOnce.Do(func() { close(ls.lost) }) }
 
 // Fence checks that the file this lease locked is still the lock file: a lock file deleted or
 // replaced under a holder would let a second process lock a new one.
@@ -204,11 +199,11 @@ func (ls *lease) Fence(context.Context, lock.Execer) error {
 	defer ls.mu.Unlock()
 	var mine, current unix.Stat_t
 	if err := unix.Fstat(int(ls.f.Fd()), &mine); err != nil {
-		ls.markLost()
+		ls.MarkLost()
 		return fmt.Errorf("the lock file is no longer open: %w", lock.ErrLost)
 	}
 	if err := unix.Stat(ls.l.path, &current); err != nil || current.Ino != mine.Ino || current.Dev != mine.Dev {
-		ls.markLost()
+		ls.MarkLost()
 		return fmt.Errorf("lock file %s was removed or replaced while held: %w", ls.l.path, lock.ErrLost)
 	}
 	return nil
@@ -239,7 +234,7 @@ func (ls *lease) Release(context.Context) error {
 	defer ls.mu.Unlock()
 	defer func() { ls.l.lease = nil }()
 	select {
-	case <-ls.lost:
+	case <-ls.Lost():
 		ls.f.Close()
 		return fmt.Errorf("release %s: %w", ls.l.path, lock.ErrLost)
 	default:
@@ -248,7 +243,7 @@ func (ls *lease) Release(context.Context) error {
 	err := unix.Flock(int(ls.f.Fd()), unix.LOCK_UN)
 	cerr := ls.f.Close()
 	if errors.Is(err, syscall.EBADF) || errors.Is(cerr, os.ErrClosed) {
-		ls.markLost()
+		ls.MarkLost()
 		return fmt.Errorf("release %s: %w", ls.l.path, lock.ErrLost)
 	}
 	return errors.Join(err, cerr)

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -75,8 +74,8 @@ func (l *Locker) TryAcquire(ctx context.Context) (lock.Lease, error) {
 	if !ok {
 		return nil, lock.ErrHeld
 	}
-	ls := &lease{l: l, pid: pid, lost: make(chan struct{})}
-	l.s.pin(ls.markLost)
+	ls := &lease{l: l, pid: pid}
+	l.s.pin(ls.MarkLost)
 	l.lease = ls
 	return ls, nil
 }
@@ -219,17 +218,12 @@ func (l *Locker) Close() error {
 
 // lease is the lock held by this replica's session.
 type lease struct {
-	l        *Locker
-	pid      int32
-	lost     chan struct{}
-	lostOnce sync.Once
+	l   *Locker
+	pid int32
+	lock.Loss
 }
 
 var _ lock.Lease = (*lease)(nil)
-
-func (ls *lease) Lost() <-chan struct{} { return ls.lost }
-
-func (ls *lease) markLost() { ls.lostOnce.Do(func() { close(ls.lost) }) }
 
 // fenceQuery is true when the backend running it holds the namespace's lock.
 const fenceQuery = `
@@ -246,7 +240,7 @@ func (ls *lease) Fence(ctx context.Context, tx lock.Execer) error {
 		return ls.sessionError("check the lock inside the migration transaction", err)
 	}
 	if !held {
-		ls.markLost()
+		ls.MarkLost()
 		return fmt.Errorf("advisory lock %d is not held by this session (pid %d): %w", ls.l.key, ls.pid, lock.ErrLost)
 	}
 	return nil
@@ -284,7 +278,7 @@ func (ls *lease) Release(ctx context.Context) error {
 		l.lease = nil
 	}()
 	select {
-	case <-ls.lost:
+	case <-ls.Lost():
 		return ErrSessionEnded
 	default:
 	}
@@ -293,7 +287,7 @@ func (ls *lease) Release(ctx context.Context) error {
 		return ls.sessionError("release advisory lock", err)
 	}
 	if !ok {
-		ls.markLost()
+		ls.MarkLost()
 		return fmt.Errorf("release advisory lock %d: it was not held: %w", l.key, lock.ErrLost)
 	}
 	return nil
@@ -302,12 +296,12 @@ func (ls *lease) Release(ctx context.Context) error {
 // sessionError wraps err; when the lease's session has ended it marks the lease lost and says so.
 func (ls *lease) sessionError(what string, err error) error {
 	select {
-	case <-ls.lost:
+	case <-ls.Lost():
 		return fmt.Errorf("%s: %w (%w)", what, ErrSessionEnded, err)
 	default:
 	}
 	if errors.Is(err, ErrSessionEnded) || ls.l.s.connectionGone(err) {
-		ls.markLost()
+		ls.MarkLost()
 		return fmt.Errorf("%s: %w (%w)", what, ErrSessionEnded, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)

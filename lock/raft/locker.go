@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
@@ -53,7 +52,7 @@ func (n *Node) TryAcquire(ctx context.Context) (lock.Lease, error) {
 	if err != nil {
 		return nil, err
 	}
-	ls := &lease{n: n, epoch: epoch, lost: make(chan struct{})}
+	ls := &lease{n: n, epoch: epoch}
 	n.mu.Lock()
 	n.lease = ls
 	n.mu.Unlock()
@@ -64,7 +63,7 @@ func (n *Node) TryAcquire(ctx context.Context) (lock.Lease, error) {
 		return nil, lock.ErrHeld
 	}
 	if n.raft.State() != hraft.Leader {
-		ls.markLost()
+		ls.MarkLost()
 	}
 	return ls, nil
 }
@@ -137,28 +136,23 @@ func (n *Node) Outcome() lock.Outcome {
 
 // lease is the leader's migrator role, fenced by its epoch.
 type lease struct {
-	n        *Node
-	epoch    int64
-	lost     chan struct{}
-	lostOnce sync.Once
+	n     *Node
+	epoch int64
+	lock.Loss
 }
 
 var _ lock.Lease = (*lease)(nil)
-
-func (ls *lease) Lost() <-chan struct{} { return ls.lost }
-
-func (ls *lease) markLost() { ls.lostOnce.Do(func() { close(ls.lost) }) }
 
 // Fence checks, inside the migration transaction, that this node still leads and that its
 // epoch is still the newest in the database.
 func (ls *lease) Fence(ctx context.Context, tx lock.Execer) error {
 	if ls.n.raft.State() != hraft.Leader {
-		ls.markLost()
+		ls.MarkLost()
 		return fmt.Errorf("no longer the raft leader: %w", lock.ErrLost)
 	}
 	if err := ls.n.fence.check(ctx, tx, ls.epoch); err != nil {
 		if errors.Is(err, lock.ErrLost) {
-			ls.markLost()
+			ls.MarkLost()
 		}
 		return err
 	}
@@ -190,7 +184,7 @@ func (ls *lease) apply(c command) error {
 	}
 	if err := ls.n.raft.Apply(b, applyTimeout).Error(); err != nil {
 		if errors.Is(err, hraft.ErrNotLeader) || errors.Is(err, hraft.ErrLeadershipLost) {
-			ls.markLost()
+			ls.MarkLost()
 			return fmt.Errorf("record %s: %w", c.Op, lock.ErrLost)
 		}
 		return fmt.Errorf("record %s: %w", c.Op, err)
@@ -206,7 +200,7 @@ func (ls *lease) Release(context.Context) error {
 	}
 	ls.n.mu.Unlock()
 	select {
-	case <-ls.lost:
+	case <-ls.Lost():
 		return fmt.Errorf("release: %w", lock.ErrLost)
 	default:
 		return nil

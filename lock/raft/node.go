@@ -166,7 +166,7 @@ func (n *Node) watchLeadership(ctx context.Context) {
 			}
 			n.mu.Lock()
 			if n.lease != nil && n.raft.State() != hraft.Leader {
-				n.lease.markLost()
+				n.lease.MarkLost()
 			}
 			n.wakeLocked()
 			n.mu.Unlock()

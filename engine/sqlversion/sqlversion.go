@@ -1,17 +1,24 @@
 // Package sqlversion reads a schema version with a query, for migration tools schemagate
 // does not parse (golang-migrate, Flyway, Prisma, Rails…): the query returns the database's
 // version, and optionally whether it is dirty; the replica needs one target version.
+//
+// The query only reads: one that would write is refused before it runs, and it runs in a
+// read-only transaction (PRAGMA query_only on SQLite), where a write hidden in a function fails.
 package sqlversion
 
 import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/schemagate/schemagate/engine"
 )
@@ -34,8 +41,9 @@ func New(db *sql.DB, query, target string) (*Source, error) {
 		return nil, errors.New("version-query: not set; --version-source sql needs the query that returns the database's version")
 	case target == "":
 		return nil, errors.New("target-version: not set; --version-source sql needs the version this replica needs")
-	case !isSelect(query):
-		return nil, fmt.Errorf("version-query: must be one SELECT (or WITH … SELECT) statement, got %q", abbreviate(query))
+	}
+	if err := checkQuery(query); err != nil {
+		return nil, err
 	}
 	s := &Source{db: db, query: query, target: target}
 	sum := sha256.Sum256([]byte(query + "\x00" + target))
@@ -49,16 +57,6 @@ func New(db *sql.DB, query, target string) (*Source, error) {
 	m := engine.Migration{Version: s.plan.Target, Name: "version " + target, Transactional: true}
 	s.plan.Migrations, s.plan.All = []engine.Migration{m}, []engine.Migration{m}
 	return s, nil
-}
-
-func isSelect(q string) bool {
-	q = strings.TrimSuffix(strings.TrimSpace(q), ";")
-	words := strings.Fields(q)
-	if len(words) == 0 {
-		return false
-	}
-	first := strings.ToUpper(words[0])
-	return (first == "SELECT" || first == "WITH") && !strings.Contains(q, ";")
 }
 
 func abbreviate(s string) string {
@@ -119,13 +117,46 @@ func (s *Source) current(version string, st engine.Status) int64 {
 	return 0
 }
 
+// read runs the query where it cannot write: in a read-only transaction on PostgreSQL, with
+// PRAGMA query_only on SQLite.
 func (s *Source) read(ctx context.Context) (version string, dirty bool, err error) {
-	rows, err := s.db.QueryContext(ctx, s.query)
+	if _, ok := s.db.Driver().(*sqlite.Driver); ok {
+		return s.readSQLite(ctx)
+	}
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		if badQuery(err) {
-			return "", false, &QueryError{fmt.Errorf("version-query: %w", err)}
-		}
 		return "", false, err
+	}
+	defer func() { _ = tx.Rollback() }() // nothing was written: the rollback only ends it
+	return s.scan(ctx, tx)
+}
+
+// readSQLite runs the query on a connection of its own with query_only on, and turns it off
+// before the connection goes back to the pool. A connection that cannot be turned back is
+// discarded.
+func (s *Source) readSQLite(ctx context.Context) (string, bool, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA query_only = ON"); err != nil {
+		return "", false, err
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA query_only = OFF"); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	return s.scan(ctx, conn)
+}
+
+func (s *Source) scan(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}) (version string, dirty bool, err error) {
+	rows, err := q.QueryContext(ctx, s.query)
+	if err != nil {
+		return "", false, queryError(err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -136,7 +167,7 @@ func (s *Source) read(ctx context.Context) (version string, dirty bool, err erro
 		return "", false, &QueryError{fmt.Errorf("version-query returns %d columns; want the version, and optionally a dirty flag", len(cols))}
 	}
 	if !rows.Next() {
-		return "", false, rows.Err()
+		return "", false, queryError(rows.Err())
 	}
 	var v sql.NullString
 	var d sql.NullBool
@@ -150,7 +181,20 @@ func (s *Source) read(ctx context.Context) (version string, dirty bool, err erro
 	if rows.Next() {
 		return "", false, &QueryError{errors.New("version-query returns more than one row; add ORDER BY … DESC LIMIT 1")}
 	}
-	return strings.TrimSpace(v.String), d.Valid && d.Bool, rows.Err()
+	return strings.TrimSpace(v.String), d.Valid && d.Bool, queryError(rows.Err())
+}
+
+// queryError makes err a QueryError when the query itself is at fault.
+func queryError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case writeRefused(err):
+		return &QueryError{fmt.Errorf("version-query: must only read, but it writes (refused in a read-only transaction): %w", err)}
+	case badQuery(err):
+		return &QueryError{fmt.Errorf("version-query: %w", err)}
+	}
+	return err
 }
 
 // QueryError is a version query whose result cannot be read: a mistake in the settings, not an
@@ -169,6 +213,17 @@ func badQuery(err error) bool {
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "syntax error") || strings.Contains(msg, "no such column")
+}
+
+// writeRefused: the query tried to write in its read-only transaction (PostgreSQL's
+// read_only_sql_transaction, 25006), or under SQLite's query_only (SQLITE_READONLY).
+func writeRefused(err error) bool {
+	var coded interface{ SQLState() string }
+	if errors.As(err, &coded) {
+		return coded.SQLState() == "25006"
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY
 }
 
 // compare orders the database's version against the target: integers as numbers, dotted

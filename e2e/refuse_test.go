@@ -1,0 +1,64 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// refused runs schemagate with args and fails the test unless it exits with code and its last
+// line contains every one of want. Invalid input (2) must be one line. It returns the output.
+func refused(t *testing.T, name string, args []string, code int, want ...string) string {
+	t.Helper()
+	r := start(t, name, args)
+	got := r.wait(t, time.Minute)
+	out := r.output()
+	lines := strings.Split(strings.TrimSpace(r.Stderr.String()), "\n")
+	last := message(lines[len(lines)-1])
+	switch {
+	case got != code:
+		t.Errorf("%s: exit %d, want %d; output:\n%s", name, got, code, out)
+	case !containsAll(last, want...):
+		t.Errorf("%s: last line %q does not contain %q", name, last, want)
+	case code == 2 && len(lines) != 1:
+		t.Errorf("%s: invalid input printed %d lines, want 1:\n%s", name, len(lines), out)
+	}
+	return out
+}
+
+// TestRefuseWritingVersionQuery: --version-query is read, never written through. A query that
+// would write (a data-modifying WITH, SELECT … INTO) is refused before it runs; one that writes
+// through a function (nextval, a volatile function) fails in its read-only transaction. Each
+// exits 2, and the tables and the sequence are as they were.
+func TestRefuseWritingVersionQuery(t *testing.T) {
+	d := newDB(t)
+	if _, err := d.conn.Exec(t.Context(), `CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL);
+		INSERT INTO schema_migrations VALUES (3, false);
+		CREATE SEQUENCE version_seq;
+		CREATE FUNCTION sneak() RETURNS bigint LANGUAGE plpgsql VOLATILE AS
+			$$ BEGIN DELETE FROM schema_migrations; RETURN 3; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, query, want string }{
+		{"delete in WITH", "WITH gone AS (DELETE FROM schema_migrations RETURNING version) SELECT max(version) FROM gone", "contains DELETE"},
+		{"update in WITH", "WITH x AS (UPDATE schema_migrations SET version = 9 RETURNING version) SELECT version FROM x", "contains UPDATE"},
+		{"select into", "SELECT version INTO copied FROM schema_migrations", "contains INTO"},
+		{"nextval", "SELECT nextval('version_seq')", "read-only"},
+		{"volatile function", "SELECT sneak()", "read-only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := d.snapshot(t)
+			refused(t, "query", []string{"migrate", "--database-url", d.url, "--engine", "command", "--migrate-command", "true",
+				"--version-source", "sql", "--version-query", tc.query, "--target-version", "3"}, 2, "version-query", tc.want)
+			if after := d.snapshot(t); after != before {
+				t.Errorf("the database changed:\nbefore %s\nafter  %s", before, after)
+			}
+			if n := d.int(t, "SELECT count(*) FROM schema_migrations WHERE version = 3"); n != 1 {
+				t.Errorf("schema_migrations lost its row")
+			}
+			if n := d.int(t, "SELECT count(*) FROM version_seq WHERE is_called"); n != 0 {
+				t.Errorf("the sequence advanced")
+			}
+		})
+	}
+}

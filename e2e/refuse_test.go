@@ -1,9 +1,14 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/schemagate/schemagate/internal/pgtest"
 )
 
 // refused runs schemagate with args and fails the test unless it exits with code and its last
@@ -60,5 +65,55 @@ func TestRefuseWritingVersionQuery(t *testing.T) {
 				t.Errorf("the sequence advanced")
 			}
 		})
+	}
+}
+
+// newRole creates a login role with no privileges, dropped (with what it was granted in d)
+// when the test ends, and returns d's URL for it.
+func newRole(t *testing.T, d *db) string {
+	t.Helper()
+	role := fmt.Sprintf("sgtest_role_%d", time.Now().UnixNano())
+	admin := pgtest.Connect(t, pgtest.AdminURL())
+	pgtest.Exec(t, admin, "CREATE ROLE "+role+" LOGIN")
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if _, err := d.conn.Exec(ctx, "DROP OWNED BY "+role); err != nil {
+			t.Logf("drop owned by %s: %v", role, err)
+		}
+		if _, err := admin.Exec(ctx, "DROP ROLE "+role); err != nil {
+			t.Logf("drop role %s: %v", role, err)
+		}
+	})
+	u, err := url.Parse(d.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(role, e2ePassword)
+	return u.String()
+}
+
+// TestRefusePrivilege: a role that lacks a privilege fails with exit 3 and the database's
+// "permission denied", on every path: creating the journal, creating goose's version table,
+// and reading the version with --version-query. A malformed query stays exit 2.
+func TestRefusePrivilege(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 1})
+	pgtest.Exec(t, d.conn, "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)")
+	roleURL := newRole(t, d)
+	role := strings.SplitN(strings.TrimPrefix(roleURL, "postgres://"), ":", 2)[0]
+	pgtest.Exec(t, d.conn, "CREATE SCHEMA own AUTHORIZATION "+role)
+	sqlSource := []string{"--engine", "command", "--migrate-command", "true", "--version-source", "sql", "--target-version", "1"}
+
+	refused(t, "journal", []string{"migrate", "--database-url", roleURL, "--dir", dir}, 3,
+		"create journal table", "permission denied")
+	refused(t, "version-table", []string{"migrate", "--database-url", roleURL, "--dir", dir, "--journal-table", "own.journal"}, 3,
+		"version table", "permission denied")
+	read := append([]string{"--database-url", roleURL, "--version-query", "SELECT version, dirty FROM schema_migrations"}, sqlSource...)
+	refused(t, "version-query", append([]string{"migrate"}, read...), 3, "version-query", "permission denied for table schema_migrations")
+	refused(t, "check", append([]string{"check"}, read...), 3, "permission denied for table schema_migrations")
+	refused(t, "malformed", append([]string{"migrate", "--database-url", roleURL, "--version-query", "SELECT versoin FROM schema_migrations"}, sqlSource...), 2,
+		"version-query", "versoin")
+	if n := d.int(t, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"); n != 0 {
+		t.Errorf("the role created %d tables in public", n)
 	}
 }

@@ -193,6 +193,8 @@ func queryError(err error) error {
 		return &QueryError{fmt.Errorf("version-query: must only read, but it writes (refused in a read-only transaction): %w", err)}
 	case badQuery(err):
 		return &QueryError{fmt.Errorf("version-query: %w", err)}
+	case denied(err):
+		return fmt.Errorf("version-query: %w", err) // the role must change, not the query
 	}
 	return err
 }
@@ -205,14 +207,23 @@ func (e *QueryError) Error() string { return e.Err.Error() }
 func (e *QueryError) Unwrap() error { return e.Err }
 
 // badQuery: the query itself is wrong (PostgreSQL's class 42, syntax error or access rule
-// violation, but for a missing table; SQLite's syntax errors and unknown columns).
+// violation, but for a missing table and a missing privilege; SQLite's syntax errors and
+// unknown columns). A missing privilege is the database refusing a valid query: the role must
+// change, not the query.
 func badQuery(err error) bool {
 	var coded interface{ SQLState() string }
 	if errors.As(err, &coded) {
-		return strings.HasPrefix(coded.SQLState(), "42") && coded.SQLState() != "42P01"
+		code := coded.SQLState()
+		return strings.HasPrefix(code, "42") && code != "42P01" && !denied(err)
 	}
 	msg := err.Error()
 	return strings.Contains(msg, "syntax error") || strings.Contains(msg, "no such column")
+}
+
+// denied: the role lacks a privilege the query needs (PostgreSQL's insufficient_privilege).
+func denied(err error) bool {
+	var coded interface{ SQLState() string }
+	return errors.As(err, &coded) && coded.SQLState() == "42501"
 }
 
 // writeRefused: the query tried to write in its read-only transaction (PostgreSQL's

@@ -15,7 +15,13 @@ import (
 // line contains every one of want. Invalid input (2) must be one line. It returns the output.
 func refused(t *testing.T, name string, args []string, code int, want ...string) string {
 	t.Helper()
-	r := start(t, name, args)
+	return refusedWith(t, name, nil, args, code, want...)
+}
+
+// refusedWith is refused with the extra environment env.
+func refusedWith(t *testing.T, name string, env, args []string, code int, want ...string) string {
+	t.Helper()
+	r := start(t, name, args, env...)
 	got := r.wait(t, time.Minute)
 	out := r.output()
 	lines := strings.Split(strings.TrimSpace(r.Stderr.String()), "\n")
@@ -115,5 +121,50 @@ func TestRefusePrivilege(t *testing.T) {
 		"version-query", "versoin")
 	if n := d.int(t, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"); n != 0 {
 		t.Errorf("the role created %d tables in public", n)
+	}
+}
+
+// TestRefuseTableNames: a table name PostgreSQL would fold to lower case (MyVersions becomes
+// myversions, which a later release then fails to find) or a reserved word (user, order) is
+// refused, for --table, --journal-table and --fence-table, with exit 2, the reason, and
+// nothing written. The first release must fail, not every later one.
+func TestRefuseTableNames(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 1})
+	for _, tc := range []struct {
+		flag, name string
+		want       []string
+	}{
+		{"--table", "MyVersions", []string{`table: "MyVersions"`, "lower case", "myversions"}},
+		{"--table", "Public.goose_db_version", []string{"table:", "lower case"}},
+		{"--table", "order", []string{`table: "order"`, "reserved word"}},
+		{"--table", "public.select", []string{"table:", "reserved word"}},
+		{"--journal-table", "user", []string{`journal-table: "user"`, "reserved word"}},
+		{"--journal-table", "Journal", []string{"journal-table:", "lower case"}},
+		{"--table", strings.Repeat("v", 64), []string{"table:", "63 bytes"}},
+	} {
+		t.Run(tc.flag+" "+tc.name, func(t *testing.T) {
+			before := d.snapshot(t)
+			refused(t, "table", d.args("migrate", dir, tc.flag, tc.name), 2, tc.want...)
+			if after := d.snapshot(t); after != before {
+				t.Errorf("the database changed:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+	port := pgtest.FreePort(t)
+	for _, name := range []string{"group", "Fence"} {
+		refusedWith(t, "fence", []string{"SCHEMAGATE_RAFT_SECRET=" + raftSecret},
+			d.args("migrate", dir, "--lock", "raft", "--replica-id", "r1", "--raft-peers", fmt.Sprintf("r1=127.0.0.1:%d", port),
+				"--raft-listen", fmt.Sprintf("127.0.0.1:%d", port), "--fence-table", name), 2, `fence-table: "`+name+`"`)
+	}
+	if n := d.int(t, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); n != 0 {
+		t.Errorf("the database was touched: %d tables", n)
+	}
+	// A lower-case name works, again and again.
+	for i := range 2 {
+		r := start(t, fmt.Sprintf("lower-%d", i), d.args("migrate", dir, "--table", "my_versions"))
+		if code := r.wait(t, time.Minute); code != 0 {
+			t.Fatalf("--table my_versions, run %d: exit %d:\n%s", i, code, r.output())
+		}
 	}
 }

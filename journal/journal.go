@@ -90,8 +90,8 @@ type Journal struct {
 
 // ValidateTable checks a journal table name, optionally schema-qualified.
 func ValidateTable(name string) error {
-	if !engine.ValidTableName(name) {
-		return fmt.Errorf("journal-table: %q is not a table name (letters, digits, _ and $; optionally schema.table)", name)
+	if err := engine.CheckTableName(name); err != nil {
+		return fmt.Errorf("journal-table: %w", err)
 	}
 	return nil
 }

@@ -40,8 +40,8 @@ func NewSource(g *Graph, db *sql.DB, table string) (*Source, error) {
 	if table == "" {
 		table = DefaultTable
 	}
-	if !engine.ValidTableName(table) {
-		return nil, fmt.Errorf("table: %q is not a table name (letters, digits, _ and $; optionally schema.table)", table)
+	if err := engine.CheckTableName(table); err != nil {
+		return nil, fmt.Errorf("table: %w", err)
 	}
 	order, err := g.Pending(nil)
 	if err != nil {

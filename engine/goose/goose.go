@@ -94,8 +94,8 @@ func New(db *sql.DB, opts Options) (*Engine, error) {
 	if opts.Table == "" {
 		opts.Table = DefaultTable
 	}
-	if !engine.ValidTableName(opts.Table) {
-		return nil, inputErrorf("table: %q is not a table name (letters, digits, _ and $; optionally schema.table)", opts.Table)
+	if err := engine.CheckTableName(opts.Table); err != nil {
+		return nil, inputErrorf("table: %w", err)
 	}
 	if opts.Dialect == "" {
 		opts.Dialect = database.DialectPostgres

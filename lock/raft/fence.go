@@ -26,8 +26,8 @@ type fence struct {
 }
 
 func newFence(db *sql.DB, dialect, table, namespace string) (*fence, error) {
-	if !engine.ValidTableName(table) {
-		return nil, fmt.Errorf("fence-table: %q is not a table name", table)
+	if err := engine.CheckTableName(table); err != nil {
+		return nil, fmt.Errorf("fence-table: %w", err)
 	}
 	return &fence{db: db, postgres: dialect == "postgres", table: table, namespace: namespace}, nil
 }

@@ -41,7 +41,8 @@ const (
 // watchTimeout is the longest a watch goes without a view.
 const watchTimeout = 10 * time.Second
 
-// handshakeTimeout bounds a TLS handshake and the first byte.
+// handshakeTimeout bounds a dial and its TLS handshake, a hello's answer, and a watch's write.
+// (An accepted connection has authTimeout to authenticate.)
 const handshakeTimeout = 5 * time.Second
 
 // protocolVersion names the members' protocol (hellos, watches, bootstrap rules) and goes into
@@ -118,12 +119,14 @@ type stream struct {
 	view      func(last *hello, gone <-chan struct{}) (hello, bool)
 	log       zerolog.Logger
 
-	conns     chan net.Conn
-	closeOnce sync.Once
-	closed    chan struct{}
-	wg        sync.WaitGroup
-	lastWarn  time.Time
-	warnMu    sync.Mutex
+	conns      chan net.Conn
+	handshakes handshakes
+	closeOnce  sync.Once
+	closed     chan struct{}
+	wg         sync.WaitGroup
+	// Warnings of refused and dropped connections and of failed accepts, each at most
+	// every few seconds: a flood must not flood the log too.
+	refusedLog, droppedLog, acceptLog throttle
 	// lastHello is when this node last answered a hello (UnixNano), a leader's progress
 	// checks aside; watching counts the watches held open: followers still following;
 	// watches counts every watch this node has served.
@@ -141,7 +144,9 @@ func newStream(listen string, advertise *net.TCPAddr, creds *credentials, helloF
 		return nil, fmt.Errorf("raft-listen: %w", err)
 	}
 	s := &stream{ln: ln, creds: creds, advertise: advertise, localIP: advertise.IP, hello: helloFn, view: viewFn, log: log,
-		conns: make(chan net.Conn), closed: make(chan struct{})}
+		conns: make(chan net.Conn), closed: make(chan struct{}), handshakes: handshakes{max: maxHandshakes},
+		refusedLog: throttle{period: 10 * time.Second}, droppedLog: throttle{period: 5 * time.Second},
+		acceptLog: throttle{period: 5 * time.Second}}
 	if advertise.IP.IsUnspecified() {
 		s.localIP = nil
 	}
@@ -150,33 +155,59 @@ func newStream(listen string, advertise *net.TCPAddr, creds *credentials, helloF
 	return s, nil
 }
 
+// acceptLoop serves each accepted connection until the stream closes. A failed accept (the
+// process or the system out of descriptors, a connection aborted before it was accepted) is
+// retried after a pause that doubles from minAcceptPause to maxAcceptPause: a member that runs
+// out of descriptors for a while serves again once it has some.
 func (s *stream) acceptLoop() {
 	defer s.wg.Done()
+	var pause time.Duration
 	for {
 		raw, err := s.ln.Accept()
 		if err != nil {
-			return
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			pause = min(max(2*pause, minAcceptPause), maxAcceptPause)
+			s.acceptFailed(err, pause)
+			select {
+			case <-time.After(pause):
+				continue
+			case <-s.closed:
+				return
+			}
+		}
+		pause = 0
+		hs, evicted := s.handshakes.admit(raw)
+		if evicted == hs { // closing
+			continue
+		}
+		if evicted != nil {
+			s.dropped(evicted.conn.RemoteAddr())
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serve(raw)
+			s.serve(hs)
 		}()
 	}
 }
 
-// serve authenticates one connection and routes it by its first byte.
-func (s *stream) serve(raw net.Conn) {
-	conn := tls.Server(raw, s.creds.server())
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+// serve authenticates one accepted connection and routes it by its first byte.
+func (s *stream) serve(hs *handshake) {
+	conn := tls.Server(hs.conn, s.creds.server())
+	conn.SetDeadline(time.Now().Add(authTimeout))
 	var kind [1]byte
-	if err := conn.Handshake(); err != nil {
-		s.refused(raw.RemoteAddr(), err)
-		raw.Close()
-		return
+	err := conn.Handshake()
+	refused := err != nil
+	if err == nil {
+		_, err = io.ReadFull(conn, kind[:])
 	}
-	if _, err := io.ReadFull(conn, kind[:]); err != nil {
-		conn.Close()
+	if evicted := s.handshakes.done(hs); evicted || err != nil {
+		if refused && !evicted {
+			s.refused(hs.conn.RemoteAddr(), err)
+		}
+		hs.conn.Close()
 		return
 	}
 	conn.SetDeadline(time.Time{})
@@ -203,14 +234,27 @@ func (s *stream) serve(raw net.Conn) {
 
 // refused logs a peer that failed to authenticate, at most every 10 s.
 func (s *stream) refused(from net.Addr, err error) {
-	s.warnMu.Lock()
-	defer s.warnMu.Unlock()
-	if time.Since(s.lastWarn) < 10*time.Second {
-		return
+	if ok, _ := s.refusedLog.allow(); ok {
+		s.log.Warn().Str("from", from.String()).Str("reason", err.Error()).
+			Msg("refused a Raft connection: the peer does not hold this cluster's secret, or belongs to another release")
 	}
-	s.lastWarn = time.Now()
-	s.log.Warn().Str("from", from.String()).Str("reason", err.Error()).
-		Msg("refused a Raft connection: the peer does not hold this cluster's secret, or belongs to another release")
+}
+
+// dropped logs, at most every 5 s, that a connection still authenticating was closed to make
+// room for a newer one.
+func (s *stream) dropped(from net.Addr) {
+	if ok, held := s.droppedLog.allow(); ok {
+		s.log.Warn().Str("from", from.String()).Int("limit", maxHandshakes).Int("suppressed", held).
+			Msg("dropped a Raft connection that had not authenticated yet: too many connections were authenticating at once (a scan or a flood of the Raft port?)")
+	}
+}
+
+// acceptFailed logs, at most every 5 s, that the Raft port could not accept a connection.
+func (s *stream) acceptFailed(err error, pause time.Duration) {
+	if ok, held := s.acceptLog.allow(); ok {
+		s.log.Warn().Err(err).Str("retry_in", pause.String()).Int("suppressed", held).
+			Msg("the Raft port cannot accept connections (out of file descriptors?); retrying")
+	}
 }
 
 // Accept hands Raft the next authenticated Raft connection.
@@ -228,6 +272,7 @@ func (s *stream) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		err = s.ln.Close()
+		s.handshakes.closeAll()
 	})
 	return err
 }

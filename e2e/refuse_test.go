@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,5 +170,57 @@ func TestRefuseTableNames(t *testing.T) {
 		if code := r.wait(t, time.Minute); code != 0 {
 			t.Fatalf("--table my_versions, run %d: exit %d:\n%s", i, code, r.output())
 		}
+	}
+}
+
+// TestRefuseLockFile: the file lock takes only a regular file of its own. A lock path that is a
+// symbolic link, a named pipe, a directory, a device or a file with other data is refused with
+// exit 2, left as it was, and the database is not created; so is --lock file with PostgreSQL,
+// where flock would not reach the replicas on other hosts.
+func TestRefuseLockFile(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 1, SQLite: true})
+	refused(t, "postgres", []string{"migrate", "--database-url", d.url, "--dir", dir, "--lock", "file",
+		"--lock-file", filepath.Join(t.TempDir(), "lock")}, 2, "lock: file", "SQLite")
+
+	tmp := t.TempDir()
+	victim := filepath.Join(tmp, "victim.txt")
+	const content = "precious data, not a lock\n"
+	writeFile(t, tmp, "victim.txt", content)
+	link := filepath.Join(tmp, "link.lock")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(tmp, "fifo.lock")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, lockFile, want string }{
+		{"symbolic link", link, "is a symbolic link"},
+		{"named pipe", fifo, "is a named pipe"},
+		{"directory", t.TempDir(), "is a directory"},
+		{"device", "/dev/null", "is a device"},
+		{"other data", victim, "holds other data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "app.db")
+			refused(t, "lockfile", []string{"migrate", "--database-url", "sqlite://" + db, "--dir", dir, "--lock-file", tc.lockFile},
+				2, "lock-file: "+tc.lockFile, tc.want)
+			if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the database was created: %v", err)
+			}
+		})
+	}
+	// The default lock file, beside the database, replaced by a link to another file.
+	db := filepath.Join(t.TempDir(), "app.db")
+	if err := os.Symlink(victim, db+".schemagate-lock"); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, "default", []string{"migrate", "--database-url", "sqlite://" + db, "--dir", dir}, 2, "is a symbolic link")
+	if b, err := os.ReadFile(victim); err != nil || string(b) != content {
+		t.Errorf("the file behind the lock path changed: %q, %v", b, err)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the named pipe changed: %v, %v", fi, err)
 	}
 }

@@ -85,12 +85,16 @@ func (b *backend) elect(s *gateSettings, fingerprint string, log zerolog.Logger)
 		l := postgres.NewLocker(b.session, b.namespace)
 		b.locker, b.lockName = l, fmt.Sprintf("postgres advisory lock %d (namespace %q)", l.Key(), b.namespace)
 	case "file":
+		if b.sqlPath == "" {
+			return errors.New("lock: file needs a SQLite database: flock does not reach replicas on other hosts; " +
+				"with PostgreSQL use --lock postgres (the default) or raft")
+		}
 		path := s.lockFile
 		if path == "" {
-			if b.sqlPath == "" {
-				return errors.New("lock-file: the file lock needs --lock-file with a PostgreSQL database")
-			}
 			path = file.DefaultPath(b.sqlPath)
+		}
+		if err := file.Check(path); err != nil {
+			return fmt.Errorf("lock-file: %w", err)
 		}
 		b.locker, b.lockName = file.New(path, s.coordinator.ReplicaID), "file lock "+path
 	case "raft":

@@ -5,6 +5,10 @@
 // migrator never leaves a stale lock. The holder writes who it is into the lock file, for Holder
 // and for people (cat app.db.lock). flock does not work across hosts on most network file
 // systems: use the Raft backend there.
+//
+// The lock path may name something that is not schemagate's. The backend never follows a
+// symbolic link, opens only regular files, and writes only into a lock file it created or one
+// that holds what it writes (nothing, or a holder's JSON); anything else is refused untouched.
 package file
 
 import (
@@ -12,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"syscall"
@@ -61,9 +66,9 @@ func (l *Locker) TryAcquire(context.Context) (lock.Lease, error) {
 	if l.lease != nil {
 		return nil, errors.New("this replica already holds the lock")
 	}
-	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, created, err := openOrCreate(l.path)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
+		return nil, err
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
@@ -71,6 +76,13 @@ func (l *Locker) TryAcquire(context.Context) (lock.Lease, error) {
 			return nil, lock.ErrHeld
 		}
 		return nil, fmt.Errorf("flock %s: %w", l.path, err)
+	}
+	if !created {
+		// Under the flock, nobody writes: what the file holds now is what it holds.
+		if err := recognise(f, l.path); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	host, _ := os.Hostname()
 	ls := &lease{l: l, f: f,
@@ -83,30 +95,32 @@ func (l *Locker) TryAcquire(context.Context) (lock.Lease, error) {
 	return ls, nil
 }
 
-// held reports whether another open file description holds the lock, without taking it.
-func (l *Locker) held() (bool, error) {
-	f, err := os.OpenFile(l.path, os.O_RDONLY, 0)
+// held reports whether another open file description holds the lock, without taking it, and
+// returns what the lock file says.
+func (l *Locker) held() (bool, []byte, error) {
+	f, err := openRegular(l.path, unix.O_RDONLY)
 	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
+		return false, nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("open lock file: %w", err)
+		return false, nil, err
 	}
 	defer f.Close()
 	err = unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB)
 	if errors.Is(err, unix.EWOULDBLOCK) {
-		return true, nil
+		b, _ := io.ReadAll(io.LimitReader(f, maxLockFileSize))
+		return true, b, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("flock %s: %w", l.path, err)
+		return false, nil, fmt.Errorf("flock %s: %w", l.path, err)
 	}
-	return false, nil // closing f drops the shared lock
+	return false, nil, nil // closing f drops the shared lock
 }
 
 // Holder reads who holds the lock from the lock file, or returns nil when nobody does.
 func (l *Locker) Holder(context.Context) (*lock.Holder, error) {
 	l.seen = l.mtime()
-	held, err := l.held()
+	held, b, err := l.held()
 	if err != nil {
 		return nil, err
 	}
@@ -115,9 +129,7 @@ func (l *Locker) Holder(context.Context) (*lock.Holder, error) {
 		return nil, nil
 	}
 	var info holderInfo
-	if b, err := os.ReadFile(l.path); err == nil {
-		_ = json.Unmarshal(b, &info)
-	}
+	_ = json.Unmarshal(b, &info)
 	if info.PID == 0 {
 		// The holder took the flock and has not written who it is yet.
 		return &lock.Holder{Name: "(just taken, not yet named)"}, nil
@@ -134,7 +146,7 @@ func (l *Locker) Holder(context.Context) (*lock.Holder, error) {
 // releases its flock), the holder announces progress (it rewrites the file), or d passes.
 func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
 	return l.poll(ctx, d, func() bool {
-		held, err := l.held()
+		held, _, err := l.held()
 		return err != nil || held != l.sawHolder
 	})
 }
@@ -166,7 +178,7 @@ func (l *Locker) poll(ctx context.Context, d time.Duration, changed func() bool)
 }
 
 func (l *Locker) mtime() time.Time {
-	fi, err := os.Stat(l.path)
+	fi, err := os.Lstat(l.path)
 	if err != nil {
 		return time.Time{}
 	}
@@ -202,7 +214,7 @@ func (ls *lease) Fence(context.Context, lock.Execer) error {
 		ls.MarkLost()
 		return fmt.Errorf("the lock file is no longer open: %w", lock.ErrLost)
 	}
-	if err := unix.Stat(ls.l.path, &current); err != nil || current.Ino != mine.Ino || current.Dev != mine.Dev {
+	if err := unix.Lstat(ls.l.path, &current); err != nil || current.Ino != mine.Ino || current.Dev != mine.Dev {
 		ls.MarkLost()
 		return fmt.Errorf("lock file %s was removed or replaced while held: %w", ls.l.path, lock.ErrLost)
 	}

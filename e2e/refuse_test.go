@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -222,5 +223,64 @@ func TestRefuseLockFile(t *testing.T) {
 	}
 	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
 		t.Errorf("the named pipe changed: %v, %v", fi, err)
+	}
+}
+
+// TestRefuseReplicaID: a replica id goes into PostgreSQL's application_name (which keeps 63
+// bytes), logs and the journal. One longer than 40 bytes, or with characters other than
+// letters, digits, '.', '_' and '-', is refused with exit 2 naming the rule, before anything is
+// written. Host names and Kubernetes pod names pass.
+func TestRefuseReplicaID(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 1})
+	for _, id := range []string{"web/1", "web 1", "wéb-1", "web-1;drop", strings.Repeat("r", 41)} {
+		t.Run(id, func(t *testing.T) {
+			before := d.snapshot(t)
+			refused(t, "id", d.args("migrate", dir, "--replica-id", id), 2, "replica-id", "letters, digits", "40 bytes")
+			if after := d.snapshot(t); after != before {
+				t.Errorf("the database changed:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+	for _, id := range []string{"web-7d9f8b6c5d-x2kqz", "app_web.2.x1y2z3", strings.Repeat("r", 40)} {
+		r := start(t, "ok", d.args("check", dir, "--replica-id", id))
+		if code := r.wait(t, time.Minute); code != 1 {
+			t.Errorf("--replica-id %s: exit %d, want 1 (not ready):\n%s", id, code, r.output())
+		}
+	}
+}
+
+// TestRefuseHostNameAsReplicaID: without --replica-id the host name is the id, under the same
+// rule; a host name that breaks it is refused with exit 2, and the message says to set
+// --replica-id. The host name is changed in a UTS namespace of the process's own.
+func TestRefuseHostNameAsReplicaID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give schemagate a host name of its own (unshare --uts)")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare")
+	}
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 1})
+	before := d.snapshot(t)
+	for _, host := range []string{"host/with:colon", strings.Repeat("h", 41)} {
+		cmd := exec.Command("unshare", append([]string{"--uts", "sh", "-c", `printf %s "$HOSTNAME_FOR_TEST" > /proc/sys/kernel/hostname && exec "$@"`,
+			"sh", binary}, d.args("migrate", dir)...)...)
+		cmd.Env = append(os.Environ(), "HOSTNAME_FOR_TEST="+host)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+			t.Errorf("host name %q: %v, want exit 2:\n%s", host, err, stderr.String())
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if msg := message(lines[len(lines)-1]); len(lines) != 1 || !containsAll(msg, "replica-id", host, "--replica-id") {
+			t.Errorf("host name %q: %q; want one line naming the host name and --replica-id", host, stderr.String())
+		}
+	}
+	if after := d.snapshot(t); after != before {
+		t.Errorf("the database changed:\nbefore %s\nafter  %s", before, after)
 	}
 }

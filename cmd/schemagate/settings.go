@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/pflag"
@@ -305,13 +306,37 @@ func checkDir(dir string) error {
 	return nil
 }
 
+// replicaID is --replica-id, or the host name. It names the replica in PostgreSQL's
+// application_name ("schemagate/<id>", cut at 63 bytes, with room for a suffix), in logs and in
+// the journal, so it is short and plain: at most 40 bytes of letters, digits, '.', '_' and '-'.
+// Host names and Kubernetes pod names fit the characters.
 func replicaID(l *loader) (string, error) {
+	const maxBytes, rule = 40, "letters, digits, '.', '_' and '-', at most 40 bytes"
+	problem := func(id string) string {
+		if i := strings.IndexFunc(id, func(r rune) bool {
+			return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-')
+		}); i >= 0 {
+			r, _ := utf8.DecodeRuneInString(id[i:])
+			return fmt.Sprintf("has %q", r)
+		}
+		if len(id) > maxBytes {
+			return fmt.Sprintf("is %d bytes", len(id))
+		}
+		return ""
+	}
 	if id := l.string("replica-id"); id != "" {
+		if p := problem(id); p != "" {
+			return "", fmt.Errorf("replica-id: %q %s; use %s", id, p, rule)
+		}
 		return id, nil
 	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		return "", errors.New("replica-id: not set and the host name is unknown")
+	}
+	if p := problem(host); p != "" {
+		return "", fmt.Errorf("replica-id: not set, and the host name %q %s; set --replica-id (SCHEMAGATE_REPLICA_ID) to %s",
+			host, p, rule)
 	}
 	return host, nil
 }

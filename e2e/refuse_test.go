@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -282,5 +283,44 @@ func TestRefuseHostNameAsReplicaID(t *testing.T) {
 	}
 	if after := d.snapshot(t); after != before {
 		t.Errorf("the database changed:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// TestSQLiteURLNamesOneFile: a SQLite URL's path is percent-decoded, like any URL's, and names
+// one file for the database and, beside it, the lock file: "my%20app%231%3F.db" is the file
+// "my app#1?.db". A raw # (which would start a URL fragment) is refused with exit 2, before any
+// file is made.
+func TestSQLiteURLNamesOneFile(t *testing.T) {
+	dir := writeMigrations(t, migrationSet{N: 2, SQLite: true})
+	data := t.TempDir()
+	const name = "my app#1?.db"
+	u := "sqlite://" + filepath.Join(data, "my%20app%231%3F.db")
+	for i := range 2 {
+		r := start(t, fmt.Sprintf("worker-%d", i), []string{"migrate", "--database-url", u, "--dir", dir})
+		if code := r.wait(t, time.Minute); code != 0 {
+			t.Fatalf("exit %d:\n%s", code, r.output())
+		}
+	}
+	entries, err := os.ReadDir(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, e := range entries {
+		files = append(files, e.Name())
+	}
+	if want := []string{name, name + ".schemagate-lock"}; !slices.Equal(files, want) {
+		t.Errorf("files %q, want %q", files, want)
+	}
+	check := start(t, "check", []string{"check", "--database-url", "sqlite://" + filepath.Join(data, "my app%231%3F.db"), "--dir", dir})
+	if code := check.wait(t, time.Minute); code != 0 {
+		t.Errorf("check through the same file, spelt otherwise: exit %d:\n%s", code, check.output())
+	}
+
+	empty := t.TempDir()
+	refused(t, "fragment", []string{"migrate", "--database-url", "sqlite://" + filepath.Join(empty, "app#1.db"), "--dir", dir}, 2,
+		"database URL is not valid", "%23")
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("a refused URL made %d files", len(entries))
 	}
 }

@@ -1,20 +1,12 @@
 package raft
 
 import (
-	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/hkdf"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -44,69 +36,6 @@ const watchTimeout = 10 * time.Second
 // handshakeTimeout bounds a dial and its TLS handshake, a hello's answer, and a watch's write.
 // (An accepted connection has authTimeout to authenticate.)
 const handshakeTimeout = 5 * time.Second
-
-// protocolVersion names the members' protocol (hellos, watches, bootstrap rules) and goes into
-// the key: members of releases that speak another version derive another key and refuse each
-// other at the handshake, rather than misreading each other. v2: watches are streams, hellos
-// carry the configuration.
-const protocolVersion = "schemagate raft transport v2"
-
-// credentials derives, from the shared secret and the cluster name, the one key pair every
-// member holds: a peer proves it knows the secret by completing a TLS 1.3 handshake with it. A
-// peer of another cluster (another lock namespace or migration set) derives another key and is
-// refused too.
-type credentials struct {
-	cert tls.Certificate
-	pub  ed25519.PublicKey
-}
-
-func deriveCredentials(secret []byte, cluster string) (*credentials, error) {
-	seed, err := hkdf.Key(sha256.New, secret, []byte(protocolVersion), cluster, ed25519.SeedSize)
-	if err != nil {
-		return nil, err
-	}
-	priv := ed25519.NewKeyFromSeed(seed)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "schemagate raft member"},
-		NotBefore:    time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC),
-		NotAfter:     time.Date(2120, 1, 1, 0, 0, 0, 0, time.UTC),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, priv.Public(), priv)
-	if err != nil {
-		return nil, err
-	}
-	return &credentials{cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: priv},
-		pub: priv.Public().(ed25519.PublicKey)}, nil
-}
-
-// verify accepts only a peer presenting the cluster's key.
-func (c *credentials) verify(raw [][]byte, _ [][]*x509.Certificate) error {
-	if len(raw) == 0 {
-		return errors.New("the peer presented no certificate")
-	}
-	cert, err := x509.ParseCertificate(raw[0])
-	if err != nil {
-		return err
-	}
-	if pub, ok := cert.PublicKey.(ed25519.PublicKey); !ok || !bytes.Equal(pub, c.pub) {
-		return errors.New("the peer does not hold this cluster's secret")
-	}
-	return nil
-}
-
-func (c *credentials) server() *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{c.cert},
-		ClientAuth: tls.RequireAnyClientCert, VerifyPeerCertificate: c.verify}
-}
-
-func (c *credentials) client() *tls.Config {
-	// The chain is not checked against a CA: VerifyPeerCertificate checks the key itself.
-	return &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{c.cert},
-		InsecureSkipVerify: true, VerifyPeerCertificate: c.verify}
-}
 
 // stream is the Raft transport's StreamLayer: TLS connections authenticated by the cluster key,
 // sharing one port with the hello protocol.

@@ -13,7 +13,7 @@ import (
 )
 
 // raftSecret is the benchmark clusters' shared secret.
-const raftSecret = "bench-raft-secret-0123456789"
+const raftSecret = "7aab325aaa7d3798c3d36efaab73397b32f42bbbfcba92f40cdffc15720f894a"
 
 // raftFleet gives each of n replicas its own loopback address, 127.0.0.(100+i), on one port.
 type raftFleet struct {

@@ -11,10 +11,10 @@ import (
 	"github.com/schemagate/schemagate/internal/pgtest"
 )
 
-const raftSecret = "e2e-raft-secret-9f2c71d5a04b"
+const raftSecret = "f397180c6c66b926e387164208c32f5e4f32481f0fb07ff582d480c4c61c3082"
 
 // wrongRaftSecret is the secret of a replica that is not a member.
-const wrongRaftSecret = "not-the-cluster-secret-42"
+const wrongRaftSecret = "975cadf66df54ed0ead038e42b78612a7394a4f3d97c07ff8cc7c69106429ee5"
 
 // raftCluster is n replicas' Raft settings: replica i listens on its own loopback address,
 // 127.0.0.(20+i), so that iptables can cut one member's Raft traffic while its database

@@ -38,7 +38,8 @@ type Config struct {
 	// Expect is how many members form the cluster. A node bootstraps only when it sees exactly
 	// this many, itself among them, and every one of them sees the same set.
 	Expect int
-	// Secret authenticates the transport; every member must have the same.
+	// Secret authenticates the transport; every member must have the same. Validate refuses
+	// one that is short or plainly not random (checkSecret).
 	Secret []byte
 	// Cluster names what the members agree on (lock namespace and migration set): nodes with
 	// another cluster name cannot connect, even with the right secret.
@@ -69,16 +70,15 @@ func DefaultConfig() Config {
 	}
 }
 
-// minSecret is the shortest secret accepted: 16 bytes, as from `openssl rand -hex 16`.
-const minSecret = 16
-
 // Validate reports the first setting that cannot work; cross-field rules carry both values.
 func (c Config) Validate() error {
-	switch {
-	case len(c.Secret) == 0:
+	if len(c.Secret) == 0 {
 		return errors.New("raft-secret: not set (use --raft-secret-file or SCHEMAGATE_RAFT_SECRET; every replica needs the same)")
-	case len(c.Secret) < minSecret:
-		return fmt.Errorf("raft-secret: %d bytes is too short; use at least %d (openssl rand -hex 16)", len(c.Secret), minSecret)
+	}
+	if err := checkSecret(c.Secret); err != nil {
+		return err
+	}
+	switch {
 	case len(c.Peers) == 0 && c.Discover == "":
 		return errors.New("raft-peers: set --raft-peers id=host:port,… or --raft-discover dns:NAME")
 	case len(c.Peers) > 0 && c.Discover != "":

@@ -118,7 +118,8 @@ func TestConfigErrors(t *testing.T) {
 		want   []string
 	}{
 		{"no secret", func(c *Config) { c.Secret = nil }, []string{"raft-secret", "not set"}},
-		{"short secret", func(c *Config) { c.Secret = []byte("short") }, []string{"raft-secret", "5 bytes", "at least 16"}},
+		{"short secret", func(c *Config) { c.Secret = []byte("short") }, []string{"raft-secret", "5 characters", "at least 32", "openssl rand -hex 32"}},
+		{"weak secret", func(c *Config) { c.Secret = []byte(strings.Repeat("ab", 20)) }, []string{"raft-secret", "2 different characters", "openssl rand -hex 32"}},
 		{"no peers", func(c *Config) { c.Peers = nil }, []string{"--raft-peers", "--raft-discover"}},
 		{"both", func(c *Config) { c.Discover = "x" }, []string{"both set"}},
 		{"expect mismatch", func(c *Config) { c.Expect = 3 }, []string{"raft-expect (3)", "(2)"}},

@@ -19,7 +19,7 @@ import (
 	"github.com/schemagate/schemagate/lock/locktest"
 )
 
-var testSecret = []byte("0123456789abcdef0123456789abcdef")
+var testSecret = []byte("7c90baa41fc3ebb7192e8952806076df2c1a17993fe2ccd32f42e3da05ea9930")
 
 // testCluster is n Raft nodes in this process, on loopback, with their fence in a SQLite file.
 type testCluster struct {
@@ -120,7 +120,7 @@ func TestWrongSecretRefused(t *testing.T) {
 	rogue := DefaultConfig()
 	rogue.Replica, rogue.Listen = "rogue", freeAddr(t)
 	rogue.Peers = append(slices.Clone(members), Peer{ID: "rogue", Address: rogue.Listen})
-	rogue.Secret, rogue.Cluster = []byte("another secret, 32 bytes long!!!"), "test/fingerprint"
+	rogue.Secret, rogue.Cluster = []byte("c5746fb9e2cceea9f4ebefc9fe0de55699ab93056cfab45ad8ff1af9b24610ad"), "test/fingerprint"
 	r, err := Start(rogue, c.db, "sqlite3", DefaultFenceTable, "test", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

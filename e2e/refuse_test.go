@@ -18,14 +18,14 @@ import (
 )
 
 // refused runs schemagate with args and fails the test unless it exits with code and its last
-// line contains every one of want. Invalid input (2) must be one line. It returns the output.
-func refused(t *testing.T, name string, args []string, code int, want ...string) string {
+// line contains every one of want. Invalid input (2) must be one line.
+func refused(t *testing.T, name string, args []string, code int, want ...string) {
 	t.Helper()
-	return refusedWith(t, name, nil, args, code, want...)
+	refusedWith(t, name, nil, args, code, want...)
 }
 
 // refusedWith is refused with the extra environment env.
-func refusedWith(t *testing.T, name string, env, args []string, code int, want ...string) string {
+func refusedWith(t *testing.T, name string, env, args []string, code int, want ...string) {
 	t.Helper()
 	r := start(t, name, args, env...)
 	got := r.wait(t, time.Minute)
@@ -40,7 +40,6 @@ func refusedWith(t *testing.T, name string, env, args []string, code int, want .
 	case code == 2 && len(lines) != 1:
 		t.Errorf("%s: invalid input printed %d lines, want 1:\n%s", name, len(lines), out)
 	}
-	return out
 }
 
 // TestRefuseWritingVersionQuery: --version-query is read, never written through. A query that
@@ -81,10 +80,10 @@ func TestRefuseWritingVersionQuery(t *testing.T) {
 }
 
 // newRole creates a login role with no privileges, dropped (with what it was granted in d)
-// when the test ends, and returns d's URL for it.
-func newRole(t *testing.T, d *db) string {
+// when the test ends, and returns its name and d's URL for it.
+func newRole(t *testing.T, d *db) (role, roleURL string) {
 	t.Helper()
-	role := fmt.Sprintf("sgtest_role_%d", time.Now().UnixNano())
+	role = fmt.Sprintf("sgtest_role_%d", time.Now().UnixNano())
 	admin := pgtest.Connect(t, pgtest.AdminURL())
 	pgtest.Exec(t, admin, "CREATE ROLE "+role+" LOGIN")
 	t.Cleanup(func() {
@@ -101,7 +100,7 @@ func newRole(t *testing.T, d *db) string {
 		t.Fatal(err)
 	}
 	u.User = url.UserPassword(role, e2ePassword)
-	return u.String()
+	return role, u.String()
 }
 
 // TestRefusePrivilege: a role that lacks a privilege fails with exit 3 and the database's
@@ -111,8 +110,7 @@ func TestRefusePrivilege(t *testing.T) {
 	d := newDB(t)
 	dir := writeMigrations(t, migrationSet{N: 1})
 	pgtest.Exec(t, d.conn, "CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)")
-	roleURL := newRole(t, d)
-	role := strings.SplitN(strings.TrimPrefix(roleURL, "postgres://"), ":", 2)[0]
+	role, roleURL := newRole(t, d)
 	pgtest.Exec(t, d.conn, "CREATE SCHEMA own AUTHORIZATION "+role)
 	sqlSource := []string{"--engine", "command", "--migrate-command", "true", "--version-source", "sql", "--target-version", "1"}
 

@@ -24,7 +24,7 @@ const protocolVersion = "schemagate raft transport v3"
 // public key is no secret (every peer that connects receives the certificate) and neither is
 // the cluster name (/status shows it), so whoever connects once can test guesses at the secret
 // offline: each then costs that memory and time. A member derives once, as it starts (about
-// 45 ms; docs/raft.md says how to measure it).
+// 35 ms; docs/raft.md says how it was measured).
 const (
 	kdfPasses  = 2
 	kdfMemory  = 19 * 1024 // KiB

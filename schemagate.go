@@ -22,8 +22,9 @@ const (
 	// the database holds an interrupted migration that must be inspected first. Retrying the
 	// same migrations without a change is unlikely to help.
 	ExitMigrationFailed ExitCode = 3
-	// ExitTimeout: the deadline (--timeout) passed before the schema was ready. Retrying may
-	// help: the migrator may simply be slow.
+	// ExitTimeout: the deadline (--timeout) passed before the schema was ready, or a SIGTERM or
+	// SIGINT stopped the process first (exit_reason "stopped"; a second signal ends it at once).
+	// Retrying may help: the migrator may simply be slow.
 	ExitTimeout ExitCode = 4
 	// ExitUnreachable: the database could not be reached or refused the connection until the
 	// deadline. Retrying may help.
@@ -31,6 +32,10 @@ const (
 	// ExitAhead: the database holds migrations this replica does not know, and the policy
 	// (--when-ahead=exit) says not to run against it.
 	ExitAhead ExitCode = 6
+	// ExitAppNotStarted: `exec` passed the gate, but the app's command could not be started
+	// in its place (execve failed: the file changed, is not an executable for this machine,
+	// or the arguments are too long). The schema is ready; the app never ran.
+	ExitAppNotStarted ExitCode = 7
 )
 
 // Retryable reports whether an orchestrator should try again after a process ended with code:
@@ -57,6 +62,8 @@ func (c ExitCode) String() string {
 		return "database unreachable"
 	case ExitAhead:
 		return "database ahead"
+	case ExitAppNotStarted:
+		return "app not started"
 	}
 	return "unknown"
 }
@@ -64,7 +71,7 @@ func (c ExitCode) String() string {
 // ExitCodes lists every code schemagate exits with, in numeric order.
 func ExitCodes() []ExitCode {
 	return []ExitCode{ExitReady, ExitNotReady, ExitInvalidInput, ExitMigrationFailed,
-		ExitTimeout, ExitUnreachable, ExitAhead}
+		ExitTimeout, ExitUnreachable, ExitAhead, ExitAppNotStarted}
 }
 
 // Version is the release this binary was built from; the build stamps it with -ldflags

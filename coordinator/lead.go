@@ -56,8 +56,13 @@ func (g *gate) lead(ctx context.Context, lease lock.Lease) (bool, error) {
 		c.Log.Warn().Err(rerr).Msg("could not release the lock after migrating; it goes with the session")
 	}
 	if !done {
-		c.Log.Warn().Err(err).Msg("lost the lock while migrating: the session ended, nothing more was " +
-			"committed on it; waiting for the next migrator")
+		cause := m.lossCause()
+		c.Log.Warn().Err(err).Msg("lost the election while migrating: " + cause + "; waiting for the next migrator")
+		if m.runID != 0 {
+			m.record(cleanup, "the lost run", func(ctx context.Context) error {
+				return c.Journal.FinishLost(ctx, m.runID, cause)
+			})
+		}
 		c.role = RoleWaiter
 		return false, nil
 	}
@@ -148,18 +153,7 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 		Msg("applying migrations")
 
 	hooks := m.hooks()
-	stop, finished := make(chan struct{}), make(chan struct{})
-	defer close(finished)
-	go func() {
-		select {
-		case <-m.stopped.Done():
-		case <-m.lease.Lost():
-		case <-finished:
-			return
-		}
-		close(stop)
-	}()
-	hooks.Stop = stop
+	hooks.Stop, hooks.Lost, hooks.Check = m.stopped.Done(), m.lease.Lost(), m.check
 	if err := c.Engine.Migrate(ctx, st, hooks); err != nil {
 		var me *engine.MigrationError
 		if errors.As(err, &me) {
@@ -278,11 +272,18 @@ func (m *migrator) checkInterrupted(ctx context.Context, st engine.Status) error
 // MigrationFailedError naming mig.
 func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error) (bool, error) {
 	c := m.g.c
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
 	if m.lost(err) {
 		return false, err
 	}
-	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
+	// Work outside the session may fail because the election was lost under it (a successor
+	// ended the command's sessions): that is a loss, not a failed migration.
+	if mig != nil && mig.External && m.stopped.Err() == nil {
+		if cerr := m.check(cleanup); cerr != nil {
+			return false, fmt.Errorf("%w (and the election was lost: %w)", err, cerr)
+		}
+	}
 	outcome, cause := journal.Failed, err.Error()
 	if m.stopped.Err() != nil {
 		outcome, cause = journal.Cancelled, "the migrator was stopped ("+stopReason(m.stopped)+") and rolled back"
@@ -345,6 +346,28 @@ func stopReason(ctx context.Context) string {
 		return "deadline reached"
 	}
 	return "signal received"
+}
+
+// check verifies, on the lease's own connection, that this replica still holds the election
+// (engine.Hooks.Check).
+func (m *migrator) check(ctx context.Context) error { return m.lease.Check(ctx) }
+
+// lossCause says what losing the election meant for the work under way, truthfully for its
+// kind: the fence stopped a migration on the session from committing, but a command with
+// connections of its own commits what it commits.
+func (m *migrator) lossCause() string {
+	switch {
+	case m.current != nil && m.current.External:
+		return "lost while the migrate command ran; the command was killed at once, but its own transactions " +
+			"are not fenced: what it committed before it died stays"
+	case m.current != nil && !m.current.Transactional:
+		return fmt.Sprintf("lost while %s ran without a transaction; the statements it completed before stay, "+
+			"and it is left for the next migrator to find interrupted", m.current.Name)
+	case m.current != nil:
+		return fmt.Sprintf("lost while %s ran; its transaction could not commit without the lock, and nothing "+
+			"more was committed", m.current.Name)
+	}
+	return "lost between migrations; nothing more was committed"
 }
 
 // lost reports whether err means the lease is gone.

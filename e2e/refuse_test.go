@@ -226,22 +226,23 @@ func TestRefuseLockFile(t *testing.T) {
 }
 
 // TestRefuseReplicaID: a replica id goes into PostgreSQL's application_name (which keeps 63
-// bytes), logs and the journal. One longer than 40 bytes, or with characters other than
-// letters, digits, '.', '_' and '-', is refused with exit 2 naming the rule, before anything is
-// written. Host names and Kubernetes pod names pass.
+// bytes; a longer id is shortened there with a hash), logs and the journal. One longer than 63
+// bytes (a host name's limit), or with characters other than letters, digits, '.', '_' and '-',
+// is refused with exit 2 naming the rule, before anything is written. Host names and
+// Kubernetes pod names pass.
 func TestRefuseReplicaID(t *testing.T) {
 	d := newDB(t)
 	dir := writeMigrations(t, migrationSet{N: 1})
-	for _, id := range []string{"web/1", "web 1", "wéb-1", "web-1;drop", strings.Repeat("r", 41)} {
+	for _, id := range []string{"web/1", "web 1", "wéb-1", "web-1;drop", strings.Repeat("r", 64)} {
 		t.Run(id, func(t *testing.T) {
 			before := d.snapshot(t)
-			refused(t, "id", d.args("migrate", dir, "--replica-id", id), 2, "replica-id", "letters, digits", "40 bytes")
+			refused(t, "id", d.args("migrate", dir, "--replica-id", id), 2, "replica-id", "letters, digits", "63 bytes")
 			if after := d.snapshot(t); after != before {
 				t.Errorf("the database changed:\nbefore %s\nafter  %s", before, after)
 			}
 		})
 	}
-	for _, id := range []string{"web-7d9f8b6c5d-x2kqz", "app_web.2.x1y2z3", strings.Repeat("r", 40)} {
+	for _, id := range []string{"web-7d9f8b6c5d-x2kqz", "app_web.2.x1y2z3", strings.Repeat("r", 63)} {
 		r := start(t, "ok", d.args("check", dir, "--replica-id", id))
 		if code := r.wait(t, time.Minute); code != 1 {
 			t.Errorf("--replica-id %s: exit %d, want 1 (not ready):\n%s", id, code, r.output())
@@ -262,7 +263,7 @@ func TestRefuseHostNameAsReplicaID(t *testing.T) {
 	d := newDB(t)
 	dir := writeMigrations(t, migrationSet{N: 1})
 	before := d.snapshot(t)
-	for _, host := range []string{"host/with:colon", strings.Repeat("h", 41)} {
+	for _, host := range []string{"host/with:colon", strings.Repeat("h", 64)} {
 		cmd := exec.Command("unshare", append([]string{"--uts", "sh", "-c", `printf %s "$HOSTNAME_FOR_TEST" > /proc/sys/kernel/hostname && exec "$@"`,
 			"sh", binary}, d.args("migrate", dir)...)...)
 		cmd.Env = append(os.Environ(), "HOSTNAME_FOR_TEST="+host)

@@ -25,6 +25,9 @@ type Migration struct {
 	// Transactional migrations apply with their version row or not at all. The others run
 	// statement by statement; one interrupted midway leaves a partial change behind.
 	Transactional bool `json:"transactional"`
+	// External work runs outside the migrator's session: a command with connections of its
+	// own. The migrator's fence cannot reach into its transactions.
+	External bool `json:"external,omitempty"`
 }
 
 func (m Migration) String() string {
@@ -158,6 +161,10 @@ func versions(vs []int64) string {
 	return "versions " + strings.Join(parts, ", ")
 }
 
+// CommandStep names the one step of a run whose work is a command of the app's own (External):
+// the journal and the log tell such runs apart by it.
+const CommandStep = "migrate-command"
+
 // Hooks let the coordinator act around each migration an engine applies.
 type Hooks struct {
 	// Before runs just before m starts, outside any transaction.
@@ -168,10 +175,18 @@ type Hooks struct {
 	InTx func(ctx context.Context, tx lock.Execer, m Migration) error
 	// After runs once m is applied.
 	After func(ctx context.Context, m Migration, took time.Duration) error
-	// Stop is closed when the work must stop: the replica is stopping, or it lost the
-	// election. An engine whose work runs outside the migrator's session (a child process)
-	// stops it; the others are interrupted through the session.
+	// Stop is closed when the replica is stopping (a signal, the deadline). An engine whose
+	// work runs outside the migrator's session (a child process) asks it to stop and gives it
+	// a grace period; the others are interrupted through the session.
 	Stop <-chan struct{}
+	// Lost is closed when the replica is no longer the migrator. Work outside the session is
+	// killed at once: another replica may already be migrating.
+	Lost <-chan struct{}
+	// Check verifies, on the migrator's own session, that this replica still holds the
+	// election; an error means it does not (or cannot tell in time), and the work must end
+	// at once. An engine whose work runs outside the session calls it before the work starts
+	// and at least every second while it runs.
+	Check func(ctx context.Context) error
 }
 
 // MigrationError is a migration that failed to apply. Err is the database's error.

@@ -47,6 +47,9 @@ const (
 	Cancelled Outcome = "cancelled"
 	// Abandoned: the migrator vanished; the next migrator found its run still "running".
 	Abandoned Outcome = "abandoned"
+	// Lost: the migrator lost the election while its work ran (its session ended, leadership
+	// moved, or it could not tell in time) and said so itself.
+	Lost Outcome = "lost"
 	// Interrupted: a non-transactional migration whose migrator vanished midway.
 	Interrupted Outcome = "interrupted"
 	// Rerun: an interrupted migration that a later migrator was told to run again.
@@ -114,8 +117,13 @@ func (j *Journal) q(query string) string {
 	return strings.NewReplacer("{table}", j.table, "{now}", now).Replace(query)
 }
 
-// Ensure creates the table if it does not exist. Only the migrator calls it.
+// Ensure creates the table if it does not exist. Only the migrator calls it. A table that
+// exists is left alone, so a role with only SELECT, INSERT and UPDATE on a journal made for
+// it (no CREATE on the schema) can migrate.
 func (j *Journal) Ensure(ctx context.Context) error {
+	if _, err := j.db.ExecContext(ctx, j.q(`SELECT 1 FROM {table} LIMIT 0`)); err == nil {
+		return nil
+	}
 	create := j.q(`CREATE TABLE IF NOT EXISTS {table} (
   id           {id},
   namespace    text NOT NULL,
@@ -196,6 +204,18 @@ func (j *Journal) FinishRun(ctx context.Context, runID int64, outcome Outcome, f
 	return nil
 }
 
+// FinishLost records, if nobody has closed the run yet, that its migrator lost the election
+// while the run went on, and why. The migrator writes it after letting go of the lock, on a
+// new connection, so a successor may have marked the run abandoned already; that stands.
+func (j *Journal) FinishLost(ctx context.Context, runID int64, cause string) error {
+	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET outcome = $2, error = $3, finished_at = {now}
+		WHERE id = $1 AND outcome = 'running'`), runID, Lost, cause)
+	if err != nil {
+		return fmt.Errorf("journal the lost run: %w", err)
+	}
+	return nil
+}
+
 // StartMigration records, before it runs, a non-transactional migration: if its migrator
 // vanishes midway, the row stays "running" and the next migrator knows.
 func (j *Journal) StartMigration(ctx context.Context, runID int64, replica string, m engine.Migration) (int64, error) {
@@ -226,9 +246,12 @@ func (j *Journal) FinishMigration(ctx context.Context, id int64, outcome Outcome
 func (j *Journal) Abandon(ctx context.Context) error {
 	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table}
 		SET outcome = CASE kind WHEN 'run' THEN 'abandoned' ELSE 'interrupted' END, finished_at = {now},
-		    error = CASE kind WHEN 'run' THEN 'the migrator vanished before finishing'
-		                      ELSE 'the migrator vanished while this migration ran' END
-		WHERE namespace = $1 AND outcome = 'running'`), j.namespace)
+		    error = CASE WHEN kind <> 'run' THEN 'the migrator vanished while this migration ran'
+		                 WHEN name = $2 THEN 'the migrator vanished or lost the election while its migrate command ran; '
+		                      || 'the command''s own transactions are not fenced: what it committed before it was '
+		                      || 'stopped stays'
+		                 ELSE 'the migrator vanished before finishing' END
+		WHERE namespace = $1 AND outcome = 'running'`), j.namespace, engine.CommandStep)
 	if err != nil {
 		return fmt.Errorf("journal abandoned runs: %w", err)
 	}
@@ -247,6 +270,29 @@ func (j *Journal) MarkRerun(ctx context.Context, id int64) error {
 		return fmt.Errorf("journal a rerun: %w", err)
 	}
 	return nil
+}
+
+// Migrators lists the replicas that have migrated the namespace, or tried to, other than
+// except: those whose work may still be running somewhere.
+func (j *Journal) Migrators(ctx context.Context, except string) ([]string, error) {
+	rows, err := j.db.QueryContext(ctx, j.q(`SELECT DISTINCT replica FROM {table}
+		WHERE namespace = $1 AND kind = 'run' AND replica <> $2 ORDER BY replica`), j.namespace, except)
+	if err != nil {
+		if engine.MissingTable(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read journal %s: %w", j.table, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			return nil, fmt.Errorf("read journal %s: %w", j.table, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }
 
 // LastRun returns the namespace's most recent run, or nil when there is none (or no journal).

@@ -65,6 +65,13 @@ type Lease interface {
 	// rolls back instead of committing without the lock.
 	Fence(ctx context.Context, tx Execer) error
 
+	// Check verifies, now and outside any migration transaction, that this lease still holds
+	// the lock, on the lease's own connection where it has one (so the check also proves that
+	// connection alive). It returns an error wrapping ErrLost when the lock is gone or the
+	// answer does not come in a bounded time, and the lease is then lost. The migrator calls it
+	// at least every second while work outside its session (a migrate command) runs.
+	Check(ctx context.Context) error
+
 	// Announce tells waiting replicas about progress. With a transaction, waiters learn of the
 	// event when the transaction commits, and not at all if it rolls back; with a nil tx, at
 	// once.

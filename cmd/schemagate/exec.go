@@ -67,9 +67,25 @@ func (a *app) exec(cmd *cobra.Command, args []string) error {
 		}
 		// The app must not inherit the session: close it before the process becomes the app.
 		g.close()
+		if a.children != nil {
+			a.children.Reap() // no zombie passes to the app
+		}
 		a.log.Info().Str("command", path).Strs("args", args[1:]).Msg("schema ready; starting the app")
-		// The app has no use for the Raft secret; it goes no further than schemagate.
-		err := syscall.Exec(path, args, command.Environ(os.Environ(), extra, raftSecretEnv))
-		return &coordinator.InputError{Err: fmt.Errorf("exec %s: %w", path, err)}
+		// schemagate's own secrets go no further than schemagate.
+		err := syscall.Exec(path, args, command.Environ(os.Environ(), extra, privateEnv...))
+		return &appNotStartedError{path: path, err: err}
 	})
 }
+
+// appNotStartedError is an app that exec could not start after the gate passed: the schema is
+// ready, the app never ran (exit code 7).
+type appNotStartedError struct {
+	path string
+	err  error
+}
+
+func (e *appNotStartedError) Error() string {
+	return fmt.Sprintf("the schema is ready, but the app could not be started: exec %s: %v", e.path, e.err)
+}
+
+func (e *appNotStartedError) Unwrap() error { return e.err }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"time"
 
+	"github.com/pressly/goose/v3/database"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
@@ -14,7 +16,9 @@ import (
 	"github.com/schemagate/schemagate/engine/command"
 	"github.com/schemagate/schemagate/engine/goose"
 	"github.com/schemagate/schemagate/engine/sqlversion"
+	"github.com/schemagate/schemagate/internal/proctree"
 	"github.com/schemagate/schemagate/journal"
+	"github.com/schemagate/schemagate/lock/postgres"
 )
 
 // gate is the set of parts a gate command drives, built from its settings.
@@ -55,8 +59,8 @@ func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
 		return &coordinator.InputError{Err: err}
 	}
 	log := newLogger(a.stderr, s.logFormat, s.logLevel, s.coordinator.ReplicaID)
-	a.log = &log
-	g, err := build(s, log, observer)
+	a.setLogger(log)
+	g, err := build(s, log, observer, a.children)
 	if err != nil {
 		return &coordinator.InputError{Err: err}
 	}
@@ -66,12 +70,19 @@ func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
 	return fn(cmd.Context(), g)
 }
 
-// raftSecretEnv holds the Raft secret; neither the app nor a migrate command gets it.
-const raftSecretEnv = "SCHEMAGATE_RAFT_SECRET"
+// privateEnv are the variables that hold schemagate's own secrets or lead to them (a file, the
+// config file). Neither the app that exec starts nor a migrate command inherits them: they get
+// what their own environment gives them, DATABASE_URL included, and --env or --migrate-env.
+var privateEnv = []string{
+	"SCHEMAGATE_RAFT_SECRET", "SCHEMAGATE_RAFT_SECRET_FILE",
+	"SCHEMAGATE_DATABASE_URL", "SCHEMAGATE_DATABASE_URL_FILE",
+	"SCHEMAGATE_CONFIG",
+}
 
 // newEngine makes what reads the versions and applies the migrations: goose, or a command
 // verified by a version source.
-func newEngine(s *gateSettings, b *backend, log zerolog.Logger) (coordinator.Engine, error) {
+func newEngine(s *gateSettings, b *backend, j *journal.Journal, children *proctree.Reaper,
+	log zerolog.Logger) (coordinator.Engine, error) {
 	var src command.Source
 	switch s.source {
 	case "goose":
@@ -113,23 +124,60 @@ func newEngine(s *gateSettings, b *backend, log zerolog.Logger) (coordinator.Eng
 		}
 		src = q
 	}
-	self, _ := os.Executable() // without it, the command runs without a reaper
-	return command.New(src, command.Options{
+	self, _ := os.Executable() // without it, the command cannot run
+	log = log.With().Str("component", "migrate-command").Logger()
+	opts := command.Options{
 		Self:    self,
 		Command: s.migrateCommand,
 		Env:     s.migrateEnv,
-		Drop:    []string{raftSecretEnv},
-		Log:     log.With().Str("component", "migrate-command").Logger(),
-	})
+		Drop:    privateEnv,
+		Log:     log,
+	}
+	if children != nil {
+		opts.Spawner = children
+	}
+	if b.dialect == database.DialectPostgres {
+		opts.Tag = postgres.CommandTag(s.coordinator.ReplicaID)
+		opts.Evict = evictor(b.db, j, s.coordinator.ReplicaID, log)
+	}
+	return command.New(src, opts)
+}
+
+// evictor returns the command engine's Evict for PostgreSQL: it ends the sessions of the
+// migrate commands of every replica that migrated this namespace before, as the journal names
+// them, read again before each command starts. Then (own), sessions tagged with this replica's
+// name end too: an earlier run of it (before it lost the election, or a restarted pod of the
+// same name) may still be out there.
+func evictor(db *sql.DB, j *journal.Journal, replica string, log zerolog.Logger) func(context.Context, bool) error {
+	var others []string
+	return func(ctx context.Context, own bool) error {
+		targets := others
+		if own {
+			var err error
+			if others, err = j.Migrators(ctx, replica); err != nil {
+				return err
+			}
+			targets = append([]string{replica}, others...)
+		}
+		ended, err := postgres.EndCommandSessions(ctx, db, targets)
+		for _, e := range ended {
+			log.Warn().Int("backend_pid", e.PID).Str("application_name", e.Application).Str("state", e.State).
+				Msg("ended a database session of an earlier migrator's migrate command, which must not commit beside this one's")
+		}
+		return err
+	}
 }
 
 // build makes the database handle, lock, engine, journal and coordinator. It does no I/O.
-func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identity) coordinator.Observer) (*gate, error) {
+func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identity) coordinator.Observer,
+	children *proctree.Reaper) (*gate, error) {
 	b, err := openBackend(s, log)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := newEngine(s, b, log)
+	b.namespace = s.namespaceFor(b.database)
+	j := journal.New(b.db, journal.Dialect(b.dialect), s.journalTable, b.namespace)
+	eng, err := newEngine(s, b, j, children, log)
 	if err != nil {
 		b.close()
 		return nil, err
@@ -147,7 +195,7 @@ func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identi
 		Observer:  obs,
 		Locker:    b.locker,
 		Engine:    eng,
-		Journal:   journal.New(b.db, journal.Dialect(b.dialect), s.journalTable, b.namespace),
+		Journal:   j,
 		Retryable: b.retryable,
 		Refused:   b.refused,
 		Target:    b.target,

@@ -12,23 +12,33 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
 	"github.com/schemagate/schemagate/engine/sqlversion"
+	"github.com/schemagate/schemagate/internal/proctree"
 	"github.com/schemagate/schemagate/lock/postgres"
 )
 
 func main() {
 	// Milliseconds: when replicas wait on each other, seconds are too coarse to read a log by.
 	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	a := newApp(os.Stdout, os.Stderr)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	stopSignals := a.onSignals(cancel)
+	if os.Getpid() == 1 {
+		// The first process of a container: the kernel hands it every orphan to reap.
+		a.children = proctree.New()
+		go a.children.Run(context.Background())
+	}
+	code := a.run(ctx, os.Args[1:])
+	stopSignals()
 	os.Exit(code)
 }
 
@@ -37,11 +47,82 @@ func main() {
 type app struct {
 	stdout, stderr *scrubber
 	log            *zerolog.Logger
+	// logged is log, for the signal handler's goroutine.
+	logged atomic.Pointer[zerolog.Logger]
+	// children starts the processes schemagate waits for itself, when it also reaps orphans
+	// (PID 1); nil otherwise.
+	children *proctree.Reaper
+}
+
+func newApp(stdout, stderr io.Writer) *app {
+	return &app{stdout: newScrubber(stdout), stderr: newScrubber(stderr)}
+}
+
+// setLogger makes log the process's logger, from now on.
+func (a *app) setLogger(log zerolog.Logger) {
+	a.log = &log
+	a.logged.Store(&log)
+}
+
+// StoppedError is the end of a process stopped by SIGTERM or SIGINT before it was done; the
+// context's cause.
+type StoppedError struct{ Signal os.Signal }
+
+func (e *StoppedError) Error() string { return "stopped by " + signalName(e.Signal) }
+
+// onSignals makes SIGTERM and SIGINT stop the process cleanly: the first cancels ctx with a
+// *StoppedError (a migration under way is interrupted, the lock released, the outcome
+// journaled), a second ends the process at once. Go's handler serves PID 1 too, which the
+// kernel gives no default action for these signals. It returns a function that stops listening.
+func (a *app) onSignals(cancel context.CancelCauseFunc) (stop func()) {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-signals:
+			cancel(&StoppedError{Signal: sig})
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-signals:
+			a.exitNow(sig)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(signals)
+		close(done)
+	}
+}
+
+// exitNow ends the process on a second signal, without cleanup: the server ends the session
+// and its lock as the process's connection closes, and a migrate command's reaper kills the
+// command as the process's end closes its pipe.
+func (a *app) exitNow(sig os.Signal) {
+	code := schemagate.ExitTimeout
+	msg := "second " + signalName(sig) + " received: exiting at once, without waiting for the cleanup"
+	if log := a.logged.Load(); log != nil {
+		log.Error().Int("exit_code", int(code)).Str("exit_reason", "stopped").Msg(msg)
+	} else {
+		fmt.Fprintf(a.stderr, "schemagate: %s (exit %d: stopped)\n", msg, code)
+	}
+	os.Exit(int(code))
+}
+
+// signalName names a signal as people write it: SIGTERM.
+func signalName(sig os.Signal) string {
+	if s, ok := sig.(syscall.Signal); ok {
+		if name := unix.SignalName(s); name != "" {
+			return name
+		}
+	}
+	return sig.String()
 }
 
 // run executes the command line args and returns the exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: newScrubber(stdout), stderr: newScrubber(stderr)}
+func (a *app) run(ctx context.Context, args []string) int {
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(a.stdout)
@@ -65,6 +146,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func exitCode(err error) schemagate.ExitCode {
 	var usage *usageError
 	switch {
+	case errors.As(err, new(*appNotStartedError)):
+		return schemagate.ExitAppNotStarted
 	case errors.As(err, &usage), errors.Is(err, postgres.ErrTransactionPooler), postgres.BadSetting(err),
 		errors.As(err, new(*sqlversion.QueryError)):
 		return schemagate.ExitInvalidInput

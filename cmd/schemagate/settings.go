@@ -307,11 +307,10 @@ func checkDir(dir string) error {
 }
 
 // replicaID is --replica-id, or the host name. It names the replica in PostgreSQL's
-// application_name ("schemagate/<id>", cut at 63 bytes, with room for a suffix), in logs and in
-// the journal, so it is short and plain: at most 40 bytes of letters, digits, '.', '_' and '-'.
-// Host names and Kubernetes pod names fit the characters.
+// application_name (see postgres.ApplicationName), in logs and in the journal, so it is plain:
+// letters, digits, '.', '_' and '-', at most 63 bytes, as a host name. Kubernetes pod names fit.
 func replicaID(l *loader) (string, error) {
-	const maxBytes, rule = 40, "letters, digits, '.', '_' and '-', at most 40 bytes"
+	const maxBytes, rule = 63, "letters, digits, '.', '_' and '-', at most 63 bytes"
 	problem := func(id string) string {
 		if i := strings.IndexFunc(id, func(r rune) bool {
 			return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-')

@@ -15,16 +15,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"runtime"
+	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/schemagate/schemagate/engine"
+	"github.com/schemagate/schemagate/lock"
 )
 
 // Source knows the migrations a replica carries and reads what the database has applied.
@@ -40,22 +39,41 @@ type Options struct {
 	// Env is added to the command's environment (KEY=VALUE), which is otherwise this
 	// process's, without the variables named in Drop.
 	Env []string
-	// Drop names environment variables the command must not see (the Raft secret).
+	// Drop names environment variables the command must not see (the Raft secret, and what
+	// leads to it).
 	Drop []string
+	// Tag, when set, is the PGAPPNAME the command's environment carries, so that its database
+	// sessions name the replica (libpq, psycopg2 and pgx read it) and a later migrator can end
+	// them. It overrides a PGAPPNAME of Env.
+	Tag string
 	// Shell runs Command; default /bin/sh.
 	Shell string
-	// Self is this program's executable, which runs the command under Reap (ReapCommand);
-	// empty runs the shell directly, and a migrator that dies may then leave the shell's
-	// children running.
+	// Self is this program's executable, which runs the command under Reap (ReapCommand).
+	// Required to migrate.
 	Self string
-	// StopGrace is how long the command has to exit after SIGTERM before it is killed.
+	// StopGrace is how long the command has to exit after SIGTERM before it is killed, when
+	// the replica stops (a signal, the deadline). A lost election kills it at once.
 	StopGrace time.Duration
+	// CheckInterval is how often the migrator checks, while the command runs, that it still
+	// holds the election (engine.Hooks.Check); default DefaultCheckInterval.
+	CheckInterval time.Duration
+	// Evict ends the database sessions of commands that earlier migrators started and that
+	// may still run (a frozen or cut-off migrator's). It runs before the command starts, with
+	// own true: sessions tagged with this replica's own name are an earlier run's then, and
+	// end too. After every check it runs again with own false. Nil where the database cannot
+	// tell (SQLite).
+	Evict func(ctx context.Context, own bool) error
+	// Spawner, when set, starts the reaper (see Spawner).
+	Spawner Spawner
 	// Log receives the command's output, one entry per line.
 	Log zerolog.Logger
 }
 
 // DefaultStopGrace is the default Options.StopGrace.
 const DefaultStopGrace = 10 * time.Second
+
+// DefaultCheckInterval is the default Options.CheckInterval.
+const DefaultCheckInterval = time.Second
 
 // tailLines is how many of the command's last output lines a failure quotes (the log has all).
 const tailLines = 5
@@ -75,6 +93,9 @@ func New(src Source, opts Options) (*Engine, error) {
 	if opts.StopGrace <= 0 {
 		opts.StopGrace = DefaultStopGrace
 	}
+	if opts.CheckInterval <= 0 {
+		opts.CheckInterval = DefaultCheckInterval
+	}
 	for _, kv := range opts.Env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return nil, fmt.Errorf("migrate-env: %q is not KEY=VALUE", kv)
@@ -88,15 +109,33 @@ func New(src Source, opts Options) (*Engine, error) {
 func Step(st engine.Status) engine.Migration {
 	// The command's own tool commits each migration with its version row (Alembic, goose,
 	// golang-migrate, Flyway, Prisma on PostgreSQL): run again after a kill, it carries on.
-	return engine.Migration{Version: st.Target, Name: "migrate-command", Transactional: true}
+	return engine.Migration{Version: st.Target, Name: engine.CommandStep, Transactional: true, External: true}
 }
 
+// LostError is a migrate command killed because its migrator no longer held the election, or
+// could not tell in time. It wraps lock.ErrLost.
+type LostError struct {
+	// Cause is why: the failed check, or the election lost.
+	Cause error
+}
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("the migrate command was killed at once: this replica no longer holds the election (%v); "+
+		"the command's own transactions are not fenced, so what it committed before it died stays", e.Cause)
+}
+
+func (e *LostError) Unwrap() []error { return []error{lock.ErrLost, e.Cause} }
+
 // Migrate runs the command once, then reads the database: the run succeeded only if the
-// schema is now what the replica needs. h.Stop, when it closes, stops the command (SIGTERM,
-// then SIGKILL after StopGrace).
+// schema is now what the replica needs. While the command runs, h.Check is called every
+// CheckInterval; its failure, or h.Lost closing, kills the command's whole tree at once. h.Stop
+// stops it politely: SIGTERM, then SIGKILL after StopGrace.
 func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) error {
 	if e.opts.Command == "" {
 		return errors.New("migrate-command: not set; --engine command needs the command that applies the migrations")
+	}
+	if e.opts.Self == "" {
+		return errors.New("migrate-command: the program's own executable is unknown, and the command cannot run without its reaper")
 	}
 	step := Step(st)
 	if h.Before != nil {
@@ -104,8 +143,14 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 			return err
 		}
 	}
+	if h.Check != nil {
+		if err := h.Check(ctx); err != nil {
+			return &engine.MigrationError{Migration: step, Err: &LostError{Cause: err}}
+		}
+	}
+	e.evict(ctx, true)
 	begin := time.Now()
-	tail, err := e.run(ctx, h.Stop)
+	tail, err := e.run(ctx, h)
 	if err != nil {
 		return &engine.MigrationError{Migration: step, Err: withTail(err, tail)}
 	}
@@ -123,6 +168,16 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 	return nil
 }
 
+// evict ends earlier migrators' command sessions, if the database can tell them.
+func (e *Engine) evict(ctx context.Context, own bool) {
+	if e.opts.Evict == nil {
+		return
+	}
+	if err := e.opts.Evict(ctx, own); err != nil {
+		e.opts.Log.Warn().Err(err).Msg("could not end the database sessions of an earlier migrator's command")
+	}
+}
+
 func withTail(err error, tail []string) error {
 	if len(tail) == 0 {
 		return fmt.Errorf("%w; it printed nothing", err)
@@ -130,103 +185,113 @@ func withTail(err error, tail []string) error {
 	return fmt.Errorf("%w; its last output: %s", err, strings.Join(tail, " | "))
 }
 
-// run starts the command in its own process group, streams its output to the log, and waits.
-// It returns the last lines of output.
-func (e *Engine) run(ctx context.Context, stop <-chan struct{}) ([]string, error) {
-	argv := []string{e.opts.Shell, "-c", e.opts.Command}
-	if e.opts.Self != "" {
-		argv = append([]string{e.opts.Self, ReapCommand, "--"}, argv...)
-	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = e.environ()
-	// Told by the kernel when this process dies, however it dies: the reaper then kills the
-	// command's process group, so that no migrate command races the next migrator.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: killSignal}
-	if e.opts.Self == "" {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	}
-	stdout, err := cmd.StdoutPipe()
+// run starts the command under its reaper, streams its output to the log, watches the
+// election, and waits. It returns the last lines of output.
+func (e *Engine) run(ctx context.Context, h engine.Hooks) ([]string, error) {
+	p, err := start(e.opts.Self, []string{e.opts.Shell, "-c", e.opts.Command}, e.environ(), e.opts.Spawner)
 	if err != nil {
 		return nil, err
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	t := &tail{}
-	// Pdeathsig fires when the thread that started the child ends: keep this goroutine on one
-	// thread while starting it (Go does not end unlocked threads).
-	runtime.LockOSThread()
-	err = cmd.Start()
-	runtime.UnlockOSThread()
-	if err != nil {
-		return nil, fmt.Errorf("start the migrate command: %w", err)
-	}
-	log := e.opts.Log.With().Int("pid", cmd.Process.Pid).Logger()
+	log := e.opts.Log.With().Int("pid", p.cmd.Process.Pid).Logger()
 	log.Info().Str("command", e.opts.Command).Msg("running the migrate command")
-	var wg sync.WaitGroup
-	wg.Go(func() { e.stream(stdout, "stdout", log, t) })
-	wg.Go(func() { e.stream(stderr, "stderr", log, t) })
+	t := &tail{}
+	var readers sync.WaitGroup
+	readers.Go(func() { e.stream(p.stdout, "stdout", log, t) })
+	readers.Go(func() { e.stream(p.stderr, "stderr", log, t) })
 
 	exited := make(chan struct{})
-	go func() {
-		var timer <-chan time.Time
-		for {
-			select {
-			case <-exited:
-				return
-			case <-ctx.Done():
-			case <-stop:
-			case <-timer:
-				log.Warn().Str("grace", e.opts.StopGrace.String()).Msg("the migrate command did not stop; killing it")
-				e.signal(cmd, true)
-				return
-			}
-			if timer == nil {
-				log.Warn().Msg("stopping the migrate command (SIGTERM)")
-				e.signal(cmd, false)
-				timer = time.After(e.opts.StopGrace)
-			}
-			stop, ctx = nil, context.Background() // each fires once
-		}
-	}()
-	wg.Wait() // the pipes close when the command and its children are gone
-	err = cmd.Wait()
+	lost := make(chan error, 1)
+	var supervised sync.WaitGroup
+	supervised.Go(func() { e.supervise(ctx, h, p, exited, lost, log) })
+	err = p.wait(&readers)
 	close(exited)
-	lines := t.lines()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return lines, nil
-	case errors.As(err, &ee) && ee.ExitCode() > 128 && e.opts.Self != "":
-		return lines, fmt.Errorf("the migrate command was killed by %v", syscall.Signal(ee.ExitCode()-128))
-	case errors.As(err, &ee) && ee.ExitCode() >= 0:
-		return lines, fmt.Errorf("the migrate command exited %d", ee.ExitCode())
-	case errors.As(err, &ee):
-		return lines, fmt.Errorf("the migrate command was killed by %v", ee.Sys().(syscall.WaitStatus).Signal())
-	}
-	return lines, fmt.Errorf("the migrate command: %w", err)
-}
-
-// signal stops the command (kill: at once), through its reaper or its process group.
-func (e *Engine) signal(cmd *exec.Cmd, kill bool) {
-	switch {
-	case e.opts.Self != "" && kill:
-		cmd.Process.Signal(killSignal)
-	case e.opts.Self != "":
-		cmd.Process.Signal(stopSignal)
-	case kill:
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	supervised.Wait()
+	select {
+	case cause := <-lost:
+		return t.lines(), &LostError{Cause: cause}
 	default:
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	}
+	return t.lines(), err
+}
+
+// supervise stops the command when it must: at once when the election is lost (h.Lost, or a
+// failed h.Check), politely when the replica stops (ctx, h.Stop). It returns when the command
+// has exited.
+func (e *Engine) supervise(ctx context.Context, h engine.Hooks, p *process, exited <-chan struct{}, lost chan<- error,
+	log zerolog.Logger) {
+	failed := make(chan error, 1)
+	if h.Check != nil {
+		go e.watch(ctx, h.Check, exited, failed)
+	}
+	stop, done := h.Stop, ctx.Done()
+	var grace <-chan time.Time
+	for {
+		select {
+		case <-exited:
+			return
+		case <-h.Lost:
+			// A failed check marks the lease lost just before it reports why: prefer its word.
+			select {
+			case err := <-failed:
+				lost <- err
+			case <-time.After(100 * time.Millisecond):
+				lost <- errors.New("the election was lost")
+			}
+		case err := <-failed:
+			lost <- err
+		case <-stop:
+		case <-done:
+		case <-grace:
+			log.Warn().Str("grace", e.opts.StopGrace.String()).Msg("the migrate command did not stop; killing it")
+			p.kill()
+			grace = nil
+			continue
+		}
+		if len(lost) > 0 {
+			log.Error().Msg("this replica no longer holds the election; killing the migrate command's whole process tree at once")
+			p.kill()
+			<-exited
+			return
+		}
+		if grace == nil && (stop != nil || done != nil) {
+			log.Warn().Msg("stopping the migrate command (SIGTERM)")
+			p.terminate()
+			grace = time.After(e.opts.StopGrace)
+		}
+		stop, done = nil, nil // each fires once
 	}
 }
 
-// environ is this process's environment without Drop, plus Env.
-func (e *Engine) environ() []string { return Environ(os.Environ(), e.opts.Env, e.opts.Drop...) }
+// watch calls check every CheckInterval until the command exits, and ends earlier migrators'
+// command sessions after each check that passed. The first failure goes to failed.
+func (e *Engine) watch(ctx context.Context, check func(context.Context) error, exited <-chan struct{}, failed chan<- error) {
+	tick := time.NewTicker(e.opts.CheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-exited:
+			return
+		case <-tick.C:
+		}
+		if err := check(ctx); err != nil {
+			failed <- err
+			return
+		}
+		e.evict(ctx, false)
+	}
+}
+
+// environ is this process's environment without Drop, plus Env and the tag.
+func (e *Engine) environ() []string {
+	add := e.opts.Env
+	if e.opts.Tag != "" {
+		add = append(slices.Clip(add), "PGAPPNAME="+e.opts.Tag)
+	}
+	return Environ(os.Environ(), add, e.opts.Drop...)
+}
 
 // Environ returns base without the variables named in drop, with add added; an entry of add
-// replaces a base entry of the same key.
+// replaces a base entry of the same key, and an earlier entry of add.
 func Environ(base, add []string, drop ...string) []string {
 	gone := map[string]bool{}
 	for _, d := range drop {
@@ -242,7 +307,18 @@ func Environ(base, add []string, drop ...string) []string {
 			out = append(out, kv)
 		}
 	}
-	return append(out, add...)
+	// Of two entries of add with one key, the later wins: getenv would find the first.
+	last := map[string]int{}
+	for i, kv := range add {
+		k, _, _ := strings.Cut(kv, "=")
+		last[k] = i
+	}
+	for i, kv := range add {
+		if k, _, _ := strings.Cut(kv, "="); last[k] == i {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // stream logs each line of r and keeps the last ones.

@@ -18,6 +18,25 @@ import (
 	"github.com/schemagate/schemagate/internal/pgtest"
 )
 
+// TestMain lets the test binary stand in for schemagate as the migrate command's reaper: the
+// engine starts it as `<test binary> __reap -- /bin/sh -c COMMAND`.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == ReapCommand {
+		os.Exit(Reap(os.Args[3:]))
+	}
+	os.Exit(m.Run())
+}
+
+// self is the test binary, the reaper of the engines under test.
+func self(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
 // newEngine returns an engine whose version source is the table v of a fresh database: the
 // replica needs version 2, and the database is at 1.
 func newEngine(t *testing.T, command string, opts Options) (*Engine, *sql.DB, string) {
@@ -35,7 +54,7 @@ func newEngine(t *testing.T, command string, opts Options) (*Engine, *sql.DB, st
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Command, opts.Log = command, zerolog.Nop()
+	opts.Command, opts.Log, opts.Self = command, zerolog.Nop(), self(t)
 	e, err := New(src, opts)
 	if err != nil {
 		t.Fatal(err)

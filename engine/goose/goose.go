@@ -280,7 +280,7 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 			return h.InTx(ctx, tx, m)
 		}
 		start := time.Now()
-		if err := e.apply(ctx, m, h.Stop); err != nil {
+		if err := e.apply(ctx, m, h); err != nil {
 			return &engine.MigrationError{Migration: m, Err: unwrapPartial(err)}
 		}
 		if h.After != nil {
@@ -294,7 +294,7 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 
 // apply applies m, under the DDL lock timeout when one is set, retrying a transactional
 // migration whose statement timed out waiting for a lock.
-func (e *Engine) apply(ctx context.Context, m engine.Migration, stop <-chan struct{}) error {
+func (e *Engine) apply(ctx context.Context, m engine.Migration, h engine.Hooks) error {
 	if e.opts.DDLLockTimeout <= 0 || e.opts.Dialect != database.DialectPostgres {
 		_, err := e.provider.ApplyVersion(ctx, m.Version, true)
 		return err
@@ -320,8 +320,10 @@ func (e *Engine) apply(ctx context.Context, m engine.Migration, stop <-chan stru
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-stop:
+		case <-h.Stop:
 			return errors.New("stopped while waiting to retry after a lock timeout")
+		case <-h.Lost:
+			return fmt.Errorf("stopped while waiting to retry after a lock timeout: %w", lock.ErrLost)
 		case <-time.After(pause):
 		}
 		pause = min(2*pause, 30*time.Second)

@@ -221,6 +221,10 @@ func (ls *lease) Fence(context.Context, lock.Execer) error {
 	return nil
 }
 
+// Check is Fence: the flock lives as long as the open file, which only has to still be the
+// lock file.
+func (ls *lease) Check(ctx context.Context) error { return ls.Fence(ctx, nil) }
+
 // Announce rewrites the lock file with the event: waiters watching its modification time wake.
 func (ls *lease) Announce(_ context.Context, _ lock.Execer, ev lock.Event) error {
 	ls.mu.Lock()

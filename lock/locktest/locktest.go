@@ -131,6 +131,9 @@ func testMutualExclusion(t *testing.T, b Backend) {
 	if err := lease.Fence(ctx, b.Work(t, ls[i])); err != nil {
 		t.Fatalf("Fence while holding: %v", err)
 	}
+	if err := lease.Check(ctx); err != nil {
+		t.Fatalf("Check while holding: %v", err)
+	}
 	if err := lease.Release(ctx); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
@@ -166,6 +169,9 @@ func testLossIsNoticed(t *testing.T, b Backend) {
 	i, lease := acquireAny(t, ctx, ls)
 	b.Kill(t, ls[i])
 
+	if err := lease.Check(ctx); !errors.Is(err, lock.ErrLost) {
+		t.Fatalf("Check after the holder was killed: got %v, want ErrLost", err)
+	}
 	err := lease.Fence(ctx, b.Work(t, ls[i]))
 	if !errors.Is(err, lock.ErrLost) {
 		t.Fatalf("Fence after the holder was killed: got %v, want ErrLost", err)

@@ -246,6 +246,36 @@ func (ls *lease) Fence(ctx context.Context, tx lock.Execer) error {
 	return nil
 }
 
+// checkTimeout bounds Check: a session that does not answer in this time counts as lost. A
+// migrator starved of CPU for a few seconds still answers in time; a cut-off one does not.
+const checkTimeout = 5 * time.Second
+
+// Check verifies on the session, outside any transaction, that this backend still holds the
+// lock. An answer that does not come within checkTimeout counts as loss: the lease is marked
+// lost and the session's connection cut, so that the server lets go of the lock as soon as it
+// hears of it, and the session cannot carry on as the holder behind the migrator's back.
+func (ls *lease) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	answer := make(chan error, 1)
+	go func() { answer <- ls.Fence(ctx, ls.l.s.db) }()
+	select {
+	case err := <-answer:
+		return err
+	case <-ctx.Done():
+	}
+	// A process that was paused sees its deadline and its answer arrive together.
+	select {
+	case err := <-answer:
+		return err
+	case <-time.After(250 * time.Millisecond):
+	}
+	ls.MarkLost()
+	ls.l.s.sever()
+	return fmt.Errorf("advisory lock %d: the session (pid %d) did not answer within %s: %w",
+		ls.l.key, ls.pid, checkTimeout, ErrSessionEnded)
+}
+
 // Announce sends ev on the namespace's channel. Inside a transaction, PostgreSQL delivers it on
 // commit.
 func (ls *lease) Announce(ctx context.Context, tx lock.Execer, ev lock.Event) error {

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -208,5 +209,26 @@ func TestPoolReleaseIdle(t *testing.T) {
 	}
 	if n := p.DB.Stats().Idle; n != 1 {
 		t.Fatalf("%d idle connections after the next query, want 1: ReleaseIdle must not stop pooling", n)
+	}
+}
+
+// TestApplicationNames: a replica's names fit PostgreSQL's 63 bytes; a long replica id is cut
+// with a hash of the whole, so that two long ids stay apart and the command suffix survives.
+func TestApplicationNames(t *testing.T) {
+	if got := postgres.ApplicationName("web-1"); got != "schemagate/web-1" {
+		t.Errorf("postgres.ApplicationName(web-1) = %q", got)
+	}
+	if got := postgres.CommandTag("web-1"); got != "schemagate/web-1/command" {
+		t.Errorf("postgres.CommandTag(web-1) = %q", got)
+	}
+	long1, long2 := strings.Repeat("r", 62)+"1", strings.Repeat("r", 62)+"2"
+	for _, name := range []func(string) string{postgres.ApplicationName, postgres.CommandTag} {
+		a, b := name(long1), name(long2)
+		if len(a) > 63 || len(b) > 63 || a == b || !strings.HasPrefix(a, "schemagate/rrr") {
+			t.Errorf("long ids: %q and %q", a, b)
+		}
+	}
+	if tag := postgres.CommandTag(long1); !strings.HasSuffix(tag, "/command") {
+		t.Errorf("CommandTag lost its suffix: %q", tag)
 	}
 }

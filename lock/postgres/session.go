@@ -12,8 +12,10 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -190,13 +192,24 @@ func describeTarget(c *pgx.ConnConfig) string {
 }
 
 // ApplicationName is the application_name a replica's session carries, so that the lock holder
-// is visible in pg_stat_activity. PostgreSQL keeps at most 63 bytes.
-func ApplicationName(replica string) string {
-	name := "schemagate/" + replica
-	if len(name) > 63 {
-		name = name[:63]
+// is visible in pg_stat_activity: "schemagate/<replica>".
+func ApplicationName(replica string) string { return tagName(replica, "") }
+
+// maxApplicationName is the longest application_name PostgreSQL keeps (NAMEDATALEN - 1).
+const maxApplicationName = 63
+
+// tagName is "schemagate/<replica><suffix>" within maxApplicationName bytes. A replica id too
+// long for it is cut, and its last 9 bytes become "~" and 8 hex digits of its hash: two long
+// ids never share a name, and a suffix is never lost.
+func tagName(replica, suffix string) string {
+	const prefix = "schemagate/"
+	name := prefix + replica + suffix
+	if len(name) <= maxApplicationName {
+		return name
 	}
-	return name
+	sum := sha256.Sum256([]byte(replica))
+	keep := maxApplicationName - len(prefix) - len(suffix) - 9
+	return prefix + replica[:keep] + "~" + hex.EncodeToString(sum[:4]) + suffix
 }
 
 // replicaFromApplicationName recovers the replica id from a session's application_name, or ""
@@ -237,6 +250,15 @@ func (s *Session) interrupt(ctx context.Context) error {
 		return fmt.Errorf("cancel the running statement: %w", err)
 	}
 	return nil
+}
+
+// sever closes the session's connection at the socket, without a word to the server: a
+// statement stuck on it fails at once, the server ends the backend (and its lock) as soon as
+// it notices, and the pinned session refuses to reconnect.
+func (s *Session) sever() {
+	if pc := s.current.Load(); pc != nil {
+		pc.Conn().Close()
+	}
 }
 
 // Connect opens the connection now, if it is not open, and checks it with one round trip.

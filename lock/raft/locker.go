@@ -159,6 +159,9 @@ func (ls *lease) Fence(ctx context.Context, tx lock.Execer) error {
 	return nil
 }
 
+// Check is Fence outside any migration transaction, on a connection of the pool.
+func (ls *lease) Check(ctx context.Context) error { return ls.Fence(ctx, ls.n.fence.db) }
+
 // Announce records the event in the replicated log, where every member sees it.
 func (ls *lease) Announce(_ context.Context, _ lock.Execer, ev lock.Event) error {
 	c := command{Replica: ev.Replica, Version: ev.Version, Migration: ev.Migration, Error: ev.Error}

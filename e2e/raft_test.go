@@ -180,7 +180,7 @@ func TestRaftLeaderPartitioned(t *testing.T) {
 	if code := victim.wait(t, time.Minute); code != 0 {
 		t.Errorf("the old leader exited %d after the partition healed:\n%s", code, victim.output())
 	}
-	if out := victim.output(); !strings.Contains(out, "lost the lock while migrating") {
+	if out := victim.output(); !strings.Contains(out, "lost the election while migrating") {
 		t.Errorf("the old leader does not say it lost its role:\n%s", out)
 	}
 	d.assertAppliedOnce(t, 5)

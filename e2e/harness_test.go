@@ -28,6 +28,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Replicas run as other users too (TestContainerNonRootHerd).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	if binary, err = fleet.Build("..", dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -47,7 +52,13 @@ type replica struct {
 // process is killed if it still runs when the test ends.
 func start(t testing.TB, name string, args []string, env ...string) *replica {
 	t.Helper()
-	r, err := fleet.Start(binary, name, args, env...)
+	return startIn(t, fleet.Container{}, name, args, env...)
+}
+
+// startIn is start, in container c: as PID 1 of a PID namespace of its own, or as another user.
+func startIn(t testing.TB, c fleet.Container, name string, args []string, env ...string) *replica {
+	t.Helper()
+	r, err := fleet.StartIn(c, binary, name, args, env...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,16 +52,50 @@ type Replica struct {
 	Stdout, Stderr Buffer
 	Started        time.Time
 
-	done   chan struct{}
-	code   int
-	exited time.Time
+	done      chan struct{}
+	code      int
+	exited    time.Time
+	container Container
 }
 
 // Start launches bin with args as replica name (SCHEMAGATE_REPLICA_ID), logging JSON, with the
 // extra environment env.
 func Start(bin, name string, args []string, env ...string) (*Replica, error) {
-	r := &Replica{Name: name, done: make(chan struct{})}
-	r.Cmd = exec.Command(bin, args...)
+	return StartIn(Container{}, bin, name, args, env...)
+}
+
+// Container says how to run a replica the way a container runtime does. The zero value runs it
+// as a plain child of the caller.
+type Container struct {
+	// PID1 runs the replica as the first process of a PID namespace of its own, with its own
+	// /proc (unshare --pid --fork --mount-proc): the kernel gives it no default action for
+	// SIGTERM and SIGINT, and makes it the parent of every orphan in the namespace. Needs root.
+	PID1 bool
+	// UID and GID, when UID is not 0, run the replica as that user and group, with no
+	// supplementary groups (setpriv). Needs root.
+	UID, GID int
+	// Dir is the working directory; empty for the caller's.
+	Dir string
+}
+
+// wrap returns the command line that runs argv in c.
+func (c Container) wrap(argv []string) []string {
+	if c.UID != 0 {
+		argv = append([]string{"setpriv", fmt.Sprintf("--reuid=%d", c.UID), fmt.Sprintf("--regid=%d", c.GID),
+			"--clear-groups", "--"}, argv...)
+	}
+	if c.PID1 {
+		argv = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "--kill-child"}, argv...)
+	}
+	return argv
+}
+
+// StartIn is Start, in container c.
+func StartIn(c Container, bin, name string, args []string, env ...string) (*Replica, error) {
+	r := &Replica{Name: name, done: make(chan struct{}), container: c}
+	argv := c.wrap(append([]string{bin}, args...))
+	r.Cmd = exec.Command(argv[0], argv[1:]...)
+	r.Cmd.Dir = c.Dir
 	r.Cmd.Env = append(os.Environ(), "SCHEMAGATE_REPLICA_ID="+name, "SCHEMAGATE_LOG_FORMAT=json")
 	r.Cmd.Env = append(r.Cmd.Env, env...)
 	r.Cmd.Stdout, r.Cmd.Stderr = &r.Stdout, &r.Stderr
@@ -108,14 +142,68 @@ func (r *Replica) ExitedAt() time.Time {
 	}
 }
 
-// Signal sends sig to the process.
-func (r *Replica) Signal(sig syscall.Signal) error { return r.Cmd.Process.Signal(sig) }
+// Signal sends sig to schemagate: the process itself, or in a PID namespace of its own, the
+// namespace's PID 1 (unshare only waits for it, and ignores SIGTERM and SIGINT).
+func (r *Replica) Signal(sig syscall.Signal) error {
+	pid, err := r.PID()
+	if err != nil {
+		return err
+	}
+	return syscall.Kill(pid, sig)
+}
+
+// PID is schemagate's process id, as this process sees it: in a PID namespace of its own, the
+// host's number for the namespace's PID 1, once it exists.
+func (r *Replica) PID() (int, error) {
+	if !r.container.PID1 {
+		return r.Cmd.Process.Pid, nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if pid := childOf(r.Cmd.Process.Pid); pid != 0 {
+			return pid, nil
+		}
+		select {
+		case <-r.done:
+			return 0, fmt.Errorf("%s has exited", r.Name)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%s: unshare started no process within 10s", r.Name)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// childOf returns a child of parent, from /proc, or 0.
+func childOf(parent int) int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		end := strings.LastIndexByte(s, ')')
+		fields := strings.Fields(s[end+1:])
+		if len(fields) > 1 && fields[1] == fmt.Sprint(parent) {
+			var pid int
+			fmt.Sscan(s, &pid)
+			return pid
+		}
+	}
+	return 0
+}
 
 // Stop kills the process if it still runs (resuming it first if it was stopped) and waits.
+// unshare --kill-child takes a namespace's processes with it.
 func (r *Replica) Stop() {
 	select {
 	case <-r.done:
 	default:
+		if pid, err := r.PID(); err == nil {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
 		r.Cmd.Process.Signal(syscall.SIGCONT)
 		r.Cmd.Process.Kill()
 		<-r.done

@@ -48,6 +48,9 @@ type Deps struct {
 	Log    zerolog.Logger
 	// Observer learns every change of state, for probes and metrics; nil for none.
 	Observer Observer
+	// Redact hides secrets in text before it is journaled, announced, published or returned;
+	// nil for none.
+	Redact func(string) string
 }
 
 // Coordinator runs the flow for one replica. Run, then Watch, from one goroutine.
@@ -174,7 +177,7 @@ func (g *gate) step(ctx context.Context) (bool, error) {
 	if done, err := g.verdict(st); done {
 		return true, err
 	}
-	if g.lastRun, err = c.Journal.LastRun(ctx); err != nil {
+	if g.lastRun, err = c.lastRun(ctx); err != nil {
 		return false, err
 	}
 	if !g.firstRead {
@@ -202,9 +205,9 @@ func (g *gate) stepReplicated(ctx context.Context, rep lock.Replicated) (bool, e
 	out := rep.Outcome()
 	g.cluster = out.Cluster
 	mine := out.Fingerprint == c.Engine.Plan().Fingerprint
-	waited := out.Seq > g.firstOutcome.Seq || g.firstOutcome.Phase == "migrating"
+	waited := out.Seq > g.firstOutcome.Seq || g.firstOutcome.Phase == "migrating" || c.cfg.Mode == ModeWait
 	if out.Phase == "failed" && mine && waited {
-		f := &MigrationFailedError{Migration: out.Migration, Replica: out.Replica, Cause: out.Error}
+		f := &MigrationFailedError{Migration: out.Migration, Replica: out.Replica, Cause: c.redact(out.Error)}
 		g.publish(PhaseFailed, false, f.Error())
 		return true, f
 	}
@@ -234,7 +237,7 @@ func (g *gate) stepReplicated(ctx context.Context, rep lock.Replicated) (bool, e
 // lost the race, unless moved says the state changed meanwhile (acted, not done: look again).
 func (g *gate) leadIfFree(ctx context.Context, moved func() bool) (acted, done bool, err error) {
 	c := g.c
-	if g.holder, err = c.Locker.Holder(ctx); err != nil {
+	if g.holder, err = c.holder(ctx); err != nil {
 		return true, false, err
 	}
 	if g.holder != nil || c.cfg.Mode != ModeMigrate {
@@ -316,14 +319,16 @@ func (c *Coordinator) judge(st engine.Status) (ready bool, reason string, err er
 	return st.Ready(), reason, nil
 }
 
-// waitedFor reports whether run is a failed attempt of this replica's migration set that this
-// replica waited for: it was running when the replica started, or began later. An older failure
-// does not stop this replica, whose start is the retry.
+// waitedFor reports whether run is a failed attempt of this replica's migration set that ends
+// this replica's wait: it was running when the replica started, or began later. An older
+// failure does not stop a replica that may migrate, whose start is the retry; a replica that
+// never migrates (wait mode) cannot retry, and the failure stands for it until a migrator
+// succeeds.
 func (g *gate) waitedFor(run *journal.Entry) bool {
 	if run == nil || run.Outcome != journal.Failed || run.Fingerprint != g.c.Engine.Plan().Fingerprint {
 		return false
 	}
-	if g.first == nil {
+	if g.first == nil || g.c.cfg.Mode == ModeWait {
 		return true
 	}
 	return run.ID > g.first.ID || (run.ID == g.first.ID && g.first.Outcome == journal.Running)

@@ -126,7 +126,7 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 	if err := c.Journal.Ensure(ctx); err != nil {
 		return m.failed(ctx, nil, err)
 	}
-	run, err := c.Journal.LastRun(ctx)
+	run, err := c.lastRun(ctx)
 	if err != nil {
 		return m.failed(ctx, nil, err)
 	}
@@ -284,7 +284,7 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 			return false, fmt.Errorf("%w (and the election was lost: %w)", err, cerr)
 		}
 	}
-	outcome, cause := journal.Failed, err.Error()
+	outcome, cause := journal.Failed, c.redact(err.Error())
 	if m.stopped.Err() != nil {
 		outcome, cause = journal.Cancelled, "the migrator was stopped ("+stopReason(m.stopped)+") and rolled back"
 	}

@@ -11,22 +11,31 @@ import (
 
 // Check reads the schema once, without the lock: nil when ready for this replica, ErrNotReady
 // when not, an *AheadError under --when-ahead=exit, an *UnreachableError when the database
-// cannot be read.
-func (c *Coordinator) Check(ctx context.Context) (engine.Status, error) {
+// cannot be read. The verdict says why in one sentence; a schema behind because the last
+// migration run failed says so, with the failure.
+func (c *Coordinator) Check(ctx context.Context) (st engine.Status, verdict string, err error) {
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
-	st, err := c.Engine.Status(ctx)
-	if err != nil {
-		return st, c.readError(ctx, err)
+	if st, err = c.Engine.Status(ctx); err != nil {
+		return st, "", c.readError(ctx, err)
 	}
-	ready, _, err := c.judge(st)
+	ready, verdict, err := c.judge(st)
 	switch {
 	case err != nil:
-		return st, err
+		return st, verdict, err
+	case !ready && !st.Ready():
+		last, err := c.lastRun(ctx)
+		if err != nil {
+			return st, verdict, c.readError(ctx, err)
+		}
+		if last != nil {
+			verdict += lastFailure([]journal.Entry{*last})
+		}
+		return st, verdict, ErrNotReady
 	case !ready:
-		return st, ErrNotReady
+		return st, verdict, ErrNotReady
 	}
-	return st, nil
+	return st, verdict, nil
 }
 
 // readError classifies an error of a one-shot read.
@@ -105,12 +114,16 @@ func (c *Coordinator) Report(ctx context.Context, id Identity, journalEntries in
 	}
 	ready, summary, _ := c.judge(st)
 	r := &Report{Identity: id, Status: st, Ready: ready, Summary: summary, ReadAt: time.Now().UTC()}
-	if r.Holder, err = c.Locker.Holder(ctx); err != nil {
+	if r.Holder, err = c.holder(ctx); err != nil {
 		return nil, c.readError(ctx, err)
 	}
-	if r.Journal, err = c.Journal.Tail(ctx, journalEntries); err != nil {
+	if r.Journal, err = c.tail(ctx, max(journalEntries, 1)); err != nil {
 		return nil, c.readError(ctx, err)
 	}
+	if !st.Ready() {
+		r.Summary += lastFailure(r.Journal)
+	}
+	r.Journal = r.Journal[:min(len(r.Journal), journalEntries)]
 	return r.normalize(), nil
 }
 

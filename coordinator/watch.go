@@ -62,12 +62,12 @@ func (w *watcher) read(ctx context.Context) error {
 		w.fail(ctx, err)
 		return nil
 	}
-	holder, err := c.Locker.Holder(ctx)
+	holder, err := c.holder(ctx)
 	if err != nil {
 		w.fail(ctx, err)
 		return nil
 	}
-	tail, err := c.Journal.Tail(ctx, journalTail)
+	tail, err := c.tail(ctx, journalTail)
 	if err != nil {
 		w.fail(ctx, err)
 		return nil
@@ -82,7 +82,9 @@ func (w *watcher) read(ctx context.Context) error {
 		reason = w.behind(st) + lastFailure(tail)
 	case !st.Ready():
 		phase = PhaseWaiting
-		reason += lastFailure(tail)
+		if failure := lastFailure(tail); failure != "" {
+			phase, reason = PhaseFailed, reason+failure
+		}
 	case !ready:
 		phase = PhaseUnready // ahead, under --when-ahead=unready
 	}
@@ -109,7 +111,7 @@ func lastFailure(tail []journal.Entry) string {
 			continue
 		}
 		if e.Outcome == journal.Failed {
-			return fmt.Sprintf("; the last migration run failed on replica %s: %s %s", e.Replica, e.Name, e.Error)
+			return "; the last migration run failed: " + failedRun(&e, false).Error()
 		}
 		return ""
 	}

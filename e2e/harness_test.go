@@ -168,7 +168,7 @@ const e2ePassword = "e2e-db-pw-5b0c2f9a71"
 
 // neverPrinted are the secrets the tests hand to replicas: database passwords and Raft secrets.
 // No replica's output, whatever it did or suffered, may contain one.
-var neverPrinted = []string{e2ePassword, secret, faultPassword, raftSecret, wrongRaftSecret}
+var neverPrinted = []string{e2ePassword, secret, faultPassword, raftSecret, wrongRaftSecret, sinkPassword, sinkToken, rolePassword}
 
 func checkNoSecret(t testing.TB, name, output string) {
 	for _, s := range neverPrinted {

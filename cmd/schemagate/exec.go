@@ -57,6 +57,7 @@ func (a *app) exec(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return &coordinator.InputError{Err: err}
 	}
+	a.hide(secretValues(extra)...)
 	mode, err := modeOf(l)
 	if err != nil {
 		return &coordinator.InputError{Err: err}

@@ -17,6 +17,7 @@ import (
 	"github.com/schemagate/schemagate/engine/goose"
 	"github.com/schemagate/schemagate/engine/sqlversion"
 	"github.com/schemagate/schemagate/internal/proctree"
+	"github.com/schemagate/schemagate/internal/redact"
 	"github.com/schemagate/schemagate/journal"
 	"github.com/schemagate/schemagate/lock/postgres"
 )
@@ -52,15 +53,14 @@ func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
 	allowUnready := cmd.Name() == "check" || cmd.Name() == "status" || cmd.Name() == "serve"
 	s, err := loadGate(l, mode, allowUnready)
 	if s != nil {
-		a.stdout.hide(s.secrets...)
-		a.stderr.hide(s.secrets...)
+		a.hide(s.secrets...)
 	}
 	if err != nil {
 		return &coordinator.InputError{Err: err}
 	}
 	log := newLogger(a.stderr, s.logFormat, s.logLevel, s.coordinator.ReplicaID)
 	a.setLogger(log)
-	g, err := build(s, log, observer, a.children)
+	g, err := build(s, log, observer, a.children, a.redactor)
 	if err != nil {
 		return &coordinator.InputError{Err: err}
 	}
@@ -170,7 +170,7 @@ func evictor(db *sql.DB, j *journal.Journal, replica string, log zerolog.Logger)
 
 // build makes the database handle, lock, engine, journal and coordinator. It does no I/O.
 func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identity) coordinator.Observer,
-	children *proctree.Reaper) (*gate, error) {
+	children *proctree.Reaper, redactor *redact.Redactor) (*gate, error) {
 	b, err := openBackend(s, log)
 	if err != nil {
 		return nil, err
@@ -200,6 +200,7 @@ func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identi
 		Refused:   b.refused,
 		Target:    b.target,
 		Log:       log,
+		Redact:    redactor.String,
 	})
 	if err != nil {
 		b.close()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"strings"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+
+	"github.com/schemagate/schemagate/internal/redact"
 )
 
 // newLogger builds the process's one logger: JSON, or human console output when format is
@@ -32,39 +33,29 @@ func newLogger(w io.Writer, format, level, replica string) zerolog.Logger {
 	return zerolog.New(out).Level(lvl).With().Timestamp().Str("replica", replica).Logger()
 }
 
-func nopLogger() zerolog.Logger { return zerolog.Nop() }
-
-// scrubber replaces secrets in everything written through it. Secrets are never formatted on
-// purpose; this is the second line of defence, for a message from a library that quotes what it
-// was given.
+// scrubber hides secrets in everything written through it (see package redact). Secrets are
+// never formatted on purpose; this is the last line of defence, for a message from a library
+// or a migrate command that quotes what it was given, in any format: JSON log lines escape a
+// password's quotes and backslashes, and the redactor knows those spellings too.
 type scrubber struct {
-	mu      sync.Mutex
-	w       io.Writer
-	secrets [][]byte
+	mu sync.Mutex
+	w  io.Writer
+	r  *redact.Redactor
 }
 
 func newScrubber(w io.Writer) *scrubber { return &scrubber{w: w} }
 
-// hide adds secrets to scrub. Very short strings are skipped: replacing them would garble
-// ordinary text while protecting little.
-func (s *scrubber) hide(secrets ...string) {
+// use makes r the redactor of everything written from now on.
+func (s *scrubber) use(r *redact.Redactor) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, secret := range secrets {
-		if len(secret) >= 4 {
-			s.secrets = append(s.secrets, []byte(secret))
-		}
-	}
+	s.r = r
 }
 
 func (s *scrubber) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := p
-	for _, secret := range s.secrets {
-		out = bytes.ReplaceAll(out, secret, []byte("********"))
-	}
-	if _, err := s.w.Write(out); err != nil {
+	if _, err := s.w.Write(s.r.Bytes(p)); err != nil {
 		return 0, err
 	}
 	return len(p), nil

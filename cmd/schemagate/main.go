@@ -23,6 +23,7 @@ import (
 	"github.com/schemagate/schemagate/coordinator"
 	"github.com/schemagate/schemagate/engine/sqlversion"
 	"github.com/schemagate/schemagate/internal/proctree"
+	"github.com/schemagate/schemagate/internal/redact"
 	"github.com/schemagate/schemagate/lock/postgres"
 )
 
@@ -52,6 +53,15 @@ type app struct {
 	// children starts the processes schemagate waits for itself, when it also reaps orphans
 	// (PID 1); nil otherwise.
 	children *proctree.Reaper
+	// redactor hides every secret the invocation knows in everything it writes or serves.
+	redactor *redact.Redactor
+}
+
+// hide adds secrets to what the invocation hides, from now on.
+func (a *app) hide(secrets ...string) {
+	a.redactor = a.redactor.With(secrets...)
+	a.stdout.use(a.redactor)
+	a.stderr.use(a.redactor)
 }
 
 func newApp(stdout, stderr io.Writer) *app {

@@ -3,15 +3,21 @@ package main
 import (
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/schemagate/schemagate/coordinator"
 )
 
-// writeReport prints the status report for a person at a terminal.
+// writeReport prints the status report for a person at a terminal. Text that others wrote (a
+// migration's name, the holder's statement, a migrate command's output in a journal error) is
+// printed without terminal escape sequences or control characters: it must not repaint or
+// retitle the terminal of whoever reads it.
 func writeReport(w io.Writer, r *coordinator.Report) {
+	w = printableWriter{w}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	ready := "yes"
 	if !r.Ready {
@@ -61,6 +67,32 @@ func writeReport(w io.Writer, r *coordinator.Report) {
 			e.StartedAt.Local().Format(time.DateTime), orDash(e.Name), strings.Join(strings.Fields(detail), " "))
 	}
 	tw.Flush()
+}
+
+// printableWriter strips terminal escape sequences and control characters (but for newlines
+// and tabs, which the layout uses) from what is written through it.
+type printableWriter struct{ w io.Writer }
+
+func (p printableWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, printable(string(b))); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// escapeSequence matches ANSI/VT escape sequences: CSI (ESC [ … final), OSC (ESC ] … BEL or
+// ST), and two-byte escapes.
+var escapeSequence = regexp.MustCompile(`\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])`)
+
+// printable removes escape sequences and control characters other than newline and tab.
+func printable(s string) string {
+	s = escapeSequence.ReplaceAllString(s, "")
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\t' || !unicode.IsControl(r) {
+			return r
+		}
+		return -1
+	}, s)
 }
 
 func orDash(s string) string {

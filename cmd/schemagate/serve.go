@@ -45,6 +45,8 @@ func addServeFlags(cmd *cobra.Command) {
 	fs.String("listen", ":9090", "address of the probe and metrics server (its own port, apart from the app's)")
 	fs.Duration("watch-interval", 10*time.Second, "once ready, how often to re-read the schema when no migrator announces anything (jittered ±25%)")
 	fs.Duration("shutdown-timeout", 10*time.Second, "on SIGTERM, how long to let the probe server finish requests")
+	fs.String("serve-detail", string(health.DetailFull), "what /status and /readyz?verbose reveal to whoever reaches --listen: "+
+		"full (error texts, the lock holder's statement and address) or summary (phases, versions and reasons only)")
 	fs.Bool("never-migrate", false, "wait for another replica to migrate; never become the migrator")
 	fs.Bool("rerun-interrupted", false, "run again a non-transactional migration that was interrupted midway "+
 		"(check what it left behind first)")
@@ -54,6 +56,7 @@ type serveSettings struct {
 	listen          string
 	watchInterval   time.Duration
 	shutdownTimeout time.Duration
+	detail          health.Detail
 }
 
 func loadServe(l *loader) (serveSettings, error) {
@@ -72,7 +75,8 @@ func loadServe(l *loader) (serveSettings, error) {
 	if s.shutdownTimeout <= 0 {
 		return s, errors.New("shutdown-timeout: must be positive")
 	}
-	return s, nil
+	s.detail, err = health.ParseDetail(l.string("serve-detail"))
+	return s, err
 }
 
 // modeOf reads --never-migrate.
@@ -101,7 +105,7 @@ func (a *app) serve(cmd *cobra.Command, _ []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var monitor *health.Monitor
 	observe := func(id coordinator.Identity) coordinator.Observer {
-		monitor = health.NewMonitor(id, reg)
+		monitor = health.NewMonitor(id, reg, health.Options{Detail: ss.detail, Redact: a.redactor.String})
 		return monitor
 	}
 	return a.withObservedGate(cmd, mode, observe, func(ctx context.Context, g *gate) error {

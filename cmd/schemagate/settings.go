@@ -153,6 +153,7 @@ func loadGate(l *loader, mode coordinator.Mode, allowUnready bool) (*gateSetting
 	if err := s.loadEngine(l, mode); err != nil {
 		return s, err
 	}
+	s.secrets = append(s.secrets, secretValues(s.migrateEnv)...)
 	if s.allowOutOfOrder, err = l.bool("allow-out-of-order"); err != nil {
 		return s, err
 	}
@@ -291,6 +292,24 @@ func secretsOf(dsn string) []string {
 				out = append(out, rest[colon+1:at])
 			}
 		}
+	}
+	return out
+}
+
+// secretName matches the names of variables whose values are secrets: WEBUI_SECRET_KEY,
+// PGPASSWORD, API_TOKEN, AWS_SECRET_ACCESS_KEY, DATABASE_PASS.
+var secretName = regexp.MustCompile(`(?i)(secret|passw|pass$|_pass_|token|credential|private|(^|_)key$|api_?key|auth)`)
+
+// secretValues finds, among KEY=VALUE entries (--migrate-env, --env), the values to hide: the
+// whole value of a secret-looking name, and the password of any URL or connection string.
+func secretValues(kvs []string) []string {
+	var out []string
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		if secretName.MatchString(k) {
+			out = append(out, v)
+		}
+		out = append(out, secretsOf(v)...)
 	}
 	return out
 }

@@ -100,3 +100,41 @@ func TestInterruptedNonTransactional(t *testing.T) {
 		t.Errorf("journal has %d reruns, want 1", n)
 	}
 }
+
+// TestWaitAfterFailure: a replica that never migrates (wait, serve --never-migrate) and starts
+// after the last run of its migration set failed cannot retry: it reads the failure from the
+// journal and exits 3 at once, naming the migrator, the migration and the error, instead of
+// waiting unready until its deadline. check and status put the failure into their verdict, and
+// serve says phase failed.
+func TestWaitAfterFailure(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 3, Fail: map[int]bool{3: true}})
+	job := start(t, "job", d.args("migrate", dir))
+	if code := job.wait(t, time.Minute); code != 3 {
+		t.Fatalf("the migrating job exited %d, want 3:\n%s", code, job.output())
+	}
+	w := start(t, "web-0", d.args("wait", dir, "--timeout", "1h"))
+	if code := w.wait(t, 30*time.Second); code != 3 {
+		t.Fatalf("wait exited %d, want 3 at once:\n%s", code, w.output())
+	}
+	if out := w.output(); !containsAll(out, "00003_step_3.sql", "division by zero", "on replica job") {
+		t.Errorf("wait does not report the failure:\n%s", out)
+	}
+	check := start(t, "check", d.args("check", dir))
+	if code := check.wait(t, time.Minute); code != 1 {
+		t.Errorf("check exited %d, want 1", code)
+	}
+	status := start(t, "status", d.args("status", dir))
+	status.wait(t, time.Minute)
+	for _, r := range []*replica{check, status} {
+		if out := r.output(); !containsAll(out, "the last migration run failed", "00003_step_3.sql", "division by zero", "job") {
+			t.Errorf("%s does not put the failure into its verdict:\n%s", r.name, out)
+		}
+	}
+	addr, ep := listenAddr(t)
+	start(t, "web-1", d.args("serve", dir, "--listen", addr, "--never-migrate"))
+	await(t, 30*time.Second, "serve to report the failure", func() bool {
+		_, body := ep.get("/status")
+		return strings.Contains(body, `"phase": "failed"`) && strings.Contains(body, "00003_step_3.sql")
+	})
+}

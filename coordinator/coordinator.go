@@ -374,7 +374,7 @@ func (g *gate) retryLater(ctx context.Context, err error) error {
 // deadline turns the end of ctx into the error the replica exits with.
 func (g *gate) deadline(ctx context.Context) error {
 	if errors.Is(ctx.Err(), context.Canceled) {
-		return fmt.Errorf("stopped before the schema was ready: %w", context.Canceled)
+		return &StoppedError{Cause: stopCause(ctx), What: g.describe()}
 	}
 	if g.status == nil && g.unavailable != nil {
 		return &UnreachableError{Target: g.c.Target, Err: g.unavailable}

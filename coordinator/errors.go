@@ -52,6 +52,20 @@ func (e *TimeoutError) Error() string {
 	return fmt.Sprintf("timed out after %s before the schema was ready: %s", e.Waited.Round(time.Second), e.Last)
 }
 
+// StoppedError is a replica told to stop (SIGTERM, SIGINT) before the schema was ready.
+type StoppedError struct {
+	// Cause is what stopped it: "stopped by SIGTERM".
+	Cause error
+	// What says what the stop interrupted and where the database stays.
+	What string
+}
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("%v before the schema was ready: %s", e.Cause, e.What)
+}
+
+func (e *StoppedError) Unwrap() error { return context.Canceled }
+
 // UnreachableError is the database staying unavailable until the deadline, or refusing this
 // replica (wrong password, missing database).
 type UnreachableError struct {

@@ -157,7 +157,7 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 	if err := c.Engine.Migrate(ctx, st, hooks); err != nil {
 		var me *engine.MigrationError
 		if errors.As(err, &me) {
-			return m.failed(ctx, &me.Migration, me.Err)
+			return m.failed(ctx, &me.Migration, err)
 		}
 		return m.failed(ctx, nil, err)
 	}
@@ -267,13 +267,17 @@ func (m *migrator) checkInterrupted(ctx context.Context, st engine.Status) error
 }
 
 // failed ends the run after err. A lost lease returns done=false (nothing can be journaled on
-// a dead session; the next migrator marks the run abandoned). A cancelled context is journaled
-// as cancelled. Anything else is a failed run: journaled, announced, and returned as a
-// MigrationFailedError naming mig.
+// a dead session; the next migrator marks the run abandoned). A stop (signal, deadline) is
+// journaled as cancelled, saying truthfully what it interrupted. Anything else is a failed
+// run: journaled, announced, and returned as a MigrationFailedError naming mig.
 func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error) (bool, error) {
 	c := m.g.c
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
+	var progress *engine.Progress
+	if me := (*engine.MigrationError)(nil); errors.As(err, &me) {
+		progress, err = me.Progress, me.Err
+	}
 	if m.lost(err) {
 		return false, err
 	}
@@ -284,49 +288,114 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 			return false, fmt.Errorf("%w (and the election was lost: %w)", err, cerr)
 		}
 	}
-	outcome, cause := journal.Failed, c.redact(err.Error())
 	if m.stopped.Err() != nil {
-		outcome, cause = journal.Cancelled, "the migrator was stopped ("+stopReason(m.stopped)+") and rolled back"
+		return m.stop(cleanup, mig, progress)
+	}
+	cause := c.redact(err.Error())
+	if mig != nil && !mig.Transactional && !mig.External {
+		how := "statements before the failing one stay applied"
+		if progress != nil {
+			how = progress.Describe()
+		}
+		cause += " (non-transactional: " + how + ")"
 	}
 	if m.runID != 0 {
 		if m.nonTx != 0 {
 			m.record(cleanup, "the end of the migration", func(ctx context.Context) error {
-				return c.Journal.FinishMigration(ctx, m.nonTx, outcome, cause)
+				return c.Journal.FinishMigration(ctx, m.nonTx, journal.Failed, cause)
 			})
 		}
 		m.record(cleanup, "the end of the run", func(ctx context.Context) error {
-			return c.Journal.FinishRun(ctx, m.runID, outcome, mig, cause)
+			return c.Journal.FinishRun(ctx, m.runID, journal.Failed, mig, cause)
 		})
-		// A stop is not a failure: the next migrator takes over when this one lets go.
-		if outcome == journal.Failed {
-			ev := lock.Event{Kind: lock.EventFailed, Replica: c.cfg.ReplicaID, Error: cause}
-			if mig != nil {
-				ev.Migration = mig.Name
-			}
-			if aerr := m.lease.Announce(cleanup, nil, ev); aerr != nil {
-				c.Log.Warn().Err(aerr).Msg("could not announce the failure; waiters will see it at their next poll")
-			}
+		ev := lock.Event{Kind: lock.EventFailed, Replica: c.cfg.ReplicaID, Error: cause}
+		if mig != nil {
+			ev.Migration = mig.Name
 		}
-	}
-	if outcome == journal.Cancelled {
-		return true, m.g.deadline(m.stopped)
+		if aerr := m.lease.Announce(cleanup, nil, ev); aerr != nil {
+			c.Log.Warn().Err(aerr).Msg("could not announce the failure; waiters will see it at their next poll")
+		}
 	}
 	f := &MigrationFailedError{Replica: c.cfg.ReplicaID, Cause: cause, Here: true}
 	if mig != nil {
 		f.Migration = mig.Name
-		if !mig.Transactional {
-			f.Cause += " (non-transactional: statements before the failing one stay applied)"
-		}
 	}
 	if m.current != nil {
 		c.Observer.Migrated(*m.current, time.Since(m.since), err)
 	}
-	// Report where the schema stopped, not where it stood before the run.
-	if st, serr := c.Engine.Status(cleanup); serr == nil {
-		m.g.status, m.g.readAt = &st, time.Now()
-	}
+	m.reread(cleanup)
 	m.g.publish(PhaseFailed, false, fmt.Sprintf("%s (on this replica, %s)", f.Error(), c.cfg.ReplicaID))
 	return true, f
+}
+
+// reread reads where the schema stopped, for the report, rather than where it stood before
+// the run.
+func (m *migrator) reread(ctx context.Context) {
+	if st, err := m.g.c.Engine.Status(ctx); err == nil {
+		m.g.status, m.g.readAt = &st, time.Now()
+	}
+}
+
+// stop journals a run that a signal or the deadline interrupted, saying what that did to the
+// migration under way, and returns the error the replica exits with. A non-transactional
+// migration of which any statement may have completed is journaled interrupted: the next
+// migrator will not run it again until a person has checked (--rerun-interrupted), exactly as
+// after a vanished migrator. Nothing is announced: a stop is not a failure, and the next
+// migrator takes over when this one lets go.
+func (m *migrator) stop(ctx context.Context, mig *engine.Migration, progress *engine.Progress) (bool, error) {
+	c := m.g.c
+	reason := stopCause(m.stopped).Error()
+	what, migration := m.interrupted(mig, progress)
+	if m.runID != 0 {
+		if m.nonTx != 0 {
+			m.record(ctx, "the end of the migration", func(ctx context.Context) error {
+				return c.Journal.FinishMigration(ctx, m.nonTx, migration, reason+" "+what)
+			})
+		}
+		m.record(ctx, "the end of the run", func(ctx context.Context) error {
+			return c.Journal.FinishRun(ctx, m.runID, journal.Cancelled, mig, reason+" "+what)
+		})
+	}
+	m.reread(ctx)
+	what += "; " + m.g.describe()
+	if errors.Is(m.stopped.Err(), context.DeadlineExceeded) {
+		return true, &TimeoutError{Waited: time.Since(m.g.started), Last: what}
+	}
+	return true, &StoppedError{Cause: stopCause(m.stopped), What: what}
+}
+
+// interrupted says what a stop did to the migration under way, and how to journal that
+// migration if it ran without a transaction.
+func (m *migrator) interrupted(mig *engine.Migration, progress *engine.Progress) (what string, migration journal.Outcome) {
+	switch {
+	case mig == nil:
+		return "before a migration started; nothing more was applied in this run", journal.Cancelled
+	case mig.External:
+		return "while the migrate command ran; the command was stopped (SIGTERM, then SIGKILL after its grace period), " +
+			"and what it committed stays", journal.Cancelled
+	case mig.Transactional:
+		return "while applying " + mig.Name + "; its transaction rolled back", journal.Cancelled
+	case progress != nil && progress.Known && len(progress.Completed) == 0:
+		return "while applying " + mig.Name + " (no transaction) before its first statement completed; nothing of it " +
+			"was applied", journal.Cancelled
+	}
+	how := "any of its statements may have completed"
+	if progress != nil {
+		how = progress.Describe()
+	}
+	return "while applying " + mig.Name + " without a transaction: " + how + "; it is recorded as interrupted, and no " +
+		"migrator runs it again until a person has checked the database (then --rerun-interrupted)", journal.Interrupted
+}
+
+// stopCause is what stopped ctx: the signal (from the context's cause), or the deadline.
+func stopCause(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return errors.New("the deadline (--timeout) passed")
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return errors.New("stopped")
 }
 
 // record writes a journal entry after a failure or a stop. It tries twice: a statement cancel
@@ -339,13 +408,6 @@ func (m *migrator) record(ctx context.Context, what string, write func(context.C
 	if err != nil {
 		m.g.c.Log.Error().Err(err).Msg("could not journal " + what)
 	}
-}
-
-func stopReason(ctx context.Context) string {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return "deadline reached"
-	}
-	return "signal received"
 }
 
 // check verifies, on the lease's own connection, that this replica still holds the election

@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/schemagate/schemagate/internal/pgtest"
 )
 
 // TestFailingMigration: the migrator exits 3 naming the file and the database error; every
@@ -137,4 +139,79 @@ func TestWaitAfterFailure(t *testing.T) {
 		_, body := ep.get("/status")
 		return strings.Contains(body, `"phase": "failed"`) && strings.Contains(body, "00003_step_3.sql")
 	})
+}
+
+// TestSignalDuringNonTransactional: SIGTERM or SIGINT (a rollout, Ctrl-C) stops a migrator in
+// the middle of a migration that runs without a transaction, after its first statement had
+// committed. The run is journaled as stopped, not "rolled back"; the migration is recorded as
+// interrupted, naming the statement that stays applied; the replica exits 4 with exit_reason
+// "stopped", saying what it interrupted and where the database stays. The next migrator refuses
+// to run the migration again (not "relation already exists" on every start from then on), until
+// a person has checked and runs it with --rerun-interrupted.
+func TestSignalDuringNonTransactional(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			d := newDB(t)
+			dir := writeMigrations(t, migrationSet{N: 2})
+			writeFile(t, dir, "00003_split.sql", "-- +goose NO TRANSACTION\n-- +goose Up\n"+
+				"CREATE TABLE split_first (id int);\nSELECT pg_sleep(CASE WHEN nextval('attempts') = 1 THEN 60 ELSE 0 END) AS split_sleeps;\n"+
+				"CREATE TABLE split_second (id int);\n")
+			r := start(t, "nt-0", d.args("migrate", dir))
+			d.activeStatement(t, time.Minute, "split_sleeps")
+			r.signal(t, sig)
+			if code := r.wait(t, 10*time.Second); code != 4 {
+				t.Fatalf("exit %d after %s, want 4:\n%s", code, sig, r.output())
+			}
+			name := map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGINT: "SIGINT"}[sig]
+			if out := r.output(); !containsAll(out, "stopped by "+name+" before the schema was ready", "00003_split.sql",
+				"statements 1 to 1 of 3 had completed", "CREATE TABLE split_first", "recorded as interrupted",
+				"the database is at version 2", `"exit_reason":"stopped"`) || strings.Contains(out, "rolled back") {
+				t.Errorf("the stopped migrator does not say what it interrupted:\n%s", out)
+			}
+			if n := d.int(t, `SELECT count(*) FROM schemagate_journal WHERE kind = 'migration' AND outcome = 'interrupted'
+				AND error LIKE '%statements 1 to 1 of 3%'`); n != 1 {
+				t.Errorf("the journal does not record the migration as interrupted after its first statement")
+			}
+			if n := d.int(t, `SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome = 'cancelled'
+				AND error NOT LIKE '%rolled back%'`); n != 1 {
+				t.Errorf("the journal does not record the run as stopped")
+			}
+
+			next := start(t, "nt-1", d.args("migrate", dir))
+			if code := next.wait(t, time.Minute); code != 3 {
+				t.Fatalf("the next migrator exited %d, want 3 (refused):\n%s", code, next.output())
+			}
+			if out := next.output(); !containsAll(out, "00003_split.sql", "--rerun-interrupted") || strings.Contains(out, "already exists") {
+				t.Errorf("the next migrator does not refuse the interrupted migration:\n%s", out)
+			}
+			pgtest.Exec(t, d.conn, "DROP TABLE split_first") // a person finished the check
+			rerun := start(t, "nt-2", d.args("migrate", dir, "--rerun-interrupted"))
+			if code := rerun.wait(t, 2*time.Minute); code != 0 {
+				t.Fatalf("--rerun-interrupted exited %d:\n%s", code, rerun.output())
+			}
+		})
+	}
+}
+
+// TestSignalBeforeFirstStatement: a non-transactional migration stopped before its first
+// statement completed left nothing behind: it is not recorded as interrupted, and the next
+// migrator runs it without asking.
+func TestSignalBeforeFirstStatement(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 2})
+	writeFile(t, dir, "00003_slow_start.sql", "-- +goose NO TRANSACTION\n-- +goose Up\n"+
+		"SELECT pg_sleep(CASE WHEN nextval('attempts') = 1 THEN 60 ELSE 0 END) AS slow_start_sleeps;\nCREATE TABLE slow_start (id int);\n")
+	r := start(t, "nt-0", d.args("migrate", dir))
+	d.activeStatement(t, time.Minute, "slow_start_sleeps")
+	r.signal(t, syscall.SIGTERM)
+	if code := r.wait(t, 10*time.Second); code != 4 {
+		t.Fatalf("exit %d, want 4:\n%s", code, r.output())
+	}
+	if out := r.output(); !strings.Contains(out, "before its first statement completed; nothing of it was applied") {
+		t.Errorf("the migrator does not say that nothing was applied:\n%s", r.output())
+	}
+	next := start(t, "nt-1", d.args("migrate", dir))
+	if code := next.wait(t, time.Minute); code != 0 {
+		t.Fatalf("the next migrator exited %d, want 0:\n%s", code, next.output())
+	}
 }

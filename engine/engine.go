@@ -193,6 +193,34 @@ type Hooks struct {
 type MigrationError struct {
 	Migration Migration
 	Err       error
+	// Progress says, for a non-transactional migration, how far it got; nil otherwise.
+	Progress *Progress
+}
+
+// Progress says how far a non-transactional migration got before it failed or was stopped:
+// the statements that completed stay applied.
+type Progress struct {
+	// Known is false where the engine cannot tell (SQLite): any statement may have run.
+	Known bool
+	// Completed are the statements that completed, in order, of Total.
+	Completed []string
+	Total     int
+}
+
+// Describe says in one phrase how far the migration got.
+func (p *Progress) Describe() string {
+	switch {
+	case !p.Known:
+		return "which of its statements completed cannot be told; any of them may have"
+	case len(p.Completed) == 0:
+		return fmt.Sprintf("none of its %d statements had completed", p.Total)
+	}
+	first := strings.Join(strings.Fields(p.Completed[0]), " ")
+	if len(first) > 80 {
+		first = first[:80] + "…"
+	}
+	return fmt.Sprintf("statements 1 to %d of %d had completed and stay applied (the first: %s)",
+		len(p.Completed), p.Total, first)
 }
 
 func (e *MigrationError) Error() string { return fmt.Sprintf("%s: %v", e.Migration, e.Err) }

@@ -35,6 +35,8 @@ type backend struct {
 	session  *postgres.Session // PostgreSQL only
 	sqlPath  string            // SQLite only
 	database string            // what the default lock namespace is named after
+	// statements records the statements that complete on db (PostgreSQL only).
+	statements *postgres.StatementLog
 }
 
 // openBackend opens (lazily: no I/O) the database the URL names. The election is chosen by
@@ -56,14 +58,16 @@ func openBackend(s *gateSettings, log zerolog.Logger) (*backend, error) {
 			return nil, err
 		}
 		return &backend{db: pool.DB, dialect: database.DialectPostgres, target: pool.Target, database: pool.Database,
-			retryable: postgres.Retryable, refused: postgres.Refused, close: pool.DB.Close, releaseIdle: pool.ReleaseIdle}, nil
+			retryable: postgres.Retryable, refused: postgres.Refused, close: pool.DB.Close, releaseIdle: pool.ReleaseIdle,
+			statements: pool.Statements}, nil
 	}
 	session, err := postgres.NewSession(s.dsn, s.postgres, log)
 	if err != nil {
 		return nil, err
 	}
 	return &backend{db: session.DB(), dialect: database.DialectPostgres, target: session.Target(), session: session,
-		database: session.Database(), retryable: postgres.Retryable, refused: postgres.Refused, close: session.Close}, nil
+		database: session.Database(), retryable: postgres.Retryable, refused: postgres.Refused, close: session.Close,
+		statements: session.Statements()}, nil
 }
 
 // elect sets up the election chosen by --lock (default: postgres for PostgreSQL, file for SQLite).

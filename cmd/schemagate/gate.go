@@ -84,9 +84,14 @@ var privateEnv = []string{
 func newEngine(s *gateSettings, b *backend, j *journal.Journal, children *proctree.Reaper,
 	log zerolog.Logger) (coordinator.Engine, error) {
 	var src command.Source
+	var statements goose.StatementLog
+	if b.statements != nil {
+		statements = b.statements
+	}
 	switch s.source {
 	case "goose":
 		g, err := goose.New(b.db, goose.Options{
+			Statements:      statements,
 			FS:              os.DirFS(s.dir),
 			Table:           s.table,
 			Dialect:         b.dialect,

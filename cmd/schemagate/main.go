@@ -169,11 +169,15 @@ func exitCode(err error) schemagate.ExitCode {
 // one, so that JSON logs stay JSON.
 func (a *app) report(err error, code schemagate.ExitCode) {
 	msg := messageLine(err)
+	reason := code.String()
+	if errors.As(err, new(*coordinator.StoppedError)) {
+		reason = "stopped" // exit 4 covers a deadline and a signal; the reason tells them apart
+	}
 	if a.log != nil {
-		a.log.Error().Int("exit_code", int(code)).Str("exit_reason", code.String()).Msg(msg)
+		a.log.Error().Int("exit_code", int(code)).Str("exit_reason", reason).Msg(msg)
 		return
 	}
-	fmt.Fprintf(a.stderr, "schemagate: %s (exit %d: %s)\n", msg, code, code)
+	fmt.Fprintf(a.stderr, "schemagate: %s (exit %d: %s)\n", msg, code, reason)
 }
 
 // usageError is a problem with the command line itself (unknown flag, stray argument).

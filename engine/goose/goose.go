@@ -56,6 +56,20 @@ type Options struct {
 	// OnLockTimeout is told of each retry: the migration, the attempt that timed out (1-based),
 	// the pause before the next, and the transactions most likely in the way.
 	OnLockTimeout func(m engine.Migration, attempt int, pause time.Duration, blockers []Blocker)
+	// Statements, when set, tells which statements completed on the database handle: a
+	// non-transactional migration that fails or is stopped midway then says which of its
+	// statements stay applied. Nil where the database cannot tell (SQLite).
+	Statements StatementLog
+}
+
+// StatementLog tells which statements completed on a database handle (lock/postgres records
+// them for its sessions and pools).
+type StatementLog interface {
+	// Mark returns a position to ask Since about.
+	Mark() uint64
+	// Since returns the statements that completed after mark, oldest first; complete is
+	// false when it lost count.
+	Since(mark uint64) (statements []string, complete bool)
 }
 
 // Blocker is a transaction open for a while in the database: a likely reason a migration's
@@ -86,6 +100,8 @@ type Engine struct {
 	provider *goose.Provider
 	store    *hookStore
 	plan     engine.Plan
+	// statements are the statements of each non-transactional migration.
+	statements map[int64][]string
 }
 
 // New reads and checks the migrations and prepares the engine over db. It does no database I/O,
@@ -118,7 +134,7 @@ func New(db *sql.DB, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, &InputError{Err: describeProviderError(err)}
 	}
-	if e.plan, err = buildPlan(opts, e.provider.ListSources()); err != nil {
+	if e.plan, e.statements, err = buildPlan(opts, e.provider.ListSources()); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -176,10 +192,10 @@ func describeProviderError(err error) error {
 
 // buildPlan lists the migrations, learns from goose's own parser which run in a transaction, and
 // fingerprints the set.
-func buildPlan(opts Options, sources []*goose.Source) (engine.Plan, error) {
-	modes, err := transactionModes(opts)
+func buildPlan(opts Options, sources []*goose.Source) (engine.Plan, map[int64][]string, error) {
+	modes, statements, err := transactionModes(opts)
 	if err != nil {
-		return engine.Plan{}, err
+		return engine.Plan{}, nil, err
 	}
 	h := sha256.New()
 	var p engine.Plan
@@ -192,7 +208,7 @@ func buildPlan(opts Options, sources []*goose.Source) (engine.Plan, error) {
 		if src.Path != "" && opts.FS != nil {
 			content, err := fs.ReadFile(opts.FS, src.Path)
 			if err != nil {
-				return engine.Plan{}, &InputError{Err: err}
+				return engine.Plan{}, nil, &InputError{Err: err}
 			}
 			h.Write(content)
 		}
@@ -203,7 +219,7 @@ func buildPlan(opts Options, sources []*goose.Source) (engine.Plan, error) {
 		p.Target = p.All[len(p.All)-1].Version
 	}
 	if !slices.ContainsFunc(p.All, func(m engine.Migration) bool { return m.Version == p.Target }) {
-		return engine.Plan{}, inputErrorf("target-version: %d is not a migration in the directory (highest is %d)",
+		return engine.Plan{}, nil, inputErrorf("target-version: %d is not a migration in the directory (highest is %d)",
 			p.Target, p.All[len(p.All)-1].Version)
 	}
 	for _, m := range p.All {
@@ -212,7 +228,7 @@ func buildPlan(opts Options, sources []*goose.Source) (engine.Plan, error) {
 		}
 	}
 	p.Fingerprint = hex.EncodeToString(h.Sum(nil))[:16]
-	return p, nil
+	return p, statements, nil
 }
 
 // Plan returns the replica's migrations and target.
@@ -280,8 +296,16 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 			return h.InTx(ctx, tx, m)
 		}
 		start := time.Now()
+		var mark uint64
+		if e.opts.Statements != nil {
+			mark = e.opts.Statements.Mark()
+		}
 		if err := e.apply(ctx, m, h); err != nil {
-			return &engine.MigrationError{Migration: m, Err: unwrapPartial(err)}
+			me := &engine.MigrationError{Migration: m, Err: unwrapPartial(err)}
+			if !m.Transactional {
+				me.Progress = e.progress(m, mark)
+			}
+			return me
 		}
 		if h.After != nil {
 			if err := h.After(ctx, m, time.Since(start)); err != nil {
@@ -290,6 +314,30 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 		}
 	}
 	return nil
+}
+
+// progress says which of non-transactional migration m's statements completed since mark: the
+// longest run of them, from the first, found in order among the statements that completed
+// (other statements may come between: the engine's own, a lease's checks).
+func (e *Engine) progress(m engine.Migration, mark uint64) *engine.Progress {
+	all := e.statements[m.Version]
+	p := &engine.Progress{Total: len(all)}
+	if e.opts.Statements == nil {
+		return p
+	}
+	done, complete := e.opts.Statements.Since(mark)
+	if !complete {
+		return p
+	}
+	p.Known = true
+	next := 0
+	for _, s := range done {
+		if next < len(all) && s == all[next] {
+			next++
+		}
+	}
+	p.Completed = all[:next]
+	return p
 }
 
 // apply applies m, under the DDL lock timeout when one is set, retrying a transactional

@@ -15,27 +15,34 @@ import (
 // that accepts every statement and remembers whether a transaction was opened. goose's parser
 // is internal to goose; running it this way keeps its exact rules (annotations, ENVSUB,
 // statement splitting) without copying them. Nothing here touches a database.
-func transactionModes(opts Options) (map[int64]bool, error) {
+//
+// It also returns the statements of each non-transactional migration, in the order goose runs
+// them: one interrupted midway can then say which had completed.
+func transactionModes(opts Options) (map[int64]bool, map[int64][]string, error) {
 	rec := &recorder{}
 	db := sql.OpenDB(rec)
 	defer db.Close()
 	p, err := newProvider(db, goose.DialectPostgres, opts, goose.WithDisableVersioning(true))
 	if err != nil {
-		return nil, &InputError{Err: describeProviderError(err)}
+		return nil, nil, &InputError{Err: describeProviderError(err)}
 	}
 	modes := make(map[int64]bool)
+	statements := make(map[int64][]string)
 	for _, src := range p.ListSources() {
 		if src.Type == goose.TypeGo {
 			modes[src.Version] = true // New refused the non-transactional ones.
 			continue
 		}
-		rec.began = false
+		rec.began, rec.statements = false, nil
 		if _, err := p.ApplyVersion(context.Background(), src.Version, true); err != nil {
-			return nil, inputErrorf("migration file %s: %s", src.Path, parseReason(err))
+			return nil, nil, inputErrorf("migration file %s: %s", src.Path, parseReason(err))
 		}
 		modes[src.Version] = rec.began
+		if !rec.began {
+			statements[src.Version] = rec.statements
+		}
 	}
-	return modes, nil
+	return modes, statements, nil
 }
 
 // parseReason keeps goose's reason for rejecting a file, on one line.
@@ -47,8 +54,12 @@ func parseReason(err error) string {
 	return strings.Join(strings.Fields(msg), " ")
 }
 
-// recorder is a database/sql connector whose connections accept every statement and do nothing.
-type recorder struct{ began bool }
+// recorder is a database/sql connector whose connections accept every statement and do nothing,
+// remembering whether a transaction was opened and the statements.
+type recorder struct {
+	began      bool
+	statements []string
+}
 
 func (r *recorder) Connect(context.Context) (driver.Conn, error) { return recorderConn{r}, nil }
 func (r *recorder) Driver() driver.Driver                        { return recorderDriver{} }
@@ -69,7 +80,8 @@ func (c recorderConn) Begin() (driver.Tx, error) { c.r.began = true; return reco
 func (c recorderConn) BeginTx(context.Context, driver.TxOptions) (driver.Tx, error) {
 	return c.Begin()
 }
-func (c recorderConn) ExecContext(context.Context, string, []driver.NamedValue) (driver.Result, error) {
+func (c recorderConn) ExecContext(_ context.Context, query string, _ []driver.NamedValue) (driver.Result, error) {
+	c.r.statements = append(c.r.statements, query)
 	return driver.RowsAffected(0), nil
 }
 

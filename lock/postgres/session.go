@@ -66,6 +66,8 @@ type Session struct {
 	current atomic.Pointer[pgconn.PgConn] // the open connection, for cancel requests
 	// endedLost: since the last pin, the lost connection's backend was asked to end.
 	endedLost bool
+	// statements records what completes on the session.
+	statements *StatementLog
 	proxyMsg  sync.Once
 }
 
@@ -77,7 +79,8 @@ func NewSession(dsn string, cfg Config, log zerolog.Logger) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{cfg: cfg, pgcfg: pgcfg, log: log, target: describeTarget(pgcfg)}
+	s := &Session{cfg: cfg, pgcfg: pgcfg, log: log, target: describeTarget(pgcfg), statements: &StatementLog{}}
+	pgcfg.Tracer = s.statements
 	// One round trip per statement, no server-side statement cache that a migration changing
 	// a table's shape could invalidate.
 	pgcfg.DefaultQueryExecMode = pgx.QueryExecModeExec
@@ -125,6 +128,8 @@ type Pool struct {
 	DB       *sql.DB
 	Target   string
 	Database string
+	// Statements records what completes on the pool's connections.
+	Statements *StatementLog
 }
 
 // OpenPool parses dsn and prepares the pool; it does no I/O.
@@ -136,11 +141,13 @@ func OpenPool(dsn string, cfg Config) (*Pool, error) {
 	// The simple protocol: no prepared statement that a transaction pooler could lose between
 	// two statements.
 	pgcfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	statements := &StatementLog{}
+	pgcfg.Tracer = statements
 	db := sql.OpenDB(stdlib.GetConnector(*pgcfg))
 	db.SetMaxOpenConns(4)
 	db.SetMaxIdleConns(poolIdleConns)
 	db.SetConnMaxIdleTime(time.Second)
-	return &Pool{DB: db, Target: describeTarget(pgcfg), Database: pgcfg.Database}, nil
+	return &Pool{DB: db, Target: describeTarget(pgcfg), Database: pgcfg.Database, Statements: statements}, nil
 }
 
 // poolIdleConns is how many idle connections a Pool keeps (for at most a second).
@@ -225,6 +232,9 @@ func replicaFromApplicationName(name string) string {
 // DB returns the session as a *sql.DB that never holds more than one connection. While a lease
 // holds the lock, it refuses to open a replacement connection.
 func (s *Session) DB() *sql.DB { return s.db }
+
+// Statements is the log of the statements that completed on the session.
+func (s *Session) Statements() *StatementLog { return s.statements }
 
 // Target names the database the session connects to, without the password.
 func (s *Session) Target() string { return s.target }

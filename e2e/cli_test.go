@@ -157,3 +157,35 @@ func TestSettingsPrecedence(t *testing.T) {
 		t.Fatalf("database-url-file: exit %d:\n%s", code, r.output())
 	}
 }
+
+// TestMistypedCommandsAndFlags: a mistyped command, a migration tool's verb by habit, or a
+// mistyped flag is invalid input (exit 2), reported on one line, with what was most likely
+// meant on a line of its own; nothing is touched.
+func TestMistypedCommandsAndFlags(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 1})
+	for _, tc := range []struct {
+		args       []string
+		line, hint string
+	}{
+		{[]string{"stauts"}, `unknown command "stauts"`, "did you mean: schemagate status"},
+		{[]string{"migarte"}, `unknown command "migarte"`, "did you mean: schemagate migrate"},
+		{[]string{"up"}, `unknown command "up"`, "schemagate migrate applies the pending migrations"},
+		{[]string{"down"}, `unknown command "down"`, "goose down"},
+		{[]string{"create", "add_users", "sql"}, `unknown command "create"`, "goose create"},
+		{d.args("migrate", dir, "--tiemout", "1m"), "unknown flag: --tiemout", "did you mean: --timeout"},
+		{d.args("status", dir, "--outptu", "json"), "unknown flag: --outptu", "did you mean: --output"},
+		{[]string{"check", "--databse-url", d.url}, "unknown flag: --databse-url", "did you mean: --database-url"},
+	} {
+		r := start(t, "typo", tc.args)
+		code := r.wait(t, 30*time.Second)
+		lines := strings.Split(strings.TrimSpace(r.Stderr.String()), "\n")
+		if code != 2 || len(lines) != 2 || !strings.Contains(lines[0], tc.line) || !strings.Contains(lines[0], "exit 2") ||
+			!strings.Contains(lines[1], tc.hint) {
+			t.Errorf("%v: exit %d,\n%s\nwant exit 2, one line with %q, then one with %q", tc.args, code, r.Stderr.String(), tc.line, tc.hint)
+		}
+	}
+	if n := d.int(t, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); n != 0 {
+		t.Errorf("the database was touched: %d tables", n)
+	}
+}

@@ -123,7 +123,7 @@ func (a *app) versionCommand() *cobra.Command {
 
 func noArgs(_ *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return &usageError{fmt.Errorf("unexpected argument %q (settings are flags, such as --dir)", args[0])}
+		return &usageError{err: fmt.Errorf("unexpected argument %q (settings are flags, such as --dir)", args[0])}
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ for example --env ENABLE_DB_MIGRATIONS=false so that no app process migrates by 
 Through the environment, SCHEMAGATE_ENV takes KEY=VALUE entries separated by commas.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				return &usageError{fmt.Errorf("exec needs a command to run: schemagate exec [flags] -- COMMAND [ARG...]")}
+				return &usageError{err: fmt.Errorf("exec needs a command to run: schemagate exec [flags] -- COMMAND [ARG...]")}
 			}
 			return nil
 		},

@@ -31,14 +31,14 @@ renamed into place, so a reader never sees half a binary. Exit 0 when copied, 2 
 cannot be written.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return &usageError{errors.New("install takes one argument: the destination file or directory")}
+				return &usageError{err: errors.New("install takes one argument: the destination file or directory")}
 			}
 			return nil
 		},
 		RunE: func(_ *cobra.Command, args []string) error {
 			dest, err := install(args[0])
 			if err != nil {
-				return &usageError{err}
+				return &usageError{err: err}
 			}
 			fmt.Fprintf(a.stdout, "installed %s\n", dest)
 			return nil

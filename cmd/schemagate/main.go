@@ -134,6 +134,10 @@ func signalName(sig os.Signal) string {
 // run executes the command line args and returns the exit code.
 func (a *app) run(ctx context.Context, args []string) int {
 	root := a.rootCommand()
+	if err := knownCommand(root, args); err != nil {
+		a.report(err, schemagate.ExitInvalidInput)
+		return int(schemagate.ExitInvalidInput)
+	}
 	root.SetArgs(args)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
@@ -178,13 +182,12 @@ func (a *app) report(err error, code schemagate.ExitCode) {
 		return
 	}
 	fmt.Fprintf(a.stderr, "schemagate: %s (exit %d: %s)\n", msg, code, reason)
+	var usage *usageError
+	if errors.As(err, &usage) && usage.hint != "" {
+		fmt.Fprintln(a.stderr, usage.hint)
+	}
 }
 
-// usageError is a problem with the command line itself (unknown flag, stray argument).
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
@@ -199,7 +202,7 @@ Exit codes: 0 ready, 1 not ready (check, probe), 2 invalid input, 3 migration fa
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(a.migrateCommand(), a.waitCommand(), a.serveCommand(), a.execCommand(), a.checkCommand(),
 		a.statusCommand(), a.probeCommand(), a.installCommand(), a.versionCommand(), a.reapCommand())
 	learnKeys(root)

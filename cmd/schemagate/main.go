@@ -188,7 +188,6 @@ func (a *app) report(err error, code schemagate.ExitCode) {
 	}
 }
 
-
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "schemagate",

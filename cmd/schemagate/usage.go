@@ -24,17 +24,17 @@ func (e *usageError) Unwrap() error { return e.err }
 // migrationToolVerbs are the commands of migration tools (goose's) that people type by habit,
 // and what to do instead.
 var migrationToolVerbs = map[string]string{
-	"up":         "schemagate migrate applies the pending migrations, with one migrator per rollout",
-	"up-by-one":  "schemagate migrate --target-version VERSION applies the pending migrations up to VERSION",
-	"up-to":      "schemagate migrate --target-version VERSION applies the pending migrations up to VERSION",
-	"apply":      "schemagate migrate applies the pending migrations, with one migrator per rollout",
-	"down":       "rolling back is goose's own command (goose down); schemagate only applies, see docs/operations.md#rolling-back-by-hand",
-	"down-to":    "rolling back is goose's own command (goose down-to); schemagate only applies, see docs/operations.md#rolling-back-by-hand",
-	"redo":       "goose redo is goose's own command; schemagate only applies, see docs/operations.md#rolling-back-by-hand",
-	"reset":      "goose reset is goose's own command; schemagate only applies, see docs/operations.md#rolling-back-by-hand",
-	"create":     "goose create writes a new migration file; schemagate only applies them",
-	"fix":        "goose fix renumbers migration files; schemagate only applies them",
-	"rollback":   "rolling back is goose's own command (goose down); schemagate only applies, see docs/operations.md#rolling-back-by-hand",
+	"up":        "schemagate migrate applies the pending migrations, with one migrator per rollout",
+	"up-by-one": "schemagate migrate --target-version VERSION applies the pending migrations up to VERSION",
+	"up-to":     "schemagate migrate --target-version VERSION applies the pending migrations up to VERSION",
+	"apply":     "schemagate migrate applies the pending migrations, with one migrator per rollout",
+	"down":      "rolling back is goose's own command (goose down); schemagate only applies, see docs/operations.md#rolling-back-by-hand",
+	"down-to":   "rolling back is goose's own command (goose down-to); schemagate only applies, see docs/operations.md#rolling-back-by-hand",
+	"redo":      "goose redo is goose's own command; schemagate only applies, see docs/operations.md#rolling-back-by-hand",
+	"reset":     "goose reset is goose's own command; schemagate only applies, see docs/operations.md#rolling-back-by-hand",
+	"create":    "goose create writes a new migration file; schemagate only applies them",
+	"fix":       "goose fix renumbers migration files; schemagate only applies them",
+	"rollback":  "rolling back is goose's own command (goose down); schemagate only applies, see docs/operations.md#rolling-back-by-hand",
 }
 
 // knownCommand refuses a first argument that names no command, before anything runs: a typo

@@ -43,7 +43,7 @@ func (g *gate) lead(ctx context.Context, lease lock.Lease) (bool, error) {
 		case <-work.Done():
 		}
 	}()
-	m := &migrator{g: g, lease: lease, stopped: ctx}
+	m := &migrator{g: g, lease: lease, stopped: ctx, journal: c.Journal.Fenced(lease.Fence)}
 	done, err := m.run(work)
 	stop()
 	<-watched
@@ -102,6 +102,8 @@ func (g *gate) interrupt(lease lock.Lease, cancel context.CancelFunc) {
 type migrator struct {
 	g     *gate
 	lease lock.Lease
+	// journal is the coordinator's journal, its writes fenced by the lease.
+	journal *journal.Journal
 	// stopped ends when the replica is told to stop; the work then goes no further.
 	stopped context.Context
 	runID   int64
@@ -133,10 +135,10 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 	if m.g.waitedFor(run) {
 		return true, failedRun(run, false)
 	}
-	if err := c.Journal.Abandon(ctx); err != nil {
+	if err := m.journal.Abandon(ctx); err != nil {
 		return m.failed(ctx, nil, err)
 	}
-	if m.runID, err = c.Journal.StartRun(ctx, c.cfg.ReplicaID, c.Engine.Plan().Fingerprint, st.Current, st.Target); err != nil {
+	if m.runID, err = m.journal.StartRun(ctx, c.cfg.ReplicaID, c.Engine.Plan().Fingerprint, st.Current, st.Target); err != nil {
 		return m.failed(ctx, nil, err)
 	}
 	if err := m.checkInterrupted(ctx, st); err != nil {
@@ -161,7 +163,7 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 		}
 		return m.failed(ctx, nil, err)
 	}
-	if err := c.Journal.FinishRun(ctx, m.runID, journal.Succeeded, nil, ""); err != nil {
+	if err := m.journal.FinishRun(ctx, m.runID, journal.Succeeded, nil, ""); err != nil {
 		return m.failed(ctx, nil, err)
 	}
 	if err := m.lease.Announce(ctx, nil, lock.Event{Kind: lock.EventDone, Replica: c.cfg.ReplicaID, Version: st.Target}); err != nil {
@@ -178,11 +180,11 @@ func (m *migrator) hooks() engine.Hooks {
 			if err := m.stopped.Err(); err != nil {
 				return err
 			}
-			if err := c.Journal.SetCurrent(ctx, m.runID, mig); err != nil {
+			if err := m.journal.SetCurrent(ctx, m.runID, mig); err != nil {
 				return err
 			}
 			if !mig.Transactional {
-				id, err := c.Journal.StartMigration(ctx, m.runID, c.cfg.ReplicaID, mig)
+				id, err := m.journal.StartMigration(ctx, m.runID, c.cfg.ReplicaID, mig)
 				if err != nil {
 					return err
 				}
@@ -206,7 +208,7 @@ func (m *migrator) hooks() engine.Hooks {
 		},
 		After: func(ctx context.Context, mig engine.Migration, took time.Duration) error {
 			if m.nonTx != 0 {
-				if err := c.Journal.FinishMigration(ctx, m.nonTx, journal.Succeeded, ""); err != nil {
+				if err := m.journal.FinishMigration(ctx, m.nonTx, journal.Succeeded, ""); err != nil {
 					return err
 				}
 				m.nonTx = 0
@@ -259,7 +261,7 @@ func (m *migrator) checkInterrupted(ctx context.Context, st engine.Status) error
 	for _, e := range blocking {
 		c.Log.Warn().Str("migration", e.Name).Str("interrupted_on", e.Replica).
 			Msg("running an interrupted non-transactional migration again (--rerun-interrupted)")
-		if err := c.Journal.MarkRerun(ctx, e.ID); err != nil {
+		if err := m.journal.MarkRerun(ctx, e.ID); err != nil {
 			return err
 		}
 	}
@@ -302,11 +304,11 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 	if m.runID != 0 {
 		if m.nonTx != 0 {
 			m.record(cleanup, "the end of the migration", func(ctx context.Context) error {
-				return c.Journal.FinishMigration(ctx, m.nonTx, journal.Failed, cause)
+				return m.journal.FinishMigration(ctx, m.nonTx, journal.Failed, cause)
 			})
 		}
 		m.record(cleanup, "the end of the run", func(ctx context.Context) error {
-			return c.Journal.FinishRun(ctx, m.runID, journal.Failed, mig, cause)
+			return m.journal.FinishRun(ctx, m.runID, journal.Failed, mig, cause)
 		})
 		ev := lock.Event{Kind: lock.EventFailed, Replica: c.cfg.ReplicaID, Error: cause}
 		if mig != nil {
@@ -343,17 +345,16 @@ func (m *migrator) reread(ctx context.Context) {
 // after a vanished migrator. Nothing is announced: a stop is not a failure, and the next
 // migrator takes over when this one lets go.
 func (m *migrator) stop(ctx context.Context, mig *engine.Migration, progress *engine.Progress) (bool, error) {
-	c := m.g.c
 	reason := stopCause(m.stopped).Error()
 	what, migration := m.interrupted(mig, progress)
 	if m.runID != 0 {
 		if m.nonTx != 0 {
 			m.record(ctx, "the end of the migration", func(ctx context.Context) error {
-				return c.Journal.FinishMigration(ctx, m.nonTx, migration, reason+" "+what)
+				return m.journal.FinishMigration(ctx, m.nonTx, migration, reason+" "+what)
 			})
 		}
 		m.record(ctx, "the end of the run", func(ctx context.Context) error {
-			return c.Journal.FinishRun(ctx, m.runID, journal.Cancelled, mig, reason+" "+what)
+			return m.journal.FinishRun(ctx, m.runID, journal.Cancelled, mig, reason+" "+what)
 		})
 	}
 	m.reread(ctx)

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/schemagate/schemagate/engine"
+	"github.com/schemagate/schemagate/lock"
 )
 
 // DefaultTable is the journal's default table name.
@@ -89,6 +90,45 @@ type Journal struct {
 	table     string
 	namespace string
 	dialect   Dialect
+	// fence, when set, runs inside the transaction of every write, before it.
+	fence func(ctx context.Context, tx lock.Execer) error
+}
+
+// Fenced returns the journal with its writes fenced: each runs in a transaction that first
+// calls fence (a lease's Fence), so that a migrator that lost the election without knowing
+// (a deposed Raft leader that still reaches the database) writes nothing, as it commits no
+// migration.
+func (j *Journal) Fenced(fence func(ctx context.Context, tx lock.Execer) error) *Journal {
+	fenced := *j
+	fenced.fence = fence
+	return &fenced
+}
+
+// exec runs one writing statement, fenced when the journal is.
+func (j *Journal) exec(ctx context.Context, query string, args ...any) error {
+	return j.write(ctx, func(db lock.Execer) error {
+		_, err := db.ExecContext(ctx, query, args...)
+		return err
+	})
+}
+
+// write runs w, in a fenced transaction when the journal is fenced.
+func (j *Journal) write(ctx context.Context, w func(db lock.Execer) error) error {
+	if j.fence == nil {
+		return w(j.db)
+	}
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := j.fence(ctx, tx); err != nil {
+		return err
+	}
+	if err := w(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // ValidateTable checks a journal table name, optionally schema-qualified.
@@ -169,10 +209,12 @@ func createRace(err error) bool {
 // to another. It returns the run's id.
 func (j *Journal) StartRun(ctx context.Context, replica, fingerprint string, from, to int64) (int64, error) {
 	var id int64
-	err := j.db.QueryRowContext(ctx, j.q(`INSERT INTO {table}
-		(namespace, kind, replica, fingerprint, from_version, to_version, outcome)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`),
-		j.namespace, KindRun, replica, fingerprint, from, to, Running).Scan(&id)
+	err := j.write(ctx, func(db lock.Execer) error {
+		return db.QueryRowContext(ctx, j.q(`INSERT INTO {table}
+			(namespace, kind, replica, fingerprint, from_version, to_version, outcome)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`),
+			j.namespace, KindRun, replica, fingerprint, from, to, Running).Scan(&id)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("journal the start of the run: %w", err)
 	}
@@ -181,7 +223,7 @@ func (j *Journal) StartRun(ctx context.Context, replica, fingerprint string, fro
 
 // SetCurrent records which migration the run is applying, for waiters and `status` to show.
 func (j *Journal) SetCurrent(ctx context.Context, runID int64, m engine.Migration) error {
-	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET version = $2, name = $3, current_since = {now} WHERE id = $1`),
+	err := j.exec(ctx, j.q(`UPDATE {table} SET version = $2, name = $3, current_since = {now} WHERE id = $1`),
 		runID, m.Version, m.Name)
 	if err != nil {
 		return fmt.Errorf("journal the current migration: %w", err)
@@ -197,7 +239,7 @@ func (j *Journal) FinishRun(ctx context.Context, runID int64, outcome Outcome, f
 		query = `UPDATE {table} SET outcome = $2, error = $3, finished_at = {now}, version = $4, name = $5 WHERE id = $1`
 		args = append(args, failed.Version, failed.Name)
 	}
-	_, err := j.db.ExecContext(ctx, j.q(query), args...)
+	err := j.exec(ctx, j.q(query), args...)
 	if err != nil {
 		return fmt.Errorf("journal the end of the run: %w", err)
 	}
@@ -208,7 +250,7 @@ func (j *Journal) FinishRun(ctx context.Context, runID int64, outcome Outcome, f
 // while the run went on, and why. The migrator writes it after letting go of the lock, on a
 // new connection, so a successor may have marked the run abandoned already; that stands.
 func (j *Journal) FinishLost(ctx context.Context, runID int64, cause string) error {
-	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET outcome = $2, error = $3, finished_at = {now}
+	err := j.exec(ctx, j.q(`UPDATE {table} SET outcome = $2, error = $3, finished_at = {now}
 		WHERE id = $1 AND outcome = 'running'`), runID, Lost, cause)
 	if err != nil {
 		return fmt.Errorf("journal the lost run: %w", err)
@@ -220,10 +262,12 @@ func (j *Journal) FinishLost(ctx context.Context, runID int64, cause string) err
 // vanishes midway, the row stays "running" and the next migrator knows.
 func (j *Journal) StartMigration(ctx context.Context, runID int64, replica string, m engine.Migration) (int64, error) {
 	var id int64
-	err := j.db.QueryRowContext(ctx, j.q(`INSERT INTO {table}
-		(namespace, kind, run_id, replica, version, name, outcome)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`),
-		j.namespace, KindMigration, runID, replica, m.Version, m.Name, Running).Scan(&id)
+	err := j.write(ctx, func(db lock.Execer) error {
+		return db.QueryRowContext(ctx, j.q(`INSERT INTO {table}
+			(namespace, kind, run_id, replica, version, name, outcome)
+			VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`),
+			j.namespace, KindMigration, runID, replica, m.Version, m.Name, Running).Scan(&id)
+	})
 	if err != nil {
 		return 0, fmt.Errorf("journal the start of %s: %w", m.Name, err)
 	}
@@ -232,7 +276,7 @@ func (j *Journal) StartMigration(ctx context.Context, runID int64, replica strin
 
 // FinishMigration records how a non-transactional migration ended.
 func (j *Journal) FinishMigration(ctx context.Context, id int64, outcome Outcome, cause string) error {
-	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET outcome = $2, error = $3, finished_at = {now} WHERE id = $1`),
+	err := j.exec(ctx, j.q(`UPDATE {table} SET outcome = $2, error = $3, finished_at = {now} WHERE id = $1`),
 		id, outcome, cause)
 	if err != nil {
 		return fmt.Errorf("journal the end of a migration: %w", err)
@@ -244,7 +288,7 @@ func (j *Journal) FinishMigration(ctx context.Context, id int64, outcome Outcome
 // and their non-transactional migrations still "running" become "interrupted". Only a migrator
 // holding the lock calls it, so no live run is among them.
 func (j *Journal) Abandon(ctx context.Context) error {
-	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table}
+	err := j.exec(ctx, j.q(`UPDATE {table}
 		SET outcome = CASE kind WHEN 'run' THEN 'abandoned' ELSE 'interrupted' END, finished_at = {now},
 		    error = CASE WHEN kind <> 'run' THEN 'the migrator vanished while this migration ran'
 		                 WHEN name = $2 THEN 'the migrator vanished or lost the election while its migrate command ran; '
@@ -265,7 +309,7 @@ func (j *Journal) Interrupted(ctx context.Context) ([]Entry, error) {
 
 // MarkRerun records that the interrupted migration of entry id is being run again.
 func (j *Journal) MarkRerun(ctx context.Context, id int64) error {
-	_, err := j.db.ExecContext(ctx, j.q(`UPDATE {table} SET outcome = 'rerun' WHERE id = $1`), id)
+	err := j.exec(ctx, j.q(`UPDATE {table} SET outcome = 'rerun' WHERE id = $1`), id)
 	if err != nil {
 		return fmt.Errorf("journal a rerun: %w", err)
 	}

@@ -47,4 +47,6 @@ func (c *Coordinator) tail(ctx context.Context, n int) ([]journal.Entry, error) 
 	return es, err
 }
 
-func (c *Coordinator) redactEntry(e *journal.Entry) { e.Error, e.Name = c.redact(e.Error), c.redact(e.Name) }
+func (c *Coordinator) redactEntry(e *journal.Entry) {
+	e.Error, e.Name = c.redact(e.Error), c.redact(e.Name)
+}

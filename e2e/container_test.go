@@ -297,3 +297,42 @@ func startAllIn(t *testing.T, c fleet.Container, n int, prefix string, args []st
 	}
 	return rs
 }
+
+// TestContainerBackends: the other election backends from containers: a Raft herd (with the
+// command engine) whose members are each PID 1, and SQLite workers sharing a file lock as
+// nobody, each PID 1, the database on a volume they can write.
+func TestContainerBackends(t *testing.T) {
+	needContainers(t)
+	t.Run("raft", func(t *testing.T) {
+		d := newDB(t)
+		app := newPSQLApp(t, d, 0.5)
+		c := newRaftCluster(t, "pid1", 3)
+		var rs []*replica
+		for i := range 3 {
+			rs = append(rs, startIn(t, asPID1, c.names[i], append(app.args("migrate"), c.args(i, c.peers())...),
+				append(app.env(), "SCHEMAGATE_RAFT_SECRET="+raftSecret)...))
+		}
+		waitAll(t, rs, 2*time.Minute, 0)
+		app.assertOnce(t)
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		data := sharedDir(t)
+		if err := os.Chown(data, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		dir := sharedDir(t)
+		if err := (migrationSet{N: 3, SQLite: true}).Write(dir); err != nil {
+			t.Fatal(err)
+		}
+		readOnly := sharedDir(t)
+		if err := os.Chmod(readOnly, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		nobody := fleet.Container{PID1: true, UID: 65534, GID: 65534, Dir: readOnly}
+		path := filepath.Join(data, "app.db")
+		rs := startAllIn(t, nobody, 4, "worker", []string{"migrate", "--database-url", "sqlite://" + path, "--dir", dir})
+		waitAll(t, rs, time.Minute, 0)
+		db := &sqliteDB{path: path, url: "sqlite://" + path, db: openSQLite(t, path)}
+		db.assertAppliedOnce(t, 3)
+	})
+}

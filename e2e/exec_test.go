@@ -70,3 +70,24 @@ func TestExecGateFails(t *testing.T) {
 		t.Fatalf("a bad --env: exit %d:\n%s", code, bad.output())
 	}
 }
+
+// TestExecAppCannotStart: the gate passes, but the app cannot be started in schemagate's place
+// (an executable that is no program for this machine): exit 7, its own code, saying that the
+// schema is ready and the app never ran.
+func TestExecAppCannotStart(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 1})
+	app := filepath.Join(t.TempDir(), "app")
+	if err := os.WriteFile(app, []byte("\x7fELF but not really\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, "app", d.args("exec", dir, "--", app))
+	if code := r.wait(t, time.Minute); code != 7 {
+		t.Fatalf("exit %d, want 7:\n%s", code, r.output())
+	}
+	if out := r.output(); !containsAll(out, "the schema is ready, but the app could not be started", "exec format error",
+		`"exit_reason":"app not started"`) {
+		t.Errorf("the failure does not say what happened:\n%s", out)
+	}
+	d.assertAppliedOnce(t, 1)
+}

@@ -22,12 +22,18 @@ type sqliteDB struct {
 func newSQLite(t *testing.T) *sqliteDB {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "app.db")
+	return &sqliteDB{path: path, url: "sqlite://" + path, db: openSQLite(t, path)}
+}
+
+// openSQLite opens the SQLite file at path for the test's own reads.
+func openSQLite(t *testing.T, path string) *sql.DB {
+	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return &sqliteDB{path: path, url: "sqlite://" + path, db: db}
+	return db
 }
 
 func (d *sqliteDB) int(t *testing.T, query string, args ...any) int64 {

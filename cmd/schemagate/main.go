@@ -197,7 +197,8 @@ pending migrations; the others wait for the result and start only when the schem
 version they need. If the migrator dies, another takes over.
 
 Exit codes: 0 ready, 1 not ready (check, probe), 2 invalid input, 3 migration failed,
-4 timed out or stopped, 5 database unreachable, 6 database ahead (--when-ahead=exit).`,
+4 timed out or stopped, 5 database unreachable, 6 database ahead (--when-ahead=exit),
+7 the app could not be started after the gate (exec).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -135,7 +135,8 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 	if m.g.waitedFor(run) {
 		return true, failedRun(run, false)
 	}
-	if err := m.journal.Abandon(ctx); err != nil {
+	orphaned, err := m.journal.Abandon(ctx)
+	if err != nil {
 		return m.failed(ctx, nil, err)
 	}
 	if m.runID, err = m.journal.StartRun(ctx, c.cfg.ReplicaID, c.Engine.Plan().Fingerprint, st.Current, st.Target); err != nil {
@@ -155,7 +156,7 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 		Msg("applying migrations")
 
 	hooks := m.hooks()
-	hooks.Stop, hooks.Lost, hooks.Check = m.stopped.Done(), m.lease.Lost(), m.check
+	hooks.Stop, hooks.Lost, hooks.Check, hooks.Settle = m.stopped.Done(), m.lease.Lost(), m.check, orphaned > 0
 	if err := c.Engine.Migrate(ctx, st, hooks); err != nil {
 		var me *engine.MigrationError
 		if errors.As(err, &me) {

@@ -233,3 +233,47 @@ func zombie(pid int) bool {
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	return len(fields) > 0 && fields[0] == "Z"
 }
+
+// steppingScript is a migrate command that applies versions one by one, each in a session and
+// transaction of its own (psql run once per version), as most tools do; nothing in the
+// database stops two copies of it from applying a version twice.
+const steppingScript = `set -e
+v=$(( $(psql -X -qAt -c "SELECT coalesce(max(v), 0) FROM versions" "$DATABASE_URL") + 1 ))
+while [ "$v" -le 12 ]; do
+  psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "BEGIN; SELECT pg_sleep(0.2) AS stepping; INSERT INTO effects (by) VALUES ('$v'); INSERT INTO versions VALUES ($v); COMMIT;"
+  v=$((v + 1))
+done
+`
+
+// TestCommandSessionKilledBetweenSessions: the migrator's session is ended while its command
+// applies versions through a new session each. The next migrator takes the lock at once, but
+// does not start its command until the old migrator must have noticed its loss and killed its
+// command, ending that command's sessions as they appear meanwhile: no version is applied
+// twice.
+func TestCommandSessionKilledBetweenSessions(t *testing.T) {
+	d := newDB(t)
+	app := newPSQLApp(t, d, 0)
+	script := filepath.Join(sharedDir(t), "migrate.sh")
+	if err := os.WriteFile(script, []byte(steppingScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := func(name string) []string {
+		return []string{"migrate", "--engine", "command", "--version-source", "sql",
+			"--version-query", "SELECT coalesce(max(v), 0) FROM versions", "--target-version", "12",
+			"--migrate-command", "sh " + script}
+	}
+	first := start(t, "cmd-a", args("cmd-a"), app.env()...)
+	await(t, time.Minute, "the command to apply 3 versions", func() bool { return d.int(t, "SELECT count(*) FROM versions") >= 3 })
+	pgtest.Exec(t, d.conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'schemagate/cmd-a'")
+	second := start(t, "cmd-b", args("cmd-b"), app.env()...)
+	waitAll(t, []*replica{first, second}, 2*time.Minute, 0)
+	if n := d.int(t, "SELECT count(*) - count(DISTINCT by) FROM effects"); n != 0 {
+		t.Errorf("%d versions were applied twice", n)
+	}
+	if n := d.int(t, "SELECT count(*) FROM versions"); n != 12 {
+		t.Errorf("versions has %d rows, want 12", n)
+	}
+	if !strings.Contains(first.output()+second.output(), "waiting until it must have killed its command") {
+		t.Errorf("the next migrator did not wait for the earlier command to end")
+	}
+}

@@ -187,6 +187,10 @@ type Hooks struct {
 	// at once. An engine whose work runs outside the session calls it before the work starts
 	// and at least every second while it runs.
 	Check func(ctx context.Context) error
+	// Settle is set when an earlier migrator vanished while work of its own ran outside its
+	// session (a migrate command): that work may still run until its migrator notices the
+	// loss. An engine whose work runs outside the session does not start its own before then.
+	Settle bool
 }
 
 // MigrationError is a migration that failed to apply. Err is the database's error.

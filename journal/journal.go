@@ -286,20 +286,30 @@ func (j *Journal) FinishMigration(ctx context.Context, id int64, outcome Outcome
 
 // Abandon marks the rows of migrators that vanished: runs still "running" become "abandoned"
 // and their non-transactional migrations still "running" become "interrupted". Only a migrator
-// holding the lock calls it, so no live run is among them.
-func (j *Journal) Abandon(ctx context.Context) error {
-	err := j.exec(ctx, j.q(`UPDATE {table}
-		SET outcome = CASE kind WHEN 'run' THEN 'abandoned' ELSE 'interrupted' END, finished_at = {now},
-		    error = CASE WHEN kind <> 'run' THEN 'the migrator vanished while this migration ran'
-		                 WHEN name = $2 THEN 'the migrator vanished or lost the election while its migrate command ran; '
-		                      || 'the command''s own transactions are not fenced: what it committed before it was '
-		                      || 'stopped stays'
-		                 ELSE 'the migrator vanished before finishing' END
-		WHERE namespace = $1 AND outcome = 'running'`), j.namespace, engine.CommandStep)
+// holding the lock calls it, so no live run is among them. It returns how many of the
+// abandoned runs were running a migrate command: such a command may still be running, until
+// its migrator notices that it lost the election.
+func (j *Journal) Abandon(ctx context.Context) (commands int, err error) {
+	err = j.write(ctx, func(db lock.Execer) error {
+		if err := db.QueryRowContext(ctx, j.q(`SELECT count(*) FROM {table}
+			WHERE namespace = $1 AND outcome = 'running' AND kind = 'run' AND name = $2`),
+			j.namespace, engine.CommandStep).Scan(&commands); err != nil {
+			return err
+		}
+		_, err := db.ExecContext(ctx, j.q(`UPDATE {table}
+			SET outcome = CASE kind WHEN 'run' THEN 'abandoned' ELSE 'interrupted' END, finished_at = {now},
+			    error = CASE WHEN kind <> 'run' THEN 'the migrator vanished while this migration ran'
+			                 WHEN name = $2 THEN 'the migrator vanished or lost the election while its migrate command ran; '
+			                      || 'the command''s own transactions are not fenced: what it committed before it was '
+			                      || 'stopped stays'
+			                 ELSE 'the migrator vanished before finishing' END
+			WHERE namespace = $1 AND outcome = 'running'`), j.namespace, engine.CommandStep)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("journal abandoned runs: %w", err)
+		return 0, fmt.Errorf("journal abandoned runs: %w", err)
 	}
-	return nil
+	return commands, nil
 }
 
 // Interrupted lists non-transactional migrations that were interrupted and not run again since.

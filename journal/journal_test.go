@@ -43,7 +43,7 @@ func TestFencedWrites(t *testing.T) {
 	if err := fenced.FinishRun(ctx, id, journal.Failed, nil, "boom"); !errors.Is(err, lock.ErrLost) {
 		t.Errorf("a write after the loss: %v, want ErrLost", err)
 	}
-	if err := fenced.Abandon(ctx); !errors.Is(err, lock.ErrLost) {
+	if _, err := fenced.Abandon(ctx); !errors.Is(err, lock.ErrLost) {
 		t.Errorf("Abandon after the loss: %v, want ErrLost", err)
 	}
 	run, err := j.LastRun(ctx)

@@ -82,6 +82,11 @@ type Lease interface {
 	Release(ctx context.Context) error
 }
 
+// CheckDeadline bounds Lease.Check: a lease that cannot confirm it holds the lock within it
+// counts as lost. A migrator that runs work outside its session checks at least every second,
+// so it notices a loss within a second plus CheckDeadline (see engine.Hooks.Settle).
+const CheckDeadline = 5 * time.Second
+
 // Interrupter is a Lease that can stop the work running under it without giving up the lock:
 // PostgreSQL's lease cancels the running statement on the server, so the session survives to
 // journal the outcome and unlock. Leases without it have their work's context cancelled instead.

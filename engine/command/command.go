@@ -143,6 +143,9 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 			return err
 		}
 	}
+	if err := e.settle(ctx, h); err != nil {
+		return &engine.MigrationError{Migration: step, Err: err}
+	}
 	if h.Check != nil {
 		if err := h.Check(ctx); err != nil {
 			return &engine.MigrationError{Migration: step, Err: &LostError{Cause: err}}
@@ -166,6 +169,37 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 		return h.After(ctx, step, time.Since(begin))
 	}
 	return nil
+}
+
+// settle waits, when an earlier migrator vanished while its command ran (h.Settle), until that
+// migrator must have noticed its loss and killed its command: it checks at least every
+// CheckInterval, and a check gives up after lock.CheckDeadline. Meanwhile it ends the earlier
+// command's sessions every 100 ms, so that none of its transactions commits beside this
+// replica's command. A migrator frozen by SIGSTOP notices nothing until it is thawed: its
+// command's new sessions are ended as they appear, here and while this command runs.
+func (e *Engine) settle(ctx context.Context, h engine.Hooks) error {
+	if !h.Settle {
+		return nil
+	}
+	wait := e.opts.CheckInterval + lock.CheckDeadline + time.Second
+	e.opts.Log.Warn().Str("for", wait.String()).Msg("an earlier migrator vanished while its migrate command ran; " +
+		"waiting until it must have killed its command, and ending that command's sessions meanwhile")
+	deadline := time.Now().Add(wait)
+	for {
+		e.evict(ctx, true)
+		if time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-h.Stop:
+			return errors.New("stopped before the migrate command started")
+		case <-h.Lost:
+			return fmt.Errorf("the election was lost before the migrate command started: %w", lock.ErrLost)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // evict ends earlier migrators' command sessions, if the database can tell them.

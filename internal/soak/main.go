@@ -1,6 +1,8 @@
 // Command soak runs randomized rollouts against real processes and checks schemagate's
 // invariants after each: R rounds, each of a random number of replicas (5–50) started at once
-// on a fresh database, with a random fault injected at a random moment of the migration.
+// on a fresh database, migrating with goose or with a migrate command of their own (a shell
+// script running psql, as a foreign tool would), with a random fault injected at a random
+// moment of the migration.
 //
 //	go run ./internal/soak -rounds 200          # make soak
 //	go run ./internal/soak -rounds 5 -seed 42   # reproduce a round's sequence
@@ -19,6 +21,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -38,8 +41,18 @@ const password = "soak-pw-3e9a0c7b1d"
 
 const migrations = 8
 
-// faults are what a round can inject into its rollout.
-var faults = []string{"none", "kill-migrator", "stop-migrator", "term-migrator", "terminate-backend", "kill-waiter", "failing-migration"}
+// faults are what a round can inject into its rollout. blackhole-migrator drops the packets of
+// the migrator's sessions (its own and its command's) for a while; it needs root and iptables,
+// and is left out where they are missing.
+var faults = []string{"none", "kill-migrator", "stop-migrator", "term-migrator", "terminate-backend", "kill-waiter",
+	"failing-migration", "blackhole-migrator"}
+
+// engines are how a round's replicas migrate.
+var engines = []string{"goose", "command"}
+
+// blackholeFor is how long a blackhole-migrator round keeps the migrator cut off, unless the
+// others finish first.
+const blackholeFor = 30 * time.Second
 
 type options struct {
 	rounds     int
@@ -102,23 +115,29 @@ func run(ctx context.Context, o options, out *os.File) (*summary, error) {
 	}
 	rng := rand.New(rand.NewPCG(o.seed, o.seed^0x9e3779b97f4a7c15))
 	fmt.Fprintf(out, "soak: %d rounds, %d–%d replicas, seed %d\n", o.rounds, o.minN, o.maxN, o.seed)
+	available := faults
+	if _, err := exec.LookPath("iptables"); err != nil || os.Geteuid() != 0 {
+		available = slices.DeleteFunc(slices.Clone(faults), func(f string) bool { return f == "blackhole-migrator" })
+		fmt.Fprintln(out, "soak: no blackhole-migrator rounds: dropping packets needs root and iptables")
+	}
 	s := &summary{byFault: map[string]*faultStats{}}
 	for i := range o.rounds {
 		if ctx.Err() != nil {
 			break
 		}
-		r := round{n: o.minN + rng.IntN(o.maxN-o.minN+1), fault: faults[rng.IntN(len(faults))],
-			moment: rng.IntN(migrations - 1), failAt: 2 + rng.IntN(migrations-1)}
+		r := round{n: o.minN + rng.IntN(o.maxN-o.minN+1), fault: available[rng.IntN(len(available))],
+			moment: rng.IntN(migrations - 1), failAt: 2 + rng.IntN(migrations-1), engine: engines[rng.IntN(len(engines))]}
 		begin := time.Now()
 		problems, err := r.run(ctx, bin, work, o.adminURL, i)
 		if err != nil {
 			problems = append(problems, err.Error())
 		}
 		took := time.Since(begin)
-		fs := s.byFault[r.fault]
+		key := r.engine + " " + r.fault
+		fs := s.byFault[key]
 		if fs == nil {
 			fs = &faultStats{}
-			s.byFault[r.fault] = fs
+			s.byFault[key] = fs
 		}
 		fs.rounds++
 		fs.took = append(fs.took, took)
@@ -137,7 +156,7 @@ func run(ctx context.Context, o options, out *os.File) (*summary, error) {
 }
 
 func (s *summary) print(out *os.File) {
-	fmt.Fprintf(out, "\n| fault | rounds | failed | median | max |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(out, "\n| engine and fault | rounds | failed | median | max |\n|---|---|---|---|---|\n")
 	names := make([]string, 0, len(s.byFault))
 	for name := range s.byFault {
 		names = append(names, name)
@@ -155,21 +174,67 @@ func (s *summary) print(out *os.File) {
 	}
 }
 
-// round is one rollout: n replicas, a fault, and the moment it strikes (after that many
-// migrations were applied). failAt is the failing migration of a failing-migration round.
+// round is one rollout: n replicas migrating with engine, a fault, and the moment it strikes
+// (after that many migrations were applied). failAt is the failing migration of a
+// failing-migration round.
 type round struct {
 	n, moment, failAt int
-	fault             string
+	fault, engine     string
 }
 
 func (r round) String() string {
 	switch r.fault {
 	case "none":
-		return fmt.Sprintf("n=%d none", r.n)
+		return fmt.Sprintf("n=%d %s none", r.n, r.engine)
 	case "failing-migration":
-		return fmt.Sprintf("n=%d failing-migration at %d", r.n, r.failAt)
+		return fmt.Sprintf("n=%d %s failing-migration at %d", r.n, r.engine, r.failAt)
 	}
-	return fmt.Sprintf("n=%d %s after %d", r.n, r.fault, r.moment)
+	return fmt.Sprintf("n=%d %s %s after %d", r.n, r.engine, r.fault, r.moment)
+}
+
+// commandScript is the migrate command of the command engine's rounds: a tool of the app's own
+// that reads the version, then applies each next migration in a transaction of its own with
+// its version row, as Alembic, golang-migrate or Flyway do. Nothing in the database stops two
+// copies of it from applying a migration twice (applied_log and versions have no unique key):
+// only schemagate's fencing does. It fails at $FAIL_AT, if set, after the earlier ones.
+const commandScript = `set -e
+v=$(( $(psql -X -qAt -c "SELECT coalesce(max(v), 0) FROM versions" "$DATABASE_URL") + 1 ))
+while [ "$v" -le %d ]; do
+  fail=""
+  [ "$v" = "${FAIL_AT:-0}" ] && fail="SELECT 1/0;"
+  psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" <<SQL
+BEGIN;
+SELECT pg_sleep(0.15);
+INSERT INTO applied_log (version, replica) VALUES ($v, current_setting('application_name'));
+INSERT INTO versions VALUES ($v);
+$fail
+COMMIT;
+SQL
+  v=$((v + 1))
+done
+`
+
+// gateArgs are a round's command line and environment.
+func (r round) gateArgs(db *database, dir string) ([]string, []string, error) {
+	args := []string{"migrate", "--database-url", db.url, "--timeout", "2m"}
+	if r.engine == "goose" {
+		return append(args, "--dir", dir), nil, nil
+	}
+	if _, err := db.conn.Exec(context.Background(),
+		"CREATE TABLE applied_log (version int, replica text, at timestamptz DEFAULT clock_timestamp()); CREATE TABLE versions (v int)"); err != nil {
+		return nil, nil, err
+	}
+	script := filepath.Join(dir, "migrate.sh")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf(commandScript, migrations)), 0o644); err != nil {
+		return nil, nil, err
+	}
+	env := []string{"DATABASE_URL=" + db.url}
+	if r.fault == "failing-migration" {
+		env = append(env, fmt.Sprintf("FAIL_AT=%d", r.failAt))
+	}
+	return append(args, "--engine", "command", "--version-source", "sql",
+		"--version-query", "SELECT coalesce(max(v), 0) FROM versions", "--target-version", fmt.Sprint(migrations),
+		"--migrate-command", "sh "+script), env, nil
 }
 
 func (r round) run(ctx context.Context, bin, work, admin string, i int) ([]string, error) {
@@ -192,7 +257,11 @@ func (r round) run(ctx context.Context, bin, work, admin string, i int) ([]strin
 	if err := set.Write(dir); err != nil {
 		return nil, err
 	}
-	rs, err := fleet.StartAll(bin, r.n, "soak", []string{"migrate", "--database-url", db.url, "--dir", dir, "--timeout", "2m"})
+	args, env, err := r.gateArgs(db, dir)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := fleet.StartAll(bin, r.n, "soak", args, env...)
 	if err != nil {
 		return nil, err
 	}
@@ -201,9 +270,19 @@ func (r round) run(ctx context.Context, bin, work, admin string, i int) ([]strin
 			rep.Stop()
 		}
 	}()
-	hit, err := r.inject(ctx, db, rs)
+	hit, heal, err := r.inject(ctx, db, rs)
 	if err != nil {
 		return nil, err
+	}
+	if heal != nil {
+		// Cut off: the others take over and finish; then the network comes back.
+		deadline := time.Now().Add(blackholeFor)
+		for time.Now().Before(deadline) && !allDone(slices.DeleteFunc(slices.Clone(rs), func(x *fleet.Replica) bool { return x == hit })) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := heal(); err != nil {
+			return nil, err
+		}
 	}
 	for _, rep := range rs {
 		if _, err := rep.Wait(3 * time.Minute); err != nil {
@@ -213,8 +292,49 @@ func (r round) run(ctx context.Context, bin, work, admin string, i int) ([]strin
 	return r.check(ctx, db, rs, hit), nil
 }
 
-// inject waits for the moment and strikes; it returns the replica it hit, if any.
-func (r round) inject(ctx context.Context, db *database, rs []*fleet.Replica) (*fleet.Replica, error) {
+// inject waits for the moment and strikes; it returns the replica it hit, if any, and for a
+// blackhole the function that heals it.
+func (r round) inject(ctx context.Context, db *database, rs []*fleet.Replica) (*fleet.Replica, func() error, error) {
+	hit, err := r.strike(ctx, db, rs)
+	if err != nil || r.fault != "blackhole-migrator" || hit == nil {
+		return hit, nil, err
+	}
+	heal, err := cutOff(ctx, db, hit.Name)
+	return hit, heal, err
+}
+
+// cutOff drops the packets of every session of replica (its own and its migrate command's).
+func cutOff(ctx context.Context, db *database, replica string) (func() error, error) {
+	rows, err := db.conn.Query(ctx, `SELECT client_port FROM pg_stat_activity
+		WHERE application_name IN ($1, $1 || '/command') AND client_port > 0`, "schemagate/"+replica)
+	if err != nil {
+		return nil, err
+	}
+	ports, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil, err
+	}
+	var heals []func() error
+	heal := func() error {
+		var errs []error
+		for _, h := range heals {
+			errs = append(errs, h())
+		}
+		return errors.Join(errs...)
+	}
+	for _, port := range ports {
+		h, err := fleet.Blackhole(int(port))
+		if err != nil {
+			heal()
+			return nil, err
+		}
+		heals = append(heals, h)
+	}
+	return heal, nil
+}
+
+// strike waits for the moment and strikes; it returns the replica it hit, if any.
+func (r round) strike(ctx context.Context, db *database, rs []*fleet.Replica) (*fleet.Replica, error) {
 	if r.fault == "none" || r.fault == "failing-migration" {
 		return nil, nil
 	}
@@ -238,6 +358,8 @@ func (r round) inject(ctx context.Context, db *database, rs []*fleet.Replica) (*
 			switch r.fault {
 			case "kill-migrator":
 				return victim, victim.Signal(syscall.SIGKILL)
+			case "blackhole-migrator":
+				return victim, nil // inject cuts it off
 			case "term-migrator":
 				return victim, victim.Signal(syscall.SIGTERM)
 			case "stop-migrator":
@@ -285,11 +407,18 @@ func (r round) check(ctx context.Context, db *database, rs []*fleet.Replica, hit
 	if r.fault == "failing-migration" {
 		want = int64(r.failAt - 1)
 	}
-	if got, _ := db.count(ctx, "SELECT count(DISTINCT version_id) FROM goose_db_version WHERE version_id > 0"); got != want {
+	versions := "SELECT %s FROM goose_db_version WHERE version_id > 0"
+	if r.engine == "command" {
+		versions = "SELECT %s FROM versions"
+	}
+	if got, _ := db.count(ctx, fmt.Sprintf(versions, "count(DISTINCT version_id)")); r.engine == "goose" && got != want {
 		fail("version table holds %d versions, want %d", got, want)
 	}
-	if got, _ := db.count(ctx, "SELECT count(*) FROM goose_db_version WHERE version_id > 0"); got != want {
+	if got, _ := db.count(ctx, fmt.Sprintf(versions, "count(*)")); got != want {
 		fail("version table has %d rows, want %d", got, want)
+	}
+	if got, _ := db.count(ctx, "SELECT count(DISTINCT version) FROM applied_log"); got != want {
+		fail("applied_log holds %d migrations, want %d", got, want)
 	}
 	if running, _ := db.count(ctx, "SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome = 'running'"); running != 0 {
 		fail("%d runs left running in the journal", running)

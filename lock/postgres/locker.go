@@ -248,7 +248,7 @@ func (ls *lease) Fence(ctx context.Context, tx lock.Execer) error {
 
 // checkTimeout bounds Check: a session that does not answer in this time counts as lost. A
 // migrator starved of CPU for a few seconds still answers in time; a cut-off one does not.
-const checkTimeout = 5 * time.Second
+const checkTimeout = lock.CheckDeadline
 
 // Check verifies on the session, outside any transaction, that this backend still holds the
 // lock. An answer that does not come within checkTimeout counts as loss: the lease is marked

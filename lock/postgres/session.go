@@ -68,7 +68,7 @@ type Session struct {
 	endedLost bool
 	// statements records what completes on the session.
 	statements *StatementLog
-	proxyMsg  sync.Once
+	proxyMsg   sync.Once
 }
 
 // NewSession parses dsn (a postgres:// URL or key=value string) and prepares the session. It

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -275,5 +276,42 @@ func TestCommandSessionKilledBetweenSessions(t *testing.T) {
 	}
 	if !strings.Contains(first.output()+second.output(), "waiting until it must have killed its command") {
 		t.Errorf("the next migrator did not wait for the earlier command to end")
+	}
+}
+
+// TestCommandEnvironment: the migrate command gets the app's environment and --migrate-env, its
+// sessions' tag in PGAPPNAME (overriding one of --migrate-env), and none of the variables that
+// hold schemagate's own secrets or lead to them.
+func TestCommandEnvironment(t *testing.T) {
+	d := newDB(t)
+	app := newPSQLApp(t, d, 0)
+	dump := filepath.Join(t.TempDir(), "env")
+	config := filepath.Join(t.TempDir(), "schemagate.yaml")
+	if err := os.WriteFile(config, []byte("log-level: info\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, "cmd-env", app.args("migrate", "--migrate-env", "EXTRA=given", "--migrate-env", "PGAPPNAME=mine",
+		"--migrate-command", `env > `+dump+`; psql -X -q -f `+app.script+` "$DATABASE_URL"`),
+		append(app.env(), "SCHEMAGATE_CONFIG="+config, "SCHEMAGATE_DATABASE_URL="+d.url,
+			"SCHEMAGATE_RAFT_SECRET="+raftSecret, "SCHEMAGATE_RAFT_SECRET_FILE=/run/secrets/raft", "APP_SETTING=kept")...)
+	if code := r.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, r.output())
+	}
+	b, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Split(string(b), "\n")
+	for _, want := range []string{"PGAPPNAME=schemagate/cmd-env/command", "EXTRA=given", "APP_SETTING=kept", "DATABASE_URL=" + d.url} {
+		if !slices.Contains(env, want) {
+			t.Errorf("the command's environment lacks %s", want)
+		}
+	}
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains([]string{"SCHEMAGATE_CONFIG", "SCHEMAGATE_DATABASE_URL", "SCHEMAGATE_DATABASE_URL_FILE",
+			"SCHEMAGATE_RAFT_SECRET", "SCHEMAGATE_RAFT_SECRET_FILE"}, name) || kv == "PGAPPNAME=mine" {
+			t.Errorf("the command inherited %s", name)
+		}
 	}
 }

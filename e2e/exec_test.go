@@ -16,11 +16,18 @@ func TestExec(t *testing.T) {
 	d := newDB(t)
 	dir := writeMigrations(t, migrationSet{N: 2})
 	out := t.TempDir()
-	script := `echo "pid=$$ migrations=$ENABLE_DB_MIGRATIONS keep=$KEEP secret=${SCHEMAGATE_RAFT_SECRET:-none}" > ` + out + `/started
+	config := filepath.Join(out, "schemagate.yaml")
+	if err := os.WriteFile(config, []byte("log-level: info\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := `echo "pid=$$ migrations=$ENABLE_DB_MIGRATIONS keep=$KEEP secret=${SCHEMAGATE_RAFT_SECRET:-none}` +
+		`${SCHEMAGATE_RAFT_SECRET_FILE:+ secret-file}${SCHEMAGATE_CONFIG:+ config}${SCHEMAGATE_DATABASE_URL:+ url}` +
+		`${SCHEMAGATE_DATABASE_URL_FILE:+ url-file}" > ` + out + `/started
 trap 'echo term > ` + out + `/signal; exit 42' TERM
 while true; do sleep 0.05; done`
 	r := start(t, "app-1", d.args("exec", dir, "--env", "ENABLE_DB_MIGRATIONS=false", "--", "sh", "-c", script),
-		"ENABLE_DB_MIGRATIONS=true", "KEEP=inherited", "SCHEMAGATE_RAFT_SECRET="+raftSecret)
+		"ENABLE_DB_MIGRATIONS=true", "KEEP=inherited", "SCHEMAGATE_RAFT_SECRET="+raftSecret,
+		"SCHEMAGATE_RAFT_SECRET_FILE=/run/secrets/raft", "SCHEMAGATE_CONFIG="+config, "SCHEMAGATE_DATABASE_URL="+d.url)
 	var started string
 	await(t, time.Minute, "the app to start", func() bool {
 		b, err := os.ReadFile(filepath.Join(out, "started"))
@@ -28,7 +35,8 @@ while true; do sleep 0.05; done`
 		return err == nil && strings.HasSuffix(started, "\n")
 	})
 	if want := "pid=" + strconv.Itoa(r.Cmd.Process.Pid) + " migrations=false keep=inherited secret=none\n"; started != want {
-		t.Fatalf("the app reported %q, want %q (same PID, --env overriding, the rest inherited but the Raft secret)", started, want)
+		t.Fatalf("the app reported %q, want %q (same PID, --env overriding, the rest inherited but schemagate's secrets "+
+			"and what leads to them)", started, want)
 	}
 	d.assertAppliedOnce(t, 2)
 	if n := d.int(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'schemagate/app-1'"); n != 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/schemagate/schemagate/internal/pgtest"
+	"github.com/schemagate/schemagate/internal/proctree"
 )
 
 // psqlApp is an app that migrates with its own tool, psql: the migrate command runs a script
@@ -219,20 +220,9 @@ func TestCommandTimeoutWithDaemon(t *testing.T) {
 	if _, serr := fmt.Sscan(string(b), &daemon); err != nil || serr != nil {
 		t.Fatalf("the daemon's pid: %v %v", err, serr)
 	}
-	if syscall.Kill(daemon, 0) == nil && !zombie(daemon) {
+	if state := proctree.State(daemon); state != "" && state != "Z" {
 		t.Errorf("the migrate command's daemon (pid %d) outlived the replica", daemon)
 	}
-}
-
-// zombie reports whether pid has ended and waits to be reaped.
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 0 && fields[0] == "Z"
 }
 
 // steppingScript is a migrate command that applies versions one by one, each in a session and

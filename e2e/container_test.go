@@ -5,13 +5,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/schemagate/schemagate/internal/fleet"
+	"github.com/schemagate/schemagate/internal/proctree"
 )
 
 // The tests in this file run replicas the way a container runtime does: as PID 1 of a PID
@@ -115,14 +115,7 @@ func TestContainerModes(t *testing.T) {
 func TestContainerKilledMigrator(t *testing.T) {
 	needContainers(t)
 	t.Run("goose", func(t *testing.T) {
-		d := newDB(t)
-		dir := sharedDir(t)
-		if err := (migrationSet{N: 4, FirstSlow: map[int]float64{3: 60}}).Write(dir); err != nil {
-			t.Fatal(err)
-		}
-		rs := startAllIn(t, asPID1, 3, "pid1", d.args("migrate", dir))
-		holder, _, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
-		victim := byName(t, rs, holder)
+		d, rs, victim := slowGooseHerd(t)
 		victim.signal(t, syscall.SIGKILL)
 		waitAll(t, except(rs, victim), time.Minute, 0)
 		d.assertAppliedOnce(t, 4)
@@ -138,6 +131,21 @@ func TestContainerKilledMigrator(t *testing.T) {
 		waitAll(t, survivors, 2*time.Minute, 0)
 		app.assertOnce(t)
 	})
+}
+
+// slowGooseHerd starts three replicas, each PID 1 of its container, on four goose migrations
+// of which the third sleeps a minute on its first attempt, and returns the migrator once it
+// sleeps there.
+func slowGooseHerd(t *testing.T) (*db, []*replica, *replica) {
+	t.Helper()
+	d := newDB(t)
+	dir := sharedDir(t)
+	if err := (migrationSet{N: 4, FirstSlow: map[int]float64{3: 60}}).Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	rs := startAllIn(t, asPID1, 3, "pid1", d.args("migrate", dir))
+	holder, _, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
+	return d, rs, byName(t, rs, holder)
 }
 
 // commandRunner waits until some replica's migrate command runs its slow statement and names
@@ -159,14 +167,7 @@ func (a *psqlApp) commandRunner(t *testing.T) string {
 func TestContainerSigterm(t *testing.T) {
 	needContainers(t)
 	t.Run("goose", func(t *testing.T) {
-		d := newDB(t)
-		dir := sharedDir(t)
-		if err := (migrationSet{N: 4, FirstSlow: map[int]float64{3: 60}}).Write(dir); err != nil {
-			t.Fatal(err)
-		}
-		rs := startAllIn(t, asPID1, 3, "pid1", d.args("migrate", dir))
-		holder, _, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
-		victim := byName(t, rs, holder)
+		d, rs, victim := slowGooseHerd(t)
 		victim.signal(t, syscall.SIGTERM)
 		if code := victim.wait(t, 10*time.Second); code != 4 {
 			t.Errorf("the migrator exited %d after SIGTERM, want 4:\n%s", code, victim.output())
@@ -221,19 +222,19 @@ func TestContainerReapsOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	reaper := 0
-	for _, pid := range childrenOf(init) {
+	for _, pid := range proctree.Children(init) {
 		if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmdline), "__reap") {
 			reaper = pid
 		}
 	}
 	if reaper == 0 {
-		t.Fatalf("no reaper among the children of PID 1 (%d): %v", init, childrenOf(init))
+		t.Fatalf("no reaper among the children of PID 1 (%d): %v", init, proctree.Children(init))
 	}
 	if err := syscall.Kill(reaper, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	await(t, 10*time.Second, "no process of the command left, and no zombie", func() bool {
-		left := childrenOf(init)
+		left := proctree.Children(init)
 		return len(left) == 0
 	})
 	body := ep.awaitStatus(t, 10*time.Second, "/readyz?verbose", 503)
@@ -247,25 +248,6 @@ func TestContainerReapsOrphans(t *testing.T) {
 	if n := d.int(t, "SELECT count(*) FROM effects"); n != 0 {
 		t.Errorf("the killed command committed %d effects", n)
 	}
-}
-
-// childrenOf lists the processes (zombies included) whose parent is pid, from the host's /proc.
-func childrenOf(pid int) []int {
-	var out []int
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			child, _ := strconv.Atoi(strings.Fields(s)[0])
-			out = append(out, child)
-		}
-	}
-	return out
 }
 
 // TestContainerNonRootHerd: a herd of five replicas, each PID 1 of its container, running as

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/schemagate/schemagate/engine"
+	"github.com/schemagate/schemagate/internal/proctree"
 	"github.com/schemagate/schemagate/lock"
 )
 
@@ -34,13 +35,8 @@ func awaitFile(t *testing.T, path string, within time.Duration) string {
 
 // alive reports whether process pid exists and is not a zombie.
 func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 0 && fields[0] != "Z"
+	state := proctree.State(pid)
+	return state != "" && state != "Z"
 }
 
 // runaway is a command that starts a descendant outside its process group (setsid), writes its

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/schemagate/schemagate/internal/proctree"
 )
 
 // Build compiles the schemagate command of the module rooted at moduleDir into dir and
@@ -160,8 +162,8 @@ func (r *Replica) PID() (int, error) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if pid := childOf(r.Cmd.Process.Pid); pid != 0 {
-			return pid, nil
+		if children := proctree.Children(r.Cmd.Process.Pid); len(children) > 0 {
+			return children[0], nil
 		}
 		select {
 		case <-r.done:
@@ -173,26 +175,6 @@ func (r *Replica) PID() (int, error) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// childOf returns a child of parent, from /proc, or 0.
-func childOf(parent int) int {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		end := strings.LastIndexByte(s, ')')
-		fields := strings.Fields(s[end+1:])
-		if len(fields) > 1 && fields[1] == fmt.Sprint(parent) {
-			var pid int
-			fmt.Sscan(s, &pid)
-			return pid
-		}
-	}
-	return 0
 }
 
 // Stop kills the process if it still runs (resuming it first if it was stopped) and waits.

@@ -116,6 +116,27 @@ func Descendants(pid int) []int {
 	return out
 }
 
+// Children lists the children of pid, zombies included.
+func Children(pid int) []int {
+	var out []int
+	for _, p := range processes() {
+		if p.ppid == pid {
+			out = append(out, p.pid)
+		}
+	}
+	return out
+}
+
+// State returns the state of process pid as /proc shows it ("R", "S", "Z" for a zombie…), or
+// "" when there is no such process.
+func State(pid int) string {
+	p, ok := readStat("/proc/" + strconv.Itoa(pid) + "/stat")
+	if !ok {
+		return ""
+	}
+	return p.state
+}
+
 // process is one line of /proc/PID/stat, as far as the tree needs it.
 type process struct {
 	pid, ppid int

@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/schemagate/schemagate/internal/fleet"
 )
 
 // TestCheck: one read, exit 0 when ready, 1 when not, 6 when ahead under --when-ahead=exit.
@@ -187,5 +190,44 @@ func TestMistypedCommandsAndFlags(t *testing.T) {
 	}
 	if n := d.int(t, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); n != 0 {
 		t.Errorf("the database was touched: %d tables", n)
+	}
+}
+
+// TestSQLAlchemyURLs: the database URL an app already has in SQLAlchemy's form works as it is,
+// meaning what it means to SQLAlchemy: postgresql+psycopg2:// is PostgreSQL, and
+// sqlite+pysqlite:///data/app.db is data/app.db in the working directory. sqlite:///x, which
+// tools read two ways, is taken the way the files tell, and refused with both readings where
+// they do not.
+func TestSQLAlchemyURLs(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 2})
+	sqlalchemy := strings.Replace(d.url, "postgres://", "postgresql+psycopg2://", 1)
+	r := start(t, "sa-pg", []string{"migrate", "--dir", dir}, "DATABASE_URL="+sqlalchemy)
+	if code := r.wait(t, time.Minute); code != 0 {
+		t.Fatalf("migrate with %s: exit %d:\n%s", "postgresql+psycopg2://", code, r.output())
+	}
+	d.assertAppliedOnce(t, 2)
+
+	sqliteDir := writeMigrations(t, migrationSet{N: 2, SQLite: true})
+	wd := t.TempDir()
+	if err := os.Mkdir(filepath.Join(wd, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	in := fleet.Container{Dir: wd}
+	r = startIn(t, in, "sa-sqlite", []string{"migrate", "--dir", sqliteDir}, "DATABASE_URL=sqlite+pysqlite:///data/app.db")
+	if code := r.wait(t, time.Minute); code != 0 {
+		t.Fatalf("migrate with sqlite+pysqlite:///data/app.db: exit %d:\n%s", code, r.output())
+	}
+	if _, err := os.Stat(filepath.Join(wd, "data", "app.db")); err != nil {
+		t.Errorf("sqlite+pysqlite:///data/app.db is not data/app.db in the working directory: %v", err)
+	}
+	r = startIn(t, in, "three-slashes", []string{"check", "--dir", sqliteDir, "--database-url", "sqlite:///data/app.db"})
+	if code := r.wait(t, time.Minute); code != 0 || !strings.Contains(r.output(), "as SQLAlchemy does: its file exists") {
+		t.Errorf("sqlite:///data/app.db with only ./data/app.db there: exit %d:\n%s", code, r.output())
+	}
+	r = startIn(t, in, "ambiguous", []string{"migrate", "--dir", sqliteDir, "--database-url", "sqlite:///no-such-dir-7f3a/app.db"})
+	if code := r.wait(t, time.Minute); code != 2 || !containsAll(r.output(), "ambiguous", "/no-such-dir-7f3a/app.db",
+		filepath.Join(wd, "no-such-dir-7f3a/app.db"), "sqlite:////no-such-dir-7f3a/app.db") {
+		t.Errorf("an ambiguous URL: exit %d:\n%s", code, r.output())
 	}
 }

@@ -312,9 +312,9 @@ func TestContainerBackends(t *testing.T) {
 		}
 		nobody := fleet.Container{PID1: true, UID: 65534, GID: 65534, Dir: readOnly}
 		path := filepath.Join(data, "app.db")
-		rs := startAllIn(t, nobody, 4, "worker", []string{"migrate", "--database-url", "sqlite://" + path, "--dir", dir})
+		rs := startAllIn(t, nobody, 4, "worker", []string{"migrate", "--database-url", "sqlite:///" + path, "--dir", dir})
 		waitAll(t, rs, time.Minute, 0)
-		db := &sqliteDB{path: path, url: "sqlite://" + path, db: openSQLite(t, path)}
+		db := &sqliteDB{path: path, url: "sqlite:///" + path, db: openSQLite(t, path)}
 		db.assertAppliedOnce(t, 3)
 	})
 }

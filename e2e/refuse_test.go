@@ -204,7 +204,7 @@ func TestRefuseLockFile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "app.db")
-			refused(t, "lockfile", []string{"migrate", "--database-url", "sqlite://" + db, "--dir", dir, "--lock-file", tc.lockFile},
+			refused(t, "lockfile", []string{"migrate", "--database-url", "sqlite:///" + db, "--dir", dir, "--lock-file", tc.lockFile},
 				2, "lock-file: "+tc.lockFile, tc.want)
 			if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the database was created: %v", err)
@@ -216,7 +216,7 @@ func TestRefuseLockFile(t *testing.T) {
 	if err := os.Symlink(victim, db+".schemagate-lock"); err != nil {
 		t.Fatal(err)
 	}
-	refused(t, "default", []string{"migrate", "--database-url", "sqlite://" + db, "--dir", dir}, 2, "is a symbolic link")
+	refused(t, "default", []string{"migrate", "--database-url", "sqlite:///" + db, "--dir", dir}, 2, "is a symbolic link")
 	if b, err := os.ReadFile(victim); err != nil || string(b) != content {
 		t.Errorf("the file behind the lock path changed: %q, %v", b, err)
 	}
@@ -293,7 +293,7 @@ func TestSQLiteURLNamesOneFile(t *testing.T) {
 	dir := writeMigrations(t, migrationSet{N: 2, SQLite: true})
 	data := t.TempDir()
 	const name = "my app#1?.db"
-	u := "sqlite://" + filepath.Join(data, "my%20app%231%3F.db")
+	u := "sqlite:///" + filepath.Join(data, "my%20app%231%3F.db")
 	for i := range 2 {
 		r := start(t, fmt.Sprintf("worker-%d", i), []string{"migrate", "--database-url", u, "--dir", dir})
 		if code := r.wait(t, time.Minute); code != 0 {
@@ -311,13 +311,13 @@ func TestSQLiteURLNamesOneFile(t *testing.T) {
 	if want := []string{name, name + ".schemagate-lock"}; !slices.Equal(files, want) {
 		t.Errorf("files %q, want %q", files, want)
 	}
-	check := start(t, "check", []string{"check", "--database-url", "sqlite://" + filepath.Join(data, "my app%231%3F.db"), "--dir", dir})
+	check := start(t, "check", []string{"check", "--database-url", "sqlite:///" + filepath.Join(data, "my app%231%3F.db"), "--dir", dir})
 	if code := check.wait(t, time.Minute); code != 0 {
 		t.Errorf("check through the same file, spelt otherwise: exit %d:\n%s", code, check.output())
 	}
 
 	empty := t.TempDir()
-	refused(t, "fragment", []string{"migrate", "--database-url", "sqlite://" + filepath.Join(empty, "app#1.db"), "--dir", dir}, 2,
+	refused(t, "fragment", []string{"migrate", "--database-url", "sqlite:///" + filepath.Join(empty, "app#1.db"), "--dir", dir}, 2,
 		"database URL is not valid", "%23")
 	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
 		t.Errorf("a refused URL made %d files", len(entries))

@@ -22,7 +22,7 @@ type sqliteDB struct {
 func newSQLite(t *testing.T) *sqliteDB {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "app.db")
-	return &sqliteDB{path: path, url: "sqlite://" + path, db: openSQLite(t, path)}
+	return &sqliteDB{path: path, url: "sqlite:///" + path, db: openSQLite(t, path)}
 }
 
 // openSQLite opens the SQLite file at path for the test's own reads.

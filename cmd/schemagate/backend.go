@@ -43,12 +43,15 @@ type backend struct {
 // elect, once the migration set is known.
 func openBackend(s *gateSettings, log zerolog.Logger) (*backend, error) {
 	if sqlite.IsURL(s.dsn) {
-		db, path, err := sqlite.Open(s.dsn)
+		db, loc, err := sqlite.Open(s.dsn)
 		if err != nil {
 			return nil, err
 		}
-		return &backend{db: db, dialect: database.DialectSQLite3, target: "sqlite " + path, sqlPath: path,
-			database: filepath.Base(path), retryable: sqlite.Retryable, refused: sqlite.Refused, close: db.Close}, nil
+		if loc.Note != "" {
+			log.Info().Str("database", loc.Path).Msg(loc.Note)
+		}
+		return &backend{db: db, dialect: database.DialectSQLite3, target: "sqlite " + loc.Path, sqlPath: loc.Path,
+			database: filepath.Base(loc.Path), retryable: sqlite.Retryable, refused: sqlite.Refused, close: db.Close}, nil
 	}
 	if s.lock == "raft" {
 		// Raft keeps no state in a session: a pool that holds no connection while waiting, and

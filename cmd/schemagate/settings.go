@@ -36,7 +36,7 @@ func addGateFlagsWithTimeout(fs *pflag.FlagSet, timeout time.Duration) {
 	pg := postgres.DefaultConfig()
 	fs.String("config", "", "read settings from this YAML, JSON or TOML file (flags and environment take precedence)")
 	fs.String("database-url", "", "PostgreSQL URL (postgres://user:password@host:5432/db, or key=value) or SQLite "+
-		"file (sqlite:///data/app.db); DATABASE_URL is used when neither this nor SCHEMAGATE_DATABASE_URL is set")
+		"file (sqlite:////data/app.db, four slashes: absolute); DATABASE_URL is used when neither this nor SCHEMAGATE_DATABASE_URL is set")
 	fs.String("database-url-file", "", "read the database URL from this file (a mounted secret)")
 	fs.String("dir", "migrations", "directory of goose migration files (VERSION_description.sql)")
 	fs.String("table", "", "version table, optionally schema-qualified (default: goose_db_version; alembic_version with an alembic source)")
@@ -145,6 +145,7 @@ func loadGate(l *loader, mode coordinator.Mode, allowUnready bool) (*gateSetting
 	if s.dsn, err = databaseURL(l); err != nil {
 		return s, err
 	}
+	s.dsn = postgres.Canonical(s.dsn) // a SQLAlchemy URL names the same database
 	s.secrets = secretsOf(s.dsn)
 	s.dir, s.table, s.journalTable = l.string("dir"), l.string("table"), l.string("journal-table")
 	if err := journal.ValidateTable(s.journalTable); err != nil {

@@ -35,7 +35,7 @@ type database struct {
 // newSQLite is a SQLite database file in dir, which does not exist yet.
 func newSQLite(dir string) *database {
 	path := filepath.Join(dir, "app.db")
-	return &database{url: "sqlite://" + path, label: "SQLite file " + path, sqlite: true, name: path}
+	return &database{url: "sqlite:///" + path, label: "SQLite file " + path, sqlite: true, name: path}
 }
 
 // postgresURL parses rawURL as a PostgreSQL URL.

@@ -232,3 +232,19 @@ func TestApplicationNames(t *testing.T) {
 		t.Errorf("CommandTag lost its suffix: %q", tag)
 	}
 }
+
+// TestCanonical: a SQLAlchemy URL names the same database as the plain URL.
+func TestCanonical(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgresql+psycopg2://app:pw@db:5432/app?sslmode=require": "postgresql://app:pw@db:5432/app?sslmode=require",
+		"postgresql+psycopg://app@db/app":                          "postgresql://app@db/app",
+		"postgresql+asyncpg://app@db/app?ssl=require":              "postgresql://app@db/app?sslmode=require",
+		"postgresql+asyncpg://app@db/app?ssl=true":                 "postgresql://app@db/app?sslmode=require",
+		"postgres://app@db/app":                                    "postgres://app@db/app",
+		"host=db user=app":                                         "host=db user=app",
+	} {
+		if got := postgres.Canonical(in); got != want {
+			t.Errorf("Canonical(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,9 +103,42 @@ func NewSession(dsn string, cfg Config, log zerolog.Logger) (*Session, error) {
 	return s, nil
 }
 
+// sqlalchemyScheme matches the scheme of a SQLAlchemy URL for PostgreSQL: postgresql+DRIVER
+// (psycopg2, psycopg, asyncpg, pg8000…).
+var sqlalchemyScheme = regexp.MustCompile(`^(postgres(?:ql)?)\+([A-Za-z0-9_]+)://`)
+
+// Canonical turns a SQLAlchemy URL for PostgreSQL (postgresql+psycopg2://…, the form Open WebUI
+// and most Python apps keep in DATABASE_URL) into the plain postgresql:// URL that names the same
+// database; asyncpg's ssl= parameter becomes sslmode=. Any other dsn is returned as it is.
+func Canonical(dsn string) string {
+	m := sqlalchemyScheme.FindStringSubmatch(dsn)
+	if m == nil {
+		return dsn
+	}
+	rest := dsn[len(m[0]):]
+	if m[2] == "asyncpg" {
+		if base, query, ok := strings.Cut(rest, "?"); ok {
+			if q, err := url.ParseQuery(query); err == nil && q.Has("ssl") && !q.Has("sslmode") {
+				mode := q.Get("ssl")
+				switch strings.ToLower(mode) {
+				case "true":
+					mode = "require"
+				case "false":
+					mode = "disable"
+				}
+				q.Del("ssl")
+				q.Set("sslmode", mode)
+				rest = base + "?" + q.Encode()
+			}
+		}
+	}
+	return "postgresql://" + rest
+}
+
 // parseURL parses dsn and applies what every schemagate connection carries: the replica's
 // application_name, the connect timeout, and a dialer with keepalives.
 func parseURL(dsn string, cfg Config) (*pgx.ConnConfig, error) {
+	dsn = Canonical(dsn)
 	if scheme, _, ok := strings.Cut(dsn, "://"); ok && scheme != "postgres" && scheme != "postgresql" {
 		return nil, fmt.Errorf("database URL is not valid: scheme %q is not postgres:// or postgresql://", scheme)
 	}

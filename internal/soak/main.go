@@ -425,9 +425,14 @@ func (r round) check(ctx context.Context, db *database, rs []*fleet.Replica, hit
 	}
 	succeeded, _ := db.count(ctx, "SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome = 'succeeded'")
 	failed, _ := db.count(ctx, "SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome = 'failed'")
+	cutOff, _ := db.count(ctx, "SELECT count(*) FROM schemagate_journal WHERE kind = 'run' AND outcome IN ('lost', 'abandoned')")
 	switch {
 	case r.fault == "failing-migration" && (succeeded != 0 || failed != 1):
 		fail("journal: %d succeeded, %d failed runs; want the one failure", succeeded, failed)
+	case r.fault != "failing-migration" && succeeded == 0 && cutOff > 0 && r.engine == "command":
+		// A migrate command may finish its work while its migrator, cut off, can no longer
+		// confirm it: the run is journaled lost, truthfully, and the others find the schema
+		// ready without a run of their own. The version checks above hold it to account.
 	case r.fault != "failing-migration" && succeeded != 1:
 		fail("journal: %d succeeded runs, want 1", succeeded)
 	}

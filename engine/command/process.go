@@ -86,9 +86,7 @@ func start(self string, argv, env []string, spawner Spawner) (p *process, err er
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.ExtraFiles = []*os.File{lifeR, reportW} // lifeFD, reportFD
-	// The reaper leads a process group of its own; the kernel tells it when this process dies
-	// (belt and braces with the life pipe).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: killSignal}
+	cmd.SysProcAttr = reaperAttr()
 	// Pdeathsig fires when the thread that started the child ends: keep this goroutine on one
 	// thread while starting it (Go does not end unlocked threads).
 	runtime.LockOSThread()

@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/schemagate/schemagate/internal/proctree"
 )
 
@@ -56,7 +54,7 @@ func Reap(argv []string) int {
 	life, report := os.NewFile(lifeFD, "migrator"), os.NewFile(reportFD, "report")
 	syscall.CloseOnExec(lifeFD)
 	syscall.CloseOnExec(reportFD)
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+	if err := becomeSubreaper(); err != nil {
 		fmt.Fprintf(os.Stderr, "schemagate %s: become a subreaper: %v\n", ReapCommand, err)
 	}
 	signals := make(chan os.Signal, 16)

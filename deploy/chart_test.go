@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -141,45 +140,6 @@ job: {backoffLimit: 2, activeDeadlineSeconds: 7200, ttlSecondsAfterFinished: 0}`
 	if *spec.BackoffLimit != 2 || *spec.ActiveDeadlineSeconds != 7200 || spec.TTLSecondsAfterFinished == nil || *spec.TTLSecondsAfterFinished != 0 {
 		t.Errorf("backoffLimit %d, activeDeadlineSeconds %v, ttlSecondsAfterFinished %v; want 2, 7200, 0",
 			*spec.BackoffLimit, spec.ActiveDeadlineSeconds, spec.TTLSecondsAfterFinished)
-	}
-}
-
-// A new schemagate image, a new migrations image or a new checksum makes a Job with a new name
-// (a Job's pod template is immutable); the same inputs keep the name.
-func TestJobNameFollowsImageAndMigrations(t *testing.T) {
-	name := func(extra string) string {
-		t.Helper()
-		return one[*batchv1.Job](t, mustRender(t, chartDir, values(t, base, extra))).Name
-	}
-	pattern := regexp.MustCompile(`^shop-schemagate-migrate-[0-9a-f]{8}$`)
-	fromImage := "migrations: {fromImage: {enabled: true, image: {repository: app, tag: '%s'}}}"
-	first := name("image: {tag: 1.0.0}")
-	if !pattern.MatchString(first) {
-		t.Errorf("Job name %q, want %s", first, pattern)
-	}
-	if again := name("image: {tag: 1.0.0}"); again != first {
-		t.Errorf("the same inputs gave %q, then %q", first, again)
-	}
-	seen := map[string]string{first: "tag 1.0.0"}
-	for what, extra := range map[string]string{
-		"tag 1.0.1":        "image: {tag: 1.0.1}",
-		"a digest":         `image: {tag: 1.0.0, digest: "sha256:` + strings.Repeat("1a", 32) + `"}`,
-		"a registry":       "image: {tag: 1.0.0, registry: mirror.example}",
-		"a checksum":       "{image: {tag: 1.0.0}, migrations: {checksum: 9f86d081}}",
-		"migrations app:1": "image: {tag: 1.0.0}\n" + strings.ReplaceAll(fromImage, "%s", "1"),
-		"migrations app:2": "image: {tag: 1.0.0}\n" + strings.ReplaceAll(fromImage, "%s", "2"),
-		"another checksum": "{image: {tag: 1.0.0}, migrations: {checksum: 2c26b46b}}",
-		"tag 2.0.0":        "image: {tag: 2.0.0}",
-	} {
-		got := name(extra)
-		if prev, ok := seen[got]; ok {
-			t.Errorf("%s and %s both make the Job %s", what, prev, got)
-		}
-		seen[got] = what
-	}
-	long := name("fullnameOverride: " + strings.Repeat("x", 70))
-	if len(long) > 63 {
-		t.Errorf("Job name %q is %d characters, over 63", long, len(long))
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/downloader"
@@ -79,6 +80,10 @@ func values(t testing.TB, docs ...string) map[string]any {
 	return out
 }
 
+// kubeVersion is the Kubernetes version the charts are rendered for, as `helm template
+// --kube-version` would: one with native sidecars.
+const kubeVersion = "v1.33.0"
+
 // render renders the chart at dir as `helm template` does: dependencies processed, values
 // coalesced and checked against values.schema.json, templates executed by Helm's engine.
 func render(dir string, vals map[string]any) (*rendering, error) {
@@ -86,11 +91,22 @@ func render(dir string, vals map[string]any) (*rendering, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}
+	return renderChart(ch, vals, kubeVersion)
+}
+
+// renderChart renders a loaded chart for a cluster of the Kubernetes version kube.
+func renderChart(ch *chart.Chart, vals map[string]any, kube string) (*rendering, error) {
 	if err := chartutil.ProcessDependenciesWithMerge(ch, vals); err != nil {
 		return nil, fmt.Errorf("dependencies: %w", err)
 	}
+	caps := chartutil.DefaultCapabilities.Copy()
+	kv, err := chartutil.ParseKubeVersion(kube)
+	if err != nil {
+		return nil, err
+	}
+	caps.KubeVersion = *kv
 	opts := chartutil.ReleaseOptions{Name: releaseName, Namespace: namespace, Revision: 1, IsInstall: true}
-	top, err := chartutil.ToRenderValues(ch, vals, opts, chartutil.DefaultCapabilities.Copy())
+	top, err := chartutil.ToRenderValues(ch, vals, opts, caps)
 	if err != nil {
 		return nil, err
 	}

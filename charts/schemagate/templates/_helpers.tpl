@@ -52,18 +52,104 @@ app.kubernetes.io/part-of: schemagate
 {{- end }}
 
 {{/*
-The migration Job's name. In job mode it ends with 8 hex digits of the sha256 of the schemagate
-image, the migrations image and migrations.checksum: a new image or migration set makes a new
-Job (a Job's pod template cannot change), and Helm deletes the previous one. A hook Job keeps
-one name, so that before-hook-creation replaces a failed one.
+The migration Job's name. A Job's pod template and podFailurePolicy cannot change once it
+exists: an upgrade that changed either under the same name would fail with "field is
+immutable". So in job mode the name ends with 8 hex digits of the sha256 of the chart version,
+migrations.checksum, and both parts as rendered: any value that reaches the pod (an image, an
+env entry, logLevel, resources, scheduling, labels) makes a new Job, which Helm creates while
+it deletes the previous one; the same values render the same name, and the finished Job
+stays. A hook Job keeps one name, so that before-hook-creation replaces a failed one.
+
+schemagate.jobName takes the root context and renders the parts itself (for NOTES.txt);
+job.yaml renders them once and passes them to schemagate.jobNameFor:
+dict "root" . "immutable" (list $podFailurePolicy $podTemplate).
 */}}
 {{- define "schemagate.jobName" -}}
-{{- $base := include "schemagate.fullname" . | trunc 46 | trimSuffix "-" }}
-{{- if eq .Values.mode "helmHook" }}
+{{- $immutable := list (include "schemagate.podFailurePolicy" .) (include "schemagate.jobPodTemplate" .) }}
+{{- include "schemagate.jobNameFor" (dict "root" . "immutable" $immutable) }}
+{{- end }}
+
+{{- define "schemagate.jobNameFor" -}}
+{{- $root := .root }}
+{{- $base := include "schemagate.fullname" $root | trunc 46 | trimSuffix "-" }}
+{{- if eq $root.Values.mode "helmHook" }}
 {{- printf "%s-migrate" $base }}
 {{- else }}
-{{- printf "%s-migrate-%s" $base (include "schemagate.generation" (dict "values" .Values "context" .)) }}
+{{- $in := concat (list $root.Chart.Version (toString $root.Values.migrations.checksum)) .immutable | join "\n" }}
+{{- printf "%s-migrate-%s" $base (sha256sum $in | trunc 8) }}
 {{- end }}
+{{- end }}
+
+{{/*
+The Job's podFailurePolicy. The exit codes of schemagate (README, "Exit codes"): 2 invalid
+input, 3 migration failed and 6 database ahead need a change before a retry can help, so they
+fail the Job at once; 4 timed out and 5 unreachable count against backoffLimit. 7 (app not
+started) comes only from exec, which the Job does not run; it is listed with the other codes
+no retry can fix. A pod evicted or preempted is retried without counting.
+*/}}
+{{- define "schemagate.podFailurePolicy" -}}
+rules:
+  - action: FailJob
+    onExitCodes:
+      containerName: schemagate
+      operator: In
+      values: [2, 3, 6, 7]
+  - action: Ignore
+    onPodConditions:
+      - type: DisruptionTarget
+{{- end }}
+
+{{/*
+The Job's pod template (metadata and spec), from the root context.
+*/}}
+{{- define "schemagate.jobPodTemplate" -}}
+{{- $args := dict "values" .Values "context" . "name" (include "schemagate.fullname" .) "command" "migrate" -}}
+metadata:
+  labels:
+    {{- include "schemagate.labels" . | nindent 4 }}
+    app.kubernetes.io/component: migrate
+    {{- with .Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with .Values.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  restartPolicy: Never
+  enableServiceLinks: false
+  serviceAccountName: {{ include "schemagate.serviceAccountName" . }}
+  automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.podSecurityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with include "schemagate.copyMigrations" $args | trim }}
+  initContainers:
+    {{- . | nindent 4 }}
+  {{- end }}
+  containers:
+    - {{ include "schemagate.container" $args | nindent 6 | trim }}
+  {{- with include "schemagate.volumes" $args }}
+  volumes:
+    {{- . | nindent 4 }}
+  {{- end }}
 {{- end }}
 
 {{/*

@@ -280,6 +280,12 @@ func (g *gate) stranded(out lock.Outcome) bool {
 // applied (whatever the database holds beyond them: Watch judges that under the policy), or the
 // database is ahead under --when-ahead=exit.
 func (g *gate) verdict(st engine.Status) (bool, error) {
+	if err := st.OrderError(); err != nil && !st.Ready() {
+		// The migration files are wrong for this database: refused before any run is
+		// journaled, like every other bad input.
+		g.publish(PhaseFailed, false, err.Error())
+		return true, &InputError{Err: err}
+	}
 	ready, reason, err := g.c.judge(st)
 	if err != nil {
 		g.publish(PhaseFailed, false, reason)

@@ -122,7 +122,7 @@ func TestBadInput(t *testing.T) {
 		{"missing dir", []string{"migrate", "--database-url", dbURL, "--dir", "/nonexistent/migrations"}, nil, 2, "dir: /nonexistent/migrations cannot be read", d},
 		{"dir is a file", []string{"migrate", "--database-url", dbURL, "--dir", notADir}, nil, 2, "is not a directory", d},
 		{"empty dir", []string{"migrate", "--database-url", dbURL, "--dir", empty}, nil, 2, "no migrations found", d},
-		{"duplicate versions", []string{"migrate", "--database-url", dbURL, "--dir", dup}, nil, 2, "duplicate migration version 1", d},
+		{"duplicate versions", []string{"migrate", "--database-url", dbURL, "--dir", dup}, nil, 2, "version 1 is also", d},
 		{"malformed file name", []string{"migrate", "--database-url", dbURL, "--dir", badName}, nil, 2, "add_users.sql", d},
 		{"no Up annotation", []string{"migrate", "--database-url", dbURL, "--dir", badSQL}, nil, 2, "00001_a.sql", d},
 		{"unclosed statement block", []string{"migrate", "--database-url", dbURL, "--dir", unclosed}, nil, 2, "StatementEnd", d},

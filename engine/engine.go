@@ -72,8 +72,8 @@ type Status struct {
 	// Unknown are applied versions this replica does not carry, or carries above its target:
 	// the database is ahead of it.
 	Unknown []int64 `json:"unknown_versions,omitempty"`
-	// OutOfOrder are pending migrations older than the newest applied one. Without
-	// AllowOutOfOrder they block the migrator.
+	// OutOfOrder are pending migrations older than the newest applied one, which the engine
+	// will not apply (goose without --allow-out-of-order): invalid input.
 	OutOfOrder []Migration `json:"out_of_order,omitempty"`
 	// CurrentLabel and TargetLabel name the versions where numbers do not (Alembic heads, a
 	// Flyway or Prisma version); empty for goose.
@@ -130,8 +130,26 @@ func (s Status) Describe() string {
 	case s.Ready():
 		return fmt.Sprintf("the database is at version %d, which this replica needs", s.Current)
 	}
+	if len(s.OutOfOrder) > 0 {
+		return fmt.Sprintf("the database is at version %d; this replica needs %d, and %s is older than version %d "+
+			"(out of order)", s.Current, s.Target, s.OutOfOrder[0], s.Current)
+	}
 	return fmt.Sprintf("the database is at version %d; this replica needs %d (%d pending, next %s)",
 		s.Current, s.Target, len(s.Pending), s.Pending[0])
+}
+
+// OrderError says why pending migrations older than the newest applied one stop this replica,
+// or returns nil when none are pending.
+func (s Status) OrderError() error {
+	if len(s.OutOfOrder) == 0 {
+		return nil
+	}
+	names := make([]string, len(s.OutOfOrder))
+	for i, m := range s.OutOfOrder {
+		names[i] = m.String()
+	}
+	return fmt.Errorf("%s not applied although the database is already at version %d (out of order); "+
+		"apply with --allow-out-of-order, or give them versions above %d", strings.Join(names, ", "), s.Current, s.Current)
 }
 
 // describeLabels is Describe for versions with names.

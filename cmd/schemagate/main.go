@@ -204,7 +204,7 @@ Exit codes: 0 ready, 1 not ready (check, probe), 2 invalid input, 3 migration fa
 	}
 	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(a.migrateCommand(), a.waitCommand(), a.serveCommand(), a.execCommand(), a.checkCommand(),
-		a.statusCommand(), a.probeCommand(), a.installCommand(), a.versionCommand(), a.reapCommand())
+		a.statusCommand(), a.validateCommand(), a.probeCommand(), a.installCommand(), a.versionCommand(), a.reapCommand())
 	learnKeys(root)
 	return root
 }

@@ -116,6 +116,12 @@ func New(db *sql.DB, opts Options) (*Engine, error) {
 	if opts.Dialect == "" {
 		opts.Dialect = database.DialectPostgres
 	}
+	if opts.FS == nil {
+		return nil, inputErrorf("no migrations directory")
+	}
+	if findings := Lint(opts.FS); len(findings) > 0 {
+		return nil, inputErrorf("migration file %s", findings[0])
+	}
 	if err := checkFiles(opts); err != nil {
 		return nil, err
 	}
@@ -149,21 +155,11 @@ func newProvider(db *sql.DB, d goose.Dialect, opts Options, extra ...goose.Provi
 	return goose.NewProvider(d, db, opts.FS, popts...)
 }
 
-// checkFiles rejects .sql files goose would silently skip (every one must be named
-// NUMBER_description.sql with a version above 0), and .go files that no registered Go migration
-// stands for.
+// checkFiles rejects .go files that no registered Go migration stands for (Lint checks the
+// .sql files).
 func checkFiles(opts Options) error {
 	if opts.FS == nil {
 		return inputErrorf("no migrations directory")
-	}
-	files, err := fs.Glob(opts.FS, "*.sql")
-	if err != nil {
-		return &InputError{Err: err}
-	}
-	for _, f := range files {
-		if _, err := goose.NumericComponent(path.Base(f)); err != nil {
-			return inputErrorf("migration file %s: the name must be VERSION_description.sql with VERSION a number above 0", f)
-		}
 	}
 	goFiles, err := fs.Glob(opts.FS, "*.go")
 	if err != nil {
@@ -258,29 +254,17 @@ func (e *Engine) Status(ctx context.Context) (engine.Status, error) {
 	if err := rows.Err(); err != nil {
 		return engine.Status{}, fmt.Errorf("read %s: %w", e.opts.Table, err)
 	}
-	return engine.Assess(e.plan, true, applied), nil
-}
-
-// OutOfOrderError says pending migrations are older than the newest applied one.
-type OutOfOrderError struct {
-	Migrations []engine.Migration
-	Current    int64
-}
-
-func (e *OutOfOrderError) Error() string {
-	names := make([]string, len(e.Migrations))
-	for i, m := range e.Migrations {
-		names[i] = m.Name
+	st := engine.Assess(e.plan, true, applied)
+	if e.opts.AllowOutOfOrder {
+		st.OutOfOrder = nil // merely pending
 	}
-	return fmt.Sprintf("%s not applied although the database is already at version %d (out of order); "+
-		"apply with --allow-out-of-order, or give them versions above %d",
-		strings.Join(names, ", "), e.Current, e.Current)
+	return st, nil
 }
 
 // Migrate applies st's pending migrations in order, one at a time, calling h around each.
 func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) error {
-	if len(st.OutOfOrder) > 0 && !e.opts.AllowOutOfOrder {
-		return &OutOfOrderError{Migrations: st.OutOfOrder, Current: st.Current}
+	if err := st.OrderError(); err != nil {
+		return err
 	}
 	defer func() { e.store.inTx = nil }()
 	for _, m := range st.Pending {

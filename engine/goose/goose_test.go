@@ -70,7 +70,7 @@ func TestBadInput(t *testing.T) {
 		want string
 	}{
 		{"empty", fstest.MapFS{"README.md": file("x")}, goose.Options{}, "no migrations found"},
-		{"duplicate", fstest.MapFS{"001_a.sql": file("-- +goose Up\nSELECT 1;\n"), "1_b.sql": file("-- +goose Up\nSELECT 1;\n")}, goose.Options{}, "duplicate migration version 1"},
+		{"duplicate", fstest.MapFS{"001_a.sql": file("-- +goose Up\nSELECT 1;\n"), "1_b.sql": file("-- +goose Up\nSELECT 1;\n")}, goose.Options{}, "version 1 is also 001_a.sql"},
 		{"malformed name", fstest.MapFS{"add_users.sql": file("-- +goose Up\nSELECT 1;\n")}, goose.Options{}, "add_users.sql"},
 		{"zero version", fstest.MapFS{"0_init.sql": file("-- +goose Up\nSELECT 1;\n")}, goose.Options{}, "0_init.sql"},
 		{"no up annotation", fstest.MapFS{"1_a.sql": file("SELECT 1;\n")}, goose.Options{}, "1_a.sql"},

@@ -324,6 +324,9 @@ extraArgs: [--poll-interval, 1s], extraEnv: [{name: SCHEMAGATE_POLL_INTERVAL, va
 		t.Errorf("test Pod image %q, Job image %q", check.Image, job.Image)
 	}
 	for _, e := range job.Env {
+		if e.Name == "SCHEMAGATE_TIMEOUT" {
+			continue // the test's own deadline (TestTestPodHasItsOwnDeadline)
+		}
 		got, ok := env(check, e.Name)
 		if !ok || got.Value != e.Value {
 			t.Errorf("test Pod %s=%+v, Job %+v", e.Name, got, e)
@@ -345,6 +348,46 @@ extraArgs: [--poll-interval, 1s], extraEnv: [{name: SCHEMAGATE_POLL_INTERVAL, va
 	own := one[*corev1.Pod](t, mustRender(t, chartDir, values(t, base, "{mode: helmHook, serviceAccount: {create: false, name: migrator}}")))
 	if own.Spec.ServiceAccountName != "migrator" {
 		t.Errorf("helmHook with an existing ServiceAccount: the test Pod runs as %q, want migrator", own.Spec.ServiceAccountName)
+	}
+}
+
+// The helm test Pod does not wait for the migration's deadline: a database that does not
+// answer fails `helm test` within tests.timeout (30s), with check's message, and a Pod that
+// never runs check (an image it cannot pull) ends a minute later.
+func TestTestPodHasItsOwnDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		dir      string
+		values   []string
+		timeout  string
+		deadline int64
+	}{
+		{"job default", chartDir, []string{base, "timeout: 45m"}, "30s", 90},
+		{"job no timeout", chartDir, []string{base, "timeout: 0"}, "30s", 90},
+		{"job tests.timeout", chartDir, []string{base, "{timeout: 45m, tests: {timeout: 2m30s}}"}, "2m30s", 210},
+		{"job sub-second", chartDir, []string{base, "tests: {timeout: 1500ms}"}, "1500ms", 62},
+		{"helmHook", chartDir, []string{base, "{mode: helmHook, timeout: 45m}"}, "30s", 90},
+		{"snippets testPod", "", []string{"schemagate: {timeout: 20m}"}, "30s", 90},
+		{"snippets tests.timeout", "", []string{"schemagate: {timeout: 20m, tests: {timeout: 1m}}"}, "1m", 120},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tc.dir
+			if dir == "" {
+				dir = example(t)
+			}
+			pod := one[*corev1.Pod](t, mustRender(t, dir, values(t, tc.values...)))
+			if got := envValue(t, container(t, pod.Spec, "schemagate"), "SCHEMAGATE_TIMEOUT"); got != tc.timeout {
+				t.Errorf("test Pod SCHEMAGATE_TIMEOUT=%q, want %q (tests.timeout, not the migration's)", got, tc.timeout)
+			}
+			if d := pod.Spec.ActiveDeadlineSeconds; d == nil || *d != tc.deadline {
+				t.Errorf("test Pod activeDeadlineSeconds %v, want %d", d, tc.deadline)
+			}
+		})
+	}
+	for _, bad := range []string{"tests: {timeout: 0s}", "tests: {timeout: '30'}", "tests: {timeout: soon}"} {
+		if _, err := render(chartDir, values(t, base, bad)); err == nil || !strings.Contains(err.Error(), "timeout") {
+			t.Errorf("%s: %v, want a refusal", bad, err)
+		}
 	}
 }
 

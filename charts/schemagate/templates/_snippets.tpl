@@ -196,7 +196,10 @@ Settings go in the environment (SCHEMAGATE_<FLAG>); the database URL only ever f
   value: {{ $v.migrations.dir | quote }}
 - name: SCHEMAGATE_WHEN_AHEAD
   value: {{ $v.whenAhead | default "ready" | quote }}
-{{- if not (kindIs "invalid" $v.timeout) }}
+{{- if eq .command "check" }}
+- name: SCHEMAGATE_TIMEOUT
+  value: {{ include "schemagate.testTimeout" . | quote }}
+{{- else if not (kindIs "invalid" $v.timeout) }}
 {{- with toString $v.timeout }}
 - name: SCHEMAGATE_TIMEOUT
   value: {{ . | quote }}
@@ -417,7 +420,32 @@ spec:
 {{- end }}
 
 {{/*
+The helm test's deadline (tests.timeout, 30s): `check` retries an unreachable database until
+it, so a dead database fails the test with exit 5 and a message instead of hanging for the
+migration's timeout.
+*/}}
+{{- define "schemagate.testTimeout" -}}
+{{- $t := get (get .values "tests" | default dict) "timeout" | default "30s" | toString }}
+{{- if lt (int (include "schemagate.durationSeconds" $t)) 1 }}
+{{- fail (printf "schemagate: tests.timeout: %q must be a positive duration (30s, 2m)" $t) }}
+{{- end }}
+{{- $t }}
+{{- end }}
+
+{{/* The seconds of a Go duration, rounded up: "1m30s" gives 90. */}}
+{{- define "schemagate.durationSeconds" -}}
+{{- $scale := dict "h" 3600.0 "m" 60.0 "s" 1.0 "ms" 0.001 "us" 0.000001 "µs" 0.000001 "ns" 0.000000001 }}
+{{- $total := 0.0 }}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h)" (toString .) -1 }}
+{{- $total = addf $total (mulf (regexFind "^[0-9.]+" . | float64) (get $scale (regexReplaceAll "^[0-9.]+" . ""))) }}
+{{- end }}
+{{- ceil $total | int }}
+{{- end }}
+
+{{/*
 A helm test Pod: `schemagate check` with the same settings, exit 0 when the schema is ready.
+Its own deadline is tests.timeout; activeDeadlineSeconds, a minute longer, also ends a Pod
+that never gets that far (an image that cannot be pulled).
 */}}
 {{- define "schemagate.testPod" -}}
 {{- $v := .values }}
@@ -435,6 +463,7 @@ metadata:
     helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 spec:
   restartPolicy: Never
+  activeDeadlineSeconds: {{ add (include "schemagate.durationSeconds" (include "schemagate.testTimeout" .)) 60 }}
   enableServiceLinks: false
   automountServiceAccountToken: false
   {{- with get . "serviceAccountName" }}

@@ -310,18 +310,36 @@ schemagate reads them from. Renders nothing unless migrations.fromImage.enabled.
 {{- end }}
 
 {{/*
-Image references. The schemagate tag defaults to the schemagate chart's appVersion, found in
-this chart's own context or, from an including chart, in .Subcharts.schemagate.
+Image references. The schemagate tag defaults to the schemagate chart's appVersion (see
+schemagate.chartAppVersion).
 */}}
 {{- define "schemagate.image" -}}
-{{- $default := "" }}
-{{- $ctx := .context }}
-{{- if eq $ctx.Chart.Name "schemagate" }}
-{{- $default = $ctx.Chart.AppVersion }}
-{{- else if and $ctx.Subcharts (hasKey $ctx.Subcharts "schemagate") }}
-{{- $default = (index $ctx.Subcharts "schemagate").Chart.AppVersion }}
+{{- include "schemagate.imageRef" (dict "image" .values.image "key" "image" "defaultTag" (include "schemagate.chartAppVersion" .)) }}
 {{- end }}
-{{- include "schemagate.imageRef" (dict "image" .values.image "key" "image" "defaultTag" $default) }}
+
+{{/*
+The appVersion of the schemagate chart, found by its annotation schemagate.io/chart whatever
+name it goes by (a dependency under an alias is renamed): the chart's own in its own
+templates; from a chart that includes the snippets, that of its schemagate dependency, the
+one whose values were passed if it has several. Empty when there is none (a copy of this
+file): then image.tag must be set.
+*/}}
+{{- define "schemagate.chartAppVersion" -}}
+{{- $ctx := .context }}
+{{- if index ($ctx.Chart.Annotations | default dict) "schemagate.io/chart" }}
+{{- $ctx.Chart.AppVersion }}
+{{- else }}
+{{- $found := "" }}
+{{- $passed := toJson .values }}
+{{- range $name, $sub := $ctx.Subcharts | default dict }}
+{{- if index ($sub.Chart.Annotations | default dict) "schemagate.io/chart" }}
+{{- if or (not $found) (eq (toJson $sub.Values) $passed) }}
+{{- $found = $sub.Chart.AppVersion }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $found }}
+{{- end }}
 {{- end }}
 
 {{- define "schemagate.migrationsImage" -}}

@@ -51,6 +51,9 @@ type Deps struct {
 	// Redact hides secrets in text before it is journaled, announced, published or returned;
 	// nil for none.
 	Redact func(string) string
+	// Running reports the migrator's statement under way, for its heartbeat; nil where the
+	// backend cannot tell.
+	Running func() (statement string, since time.Time, ok bool)
 }
 
 // Coordinator runs the flow for one replica. Run, then Watch, from one goroutine.
@@ -86,7 +89,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
 		defer cancel()
 	}
-	g := &gate{c: c, started: time.Now(), backoff: c.cfg.RetryMin}
+	g := &gate{c: c, started: time.Now(), backoff: c.cfg.RetryMin, progress: pacer{every: c.cfg.ProgressInterval}}
 	c.role, c.gated = RoleWaiter, false
 	g.publish(PhaseStarting, false, "starting: the schema has not been read yet")
 	return g.run(ctx)
@@ -118,7 +121,7 @@ type gate struct {
 	unavailable      error // the last error that made the database unavailable
 	unavailableSince time.Time
 	backoff          time.Duration
-	lastProgress     time.Time
+	progress         pacer
 }
 
 // publish tells the observer where the gate stands.
@@ -344,7 +347,7 @@ func (g *gate) waitedFor(run *journal.Entry) bool {
 func (g *gate) nextWait() time.Duration {
 	p := g.c.cfg.PollInterval
 	d := time.Duration(float64(p) * (0.75 + rand.Float64()/2))
-	if due := time.Until(g.lastProgress.Add(g.c.cfg.ProgressInterval)); due > 0 && due < d {
+	if due := time.Until(g.progress.next()); due > 0 && due < d {
 		d = due
 	}
 	return max(d, 10*time.Millisecond)
@@ -353,10 +356,14 @@ func (g *gate) nextWait() time.Duration {
 // retryLater logs that the database is unavailable (at most once per progress interval) and
 // sleeps a jittered, growing backoff.
 func (g *gate) retryLater(ctx context.Context, err error) error {
-	if g.unavailable == nil || time.Since(g.lastProgress) >= g.c.cfg.ProgressInterval {
-		g.c.Log.Warn().Err(err).Str("database", g.c.Target).Str("retry_within", g.backoff.String()).
-			Msg("database unavailable; retrying")
-		g.lastProgress = time.Now()
+	if g.progress.due("unavailable: " + err.Error()) {
+		ev := g.c.Log.Warn().Err(err).Str("database", g.c.Target).Str("retry_within", g.backoff.String())
+		until := "until schemagate stops"
+		if deadline, ok := ctx.Deadline(); ok {
+			ev = ev.Time("retry_until", deadline)
+			until = "until " + deadline.Format(time.TimeOnly+" MST") + " (--timeout)"
+		}
+		ev.Msg("database unavailable; retrying " + until)
 	}
 	if g.unavailable == nil {
 		g.unavailableSince = time.Now()
@@ -440,23 +447,6 @@ func (g *gate) migrating() string {
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(time.Second) }
-
-// reportProgress logs whom the replica waits for, at most once per progress interval.
-func (g *gate) reportProgress() {
-	if !g.lastProgress.IsZero() && time.Since(g.lastProgress) < g.c.cfg.ProgressInterval {
-		return
-	}
-	g.lastProgress = time.Now()
-	ev := g.c.Log.Info().Str("waited", time.Since(g.started).Round(time.Millisecond).String())
-	if g.holder != nil {
-		ev = ev.Str("holder", g.holder.Replica).Int("holder_pid", g.holder.PID)
-	}
-	if g.status != nil {
-		ev = ev.Int64("db_version", g.status.Current).Int64("target_version", g.status.Target).
-			Int("pending", len(g.status.Pending))
-	}
-	ev.Msg("waiting: " + g.describe())
-}
 
 // waiting publishes that the replica waits, and why.
 func (g *gate) waiting() { g.publish(PhaseWaiting, false, "waiting: "+g.describe()) }

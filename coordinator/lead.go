@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/schemagate/schemagate/engine"
@@ -25,7 +26,7 @@ func (g *gate) lead(ctx context.Context, lease lock.Lease) (bool, error) {
 	c.Observer.Elected(time.Since(g.started))
 	g.holder = nil
 	g.publish(PhaseMigrating, false, "migrating: this replica is the migrator")
-	g.lastProgress = time.Time{}
+	g.progress = pacer{every: c.cfg.ProgressInterval}
 
 	// The work runs on a context of its own. Cancelling a context under a running transaction
 	// makes database/sql drop the connection, and with it the lock, before the outcome can be
@@ -112,6 +113,8 @@ type migrator struct {
 	// current is the migration under way and since when.
 	current *engine.Migration
 	since   time.Time
+	// work is the same for the heartbeat's goroutine.
+	work atomic.Pointer[work]
 }
 
 // run does the work under the lease. done=false means the lease was lost.
@@ -157,6 +160,9 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 
 	hooks := m.hooks()
 	hooks.Stop, hooks.Lost, hooks.Check, hooks.Settle = m.stopped.Done(), m.lease.Lost(), m.check, orphaned > 0
+	beat, stopBeat := context.WithCancel(ctx)
+	defer stopBeat()
+	go m.heartbeat(beat, &m.work)
 	if err := c.Engine.Migrate(ctx, st, hooks); err != nil {
 		var me *engine.MigrationError
 		if errors.As(err, &me) {
@@ -194,6 +200,7 @@ func (m *migrator) hooks() engine.Hooks {
 			c.Log.Info().Int64("version", mig.Version).Str("migration", mig.Name).
 				Bool("transactional", mig.Transactional).Msg("applying " + mig.Name)
 			m.current, m.since = &mig, time.Now()
+			m.work.Store(&work{migration: mig, since: m.since, waiting: c.waitingReplicas(ctx)})
 			m.g.publish(PhaseMigrating, false, "migrating: this replica is applying "+mig.Name)
 			return nil
 		},
@@ -218,6 +225,7 @@ func (m *migrator) hooks() engine.Hooks {
 				Msg("applied " + mig.Name)
 			c.Observer.Migrated(mig, took, nil)
 			m.current = nil
+			m.work.Store(nil)
 			return nil
 		},
 	}
@@ -278,8 +286,15 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	var progress *engine.Progress
+	statement := ""
 	if me := (*engine.MigrationError)(nil); errors.As(err, &me) {
 		progress, err = me.Progress, me.Err
+		if me.Statement != "" {
+			statement = fmt.Sprintf(" (the statement at line %d: %s)", me.Line, oneLine(me.Statement, 100))
+			if me.Line == 0 {
+				statement = " (the statement: " + oneLine(me.Statement, 100) + ")"
+			}
+		}
 	}
 	if m.lost(err) {
 		return false, err
@@ -294,13 +309,18 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 	if m.stopped.Err() != nil {
 		return m.stop(cleanup, mig, progress)
 	}
-	cause := c.redact(err.Error())
+	cause := c.redact(err.Error() + statement)
 	if mig != nil && !mig.Transactional && !mig.External {
 		how := "statements before the failing one stay applied"
 		if progress != nil {
 			how = progress.Describe()
 		}
 		cause += " (non-transactional: " + how + ")"
+	}
+	// Where the schema stopped, not where it stood before the run.
+	m.reread(cleanup)
+	if st := m.g.status; st != nil && mig != nil && !mig.External {
+		cause += fmt.Sprintf("; the database stays at version %d", st.Current)
 	}
 	if m.runID != 0 {
 		if m.nonTx != 0 {
@@ -326,7 +346,6 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 	if m.current != nil {
 		c.Observer.Migrated(*m.current, time.Since(m.since), err)
 	}
-	m.reread(cleanup)
 	m.g.publish(PhaseFailed, false, fmt.Sprintf("%s (on this replica, %s)", f.Error(), c.cfg.ReplicaID))
 	return true, f
 }

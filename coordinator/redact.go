@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"time"
 
 	"github.com/schemagate/schemagate/journal"
 	"github.com/schemagate/schemagate/lock"
@@ -25,6 +26,11 @@ func (c *Coordinator) holder(ctx context.Context) (*lock.Holder, error) {
 	h, err := c.Locker.Holder(ctx)
 	if h != nil {
 		h.Name, h.Query = c.redact(h.Name), c.redact(h.Query)
+		if lock.IsInternal(h.Query) {
+			// schemagate's own bookkeeping (a lock check, a journal row): not what the
+			// migrator is applying, and nothing a person needs to read.
+			h.Query, h.QueryStart = "", time.Time{}
+		}
 	}
 	return h, err
 }

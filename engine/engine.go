@@ -217,6 +217,10 @@ type MigrationError struct {
 	Err       error
 	// Progress says, for a non-transactional migration, how far it got; nil otherwise.
 	Progress *Progress
+	// Statement is the statement that failed, and Line its line in the migration's file,
+	// where the engine can tell; else empty and 0.
+	Statement string
+	Line      int
 }
 
 // Progress says how far a non-transactional migration got before it failed or was stopped:

@@ -154,7 +154,7 @@ func (j *Journal) q(query string) string {
 	if j.dialect == SQLite {
 		now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 	}
-	return strings.NewReplacer("{table}", j.table, "{now}", now).Replace(query)
+	return lock.Internal(strings.NewReplacer("{table}", j.table, "{now}", now).Replace(query))
 }
 
 // Ensure creates the table if it does not exist. Only the migrator calls it. A table that

@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -86,6 +87,12 @@ type Lease interface {
 // counts as lost. A migrator that runs work outside its session checks at least every second,
 // so it notices a loss within a second plus CheckDeadline (see engine.Hooks.Settle).
 const CheckDeadline = 5 * time.Second
+
+// WaiterLister is a Locker that can tell which replicas wait for the lock now (the PostgreSQL
+// lock: the sessions queued on it).
+type WaiterLister interface {
+	Waiters(ctx context.Context) ([]string, error)
+}
 
 // Interrupter is a Lease that can stop the work running under it without giving up the lock:
 // PostgreSQL's lease cancels the running statement on the server, so the session survives to
@@ -192,6 +199,19 @@ type Outcome struct {
 	// Leaderless is true while this replica sees no leader: the replicated state may then be
 	// stale, and only the database can say whether the run ended.
 	Leaderless bool
+}
+
+// internalMarker opens every statement schemagate itself runs on a database session, so that a
+// session's current statement, as pg_stat_activity shows it, tells a migration's statement from
+// schemagate's own bookkeeping (a lock check, a journal row), which no person needs to see.
+const internalMarker = "/* schemagate */ "
+
+// Internal marks query as one of schemagate's own.
+func Internal(query string) string { return internalMarker + query }
+
+// IsInternal reports whether query is one of schemagate's own (marked by Internal).
+func IsInternal(query string) bool {
+	return strings.HasPrefix(strings.TrimSpace(query), strings.TrimSpace(internalMarker))
 }
 
 // Loss is a lease's loss signal, for backends to embed in their leases: it gives the lease its

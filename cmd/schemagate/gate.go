@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
 	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/engine/alembic"
@@ -28,6 +30,7 @@ type gate struct {
 	coordinator *coordinator.Coordinator
 	replica     string
 	fingerprint string
+	plan        engine.Plan
 }
 
 // identity names the replica and what it gates, for reports.
@@ -65,9 +68,23 @@ func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
 		return &coordinator.InputError{Err: err}
 	}
 	defer g.close()
-	log.Debug().Str("database", g.target).Str("lock_namespace", g.namespace).Str("lock", g.lockName).
-		Str("command", cmd.Name()).Msg("starting")
+	g.logStart(log, cmd.Name(), s, mode)
 	return fn(cmd.Context(), g)
+}
+
+// logStart logs, once, what this process gates: at info for the commands that wait or migrate,
+// at debug for the one-shot reads (check, status, validate), whose output is the answer.
+func (g *gate) logStart(log zerolog.Logger, command string, s *gateSettings, mode coordinator.Mode) {
+	ev := log.Debug()
+	if command == "migrate" || command == "wait" || command == "serve" || command == "exec" {
+		ev = log.Info()
+	}
+	plan := g.plan
+	target := fmt.Sprint(plan.Target)
+	ev.Str("version", schemagate.Version).Str("command", command).Str("database", g.target).Str("lock", g.lockName).
+		Str("lock_namespace", g.namespace).Str("source", s.source).Str("dir", s.dir).Str("target", target).
+		Str("migration_set", plan.Fingerprint).Str("mode", mode.String()).
+		Msgf("schemagate %s %s: gating %s (%s), target %s", schemagate.Version, command, g.target, g.lockName, target)
 }
 
 // privateEnv are the variables that hold schemagate's own secrets or lead to them (a file, the
@@ -187,7 +204,7 @@ func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identi
 		b.close()
 		return nil, err
 	}
-	g := &gate{backend: b, replica: s.coordinator.ReplicaID, fingerprint: eng.Plan().Fingerprint}
+	g := &gate{backend: b, replica: s.coordinator.ReplicaID, fingerprint: eng.Plan().Fingerprint, plan: eng.Plan()}
 	if err := b.elect(s, eng.Plan().Fingerprint, log); err != nil {
 		b.close()
 		return nil, err
@@ -206,10 +223,19 @@ func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identi
 		Target:    b.target,
 		Log:       log,
 		Redact:    redactor.String,
+		Running:   running(b.statements),
 	})
 	if err != nil {
 		b.close()
 		return nil, err
 	}
 	return g, nil
+}
+
+// running is the coordinator's Running for a statement log, nil without one.
+func running(l *postgres.StatementLog) func() (string, time.Time, bool) {
+	if l == nil {
+		return nil
+	}
+	return l.Running
 }

@@ -20,15 +20,18 @@ func newLogger(w io.Writer, format, level, replica string) zerolog.Logger {
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
+	f, ok := w.(interface{ Fd() uintptr })
+	terminal := ok && isatty.IsTerminal(f.Fd())
 	if format == "auto" {
 		format = "json"
-		if f, ok := w.(interface{ Fd() uintptr }); ok && isatty.IsTerminal(f.Fd()) {
+		if terminal {
 			format = "console"
 		}
 	}
 	out := w
 	if format == "console" {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		// Colours only for a person at a terminal: escape sequences garble a file or a pipe.
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !terminal}
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Str("replica", replica).Logger()
 }

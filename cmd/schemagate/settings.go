@@ -75,7 +75,8 @@ func addWaitFlags(fs *pflag.FlagSet) {
 	addRaftFlags(fs)
 	cd := coordinator.DefaultConfig()
 	fs.Duration("poll-interval", cd.PollInterval, "how often a waiter re-reads the database when nothing wakes it sooner (jittered ±25%)")
-	fs.Duration("progress-interval", cd.ProgressInterval, "how often a waiter logs whom it waits for")
+	fs.Duration("progress-interval", cd.ProgressInterval, "how soon a waiter logs whom it waits for, and the migrator "+
+		"what it applies; the lines then back off to one a minute while nothing changes")
 }
 
 // addRaftFlags adds the settings of --lock raft.

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/schemagate/schemagate/engine"
+	"github.com/schemagate/schemagate/lock"
 )
 
 // DefaultTable is Alembic's version table.
@@ -123,7 +124,7 @@ func (s *Source) idAt(pos int64) string {
 }
 
 func (s *Source) read(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT version_num FROM "+s.table)
+	rows, err := s.db.QueryContext(ctx, lock.Internal("SELECT version_num FROM "+s.table))
 	if err != nil {
 		return nil, err
 	}

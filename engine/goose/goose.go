@@ -70,6 +70,8 @@ type StatementLog interface {
 	// Since returns the statements that completed after mark, oldest first; complete is
 	// false when it lost count.
 	Since(mark uint64) (statements []string, complete bool)
+	// FailedSince returns the last statement that failed after mark.
+	FailedSince(mark uint64) (string, bool)
 }
 
 // Blocker is a transaction open for a while in the database: a likely reason a migration's
@@ -235,7 +237,7 @@ func (e *Engine) Table() string { return e.opts.Table }
 
 // Status reads the applied versions, without creating or locking anything.
 func (e *Engine) Status(ctx context.Context) (engine.Status, error) {
-	rows, err := e.db.QueryContext(ctx, "SELECT version_id FROM "+e.opts.Table+" WHERE version_id > 0")
+	rows, err := e.db.QueryContext(ctx, lock.Internal("SELECT version_id FROM "+e.opts.Table+" WHERE version_id > 0"))
 	if err != nil {
 		if engine.MissingTable(err) {
 			return engine.Assess(e.plan, false, nil), nil
@@ -289,6 +291,7 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 			if !m.Transactional {
 				me.Progress = e.progress(m, mark)
 			}
+			e.failedStatement(me, mark)
 			return me
 		}
 		if h.After != nil {
@@ -322,6 +325,27 @@ func (e *Engine) progress(m engine.Migration, mark uint64) *engine.Progress {
 	}
 	p.Completed = all[:next]
 	return p
+}
+
+// failedStatement names, in me, the statement of me's migration that failed since mark, and its
+// line in the file.
+func (e *Engine) failedStatement(me *engine.MigrationError, mark uint64) {
+	if e.opts.Statements == nil {
+		return
+	}
+	stmt, ok := e.opts.Statements.FailedSince(mark)
+	if !ok || lock.IsInternal(stmt) {
+		return
+	}
+	me.Statement = strings.TrimSpace(stmt)
+	body, err := fs.ReadFile(e.opts.FS, me.Migration.Name)
+	if err != nil {
+		return
+	}
+	first, _, _ := strings.Cut(me.Statement, "\n")
+	if i := strings.Index(string(body), strings.TrimSpace(first)); i >= 0 {
+		me.Line = strings.Count(string(body[:i]), "\n") + 1
+	}
 }
 
 // apply applies m, under the DDL lock timeout when one is set, retrying a transactional
@@ -370,11 +394,11 @@ func lockTimedOut(err error) bool {
 
 // blockers lists the oldest open transactions of other sessions in the database.
 func (e *Engine) blockers(ctx context.Context) []Blocker {
-	rows, err := e.db.QueryContext(ctx, `SELECT pid, application_name, state, left(query, 120),
+	rows, err := e.db.QueryContext(ctx, lock.Internal(`SELECT pid, application_name, state, left(query, 120),
 			extract(epoch FROM now() - xact_start)
 		FROM pg_stat_activity
 		WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
-		ORDER BY xact_start LIMIT 3`)
+		ORDER BY xact_start LIMIT 3`))
 	if err != nil {
 		return nil
 	}

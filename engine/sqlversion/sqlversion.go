@@ -21,6 +21,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/schemagate/schemagate/engine"
+	"github.com/schemagate/schemagate/lock"
 )
 
 // Source is a version query and the version the replica needs.
@@ -154,7 +155,7 @@ func (s *Source) readSQLite(ctx context.Context) (string, bool, error) {
 func (s *Source) scan(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }) (version string, dirty bool, err error) {
-	rows, err := q.QueryContext(ctx, s.query)
+	rows, err := q.QueryContext(ctx, lock.Internal(s.query))
 	if err != nil {
 		return "", false, queryError(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/schemagate/schemagate/lock"
 )
 
 // commandSuffix ends the application_name of a migrate command's sessions.
@@ -41,10 +43,10 @@ func EndCommandSessions(ctx context.Context, db Queryer, replicas []string) ([]E
 	}
 	// OFFSET 0 keeps the filter apart from the termination: the planner may not evaluate
 	// pg_terminate_backend on a row the filter would have dropped.
-	rows, err := db.QueryContext(ctx, `SELECT pid, application_name, state FROM (
+	rows, err := db.QueryContext(ctx, lock.Internal(`SELECT pid, application_name, state FROM (
 		SELECT pid, application_name, coalesce(state, '') AS state FROM pg_stat_activity
 		 WHERE application_name = ANY($1) AND pid <> pg_backend_pid() OFFSET 0) tagged
-		WHERE pg_terminate_backend(pid)`, tags)
+		WHERE pg_terminate_backend(pid)`), tags)
 	if err != nil {
 		return nil, fmt.Errorf("end the sessions of earlier migrators' commands: %w", err)
 	}

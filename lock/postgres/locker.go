@@ -67,7 +67,7 @@ func (l *Locker) TryAcquire(ctx context.Context) (lock.Lease, error) {
 	defer conn.Close()
 	var ok bool
 	var pid int32
-	err = conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1), pg_backend_pid()", l.key).Scan(&ok, &pid)
+	err = conn.QueryRowContext(ctx, lock.Internal("SELECT pg_try_advisory_lock($1), pg_backend_pid()"), l.key).Scan(&ok, &pid)
 	if err != nil {
 		return nil, fmt.Errorf("try advisory lock %d: %w", l.key, err)
 	}
@@ -93,7 +93,7 @@ SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''
 func (l *Locker) Holder(ctx context.Context) (*lock.Holder, error) {
 	var h lock.Holder
 	var sessionStart, queryStart sql.NullTime
-	err := l.s.db.QueryRowContext(ctx, holderQuery, l.key>>32, l.key&0xffffffff).Scan(
+	err := l.s.db.QueryRowContext(ctx, lock.Internal(holderQuery), l.key>>32, l.key&0xffffffff).Scan(
 		&h.PID, &h.Name, &h.Address, &sessionStart, &h.State, &h.Query, &queryStart)
 	if errors.Is(err, sql.ErrNoRows) {
 		l.sawHolder = false
@@ -106,6 +106,38 @@ func (l *Locker) Holder(ctx context.Context) (*lock.Holder, error) {
 	h.Replica = replicaFromApplicationName(h.Name)
 	h.SessionStart, h.QueryStart = sessionStart.Time, queryStart.Time
 	return &h, nil
+}
+
+// waitersQuery lists the sessions queued on the namespace's lock in this database: the
+// replicas waiting for the migrator (each queues for the lock's shared mode while it waits).
+const waitersQuery = `
+SELECT coalesce(a.application_name, '')
+  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'advisory' AND NOT l.granted
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1
+ ORDER BY a.backend_start`
+
+// Waiters lists the replicas queued on the lock now. A waiter is queued for most of its wait,
+// but not for the moment between two of its polls: the list is a close estimate.
+func (l *Locker) Waiters(ctx context.Context) ([]string, error) {
+	rows, err := l.s.db.QueryContext(ctx, lock.Internal(waitersQuery), l.key>>32, l.key&0xffffffff)
+	if err != nil {
+		return nil, fmt.Errorf("list the waiting replicas: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("list the waiting replicas: %w", err)
+		}
+		if r := replicaFromApplicationName(name); r != "" {
+			name = r
+		}
+		out = append(out, name)
+	}
+	return out, rows.Err()
 }
 
 // Wait blocks until the holder last reported by Holder releases the lock or dies, a migrator
@@ -122,7 +154,7 @@ func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
 	}
 	var free bool
 	err := l.s.db.QueryRowContext(ctx,
-		"SELECT CASE WHEN pg_try_advisory_lock_shared($1) THEN pg_advisory_unlock_shared($1) ELSE false END",
+		lock.Internal("SELECT CASE WHEN pg_try_advisory_lock_shared($1) THEN pg_advisory_unlock_shared($1) ELSE false END"),
 		l.key).Scan(&free)
 	if err != nil {
 		return fmt.Errorf("probe the lock: %w", err)
@@ -144,14 +176,15 @@ func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
 // this statement's transaction only, so the session's setting is untouched afterwards.
 func (l *Locker) waitForRelease(ctx context.Context, d time.Duration) error {
 	ms := max(d.Milliseconds(), 1)
-	stmt := fmt.Sprintf(`DO $$
+	stmt := lock.Internal(`DO $$
 BEGIN
   PERFORM set_config('lock_timeout', '%d', true);
   PERFORM pg_advisory_lock_shared(%d);
   PERFORM pg_advisory_unlock_shared(%d);
 EXCEPTION WHEN lock_not_available THEN
   NULL;
-END $$`, ms, l.key, l.key)
+END $$`)
+	stmt = fmt.Sprintf(stmt, ms, l.key, l.key)
 	if _, err := l.s.db.ExecContext(ctx, stmt); err != nil {
 		return fmt.Errorf("wait for the lock holder: %w", err)
 	}
@@ -236,7 +269,7 @@ SELECT EXISTS (
 // Fence checks, inside the caller's transaction, that this very backend still holds the lock.
 func (ls *lease) Fence(ctx context.Context, tx lock.Execer) error {
 	var held bool
-	if err := tx.QueryRowContext(ctx, fenceQuery, ls.l.key>>32, ls.l.key&0xffffffff).Scan(&held); err != nil {
+	if err := tx.QueryRowContext(ctx, lock.Internal(fenceQuery), ls.l.key>>32, ls.l.key&0xffffffff).Scan(&held); err != nil {
 		return ls.sessionError("check the lock inside the migration transaction", err)
 	}
 	if !held {
@@ -290,7 +323,7 @@ func (ls *lease) Announce(ctx context.Context, tx lock.Execer, ev lock.Event) er
 	if err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, $2)", ls.l.channel, string(payload)); err != nil {
+	if _, err := tx.ExecContext(ctx, lock.Internal("SELECT pg_notify($1, $2)"), ls.l.channel, string(payload)); err != nil {
 		return ls.sessionError("announce "+string(ev.Kind), err)
 	}
 	return nil
@@ -313,7 +346,7 @@ func (ls *lease) Release(ctx context.Context) error {
 	default:
 	}
 	var ok bool
-	if err := l.s.db.QueryRowContext(ctx, "SELECT pg_advisory_unlock($1)", l.key).Scan(&ok); err != nil {
+	if err := l.s.db.QueryRowContext(ctx, lock.Internal("SELECT pg_advisory_unlock($1)"), l.key).Scan(&ok); err != nil {
 		return ls.sessionError("release advisory lock", err)
 	}
 	if !ok {

@@ -395,8 +395,8 @@ func (s *Session) endLostBackend() {
 		}
 		defer conn.Close(context.WithoutCancel(ctx))
 		var ended bool
-		err = conn.QueryRow(ctx, `SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM pg_stat_activity
-			WHERE pid = $1 AND application_name = $2`, pid, s.pgcfg.RuntimeParams["application_name"]).Scan(&ended)
+		err = conn.QueryRow(ctx, lock.Internal(`SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM pg_stat_activity
+			WHERE pid = $1 AND application_name = $2`), pid, s.pgcfg.RuntimeParams["application_name"]).Scan(&ended)
 		if err == nil && ended {
 			s.log.Info().Int32("backend_pid", pid).
 				Msg("ended this replica's lost session on the server, so that its lock and transaction go now")
@@ -474,7 +474,7 @@ func (s *Session) configure(ctx context.Context, conn *pgx.Conn, major int) (int
 	s.mu.Lock()
 	listen := s.listen
 	s.mu.Unlock()
-	query := "SELECT pg_backend_pid()::text, concat_ws(',', " + strings.Join(sets, ", ") + ")"
+	query := lock.Internal("SELECT pg_backend_pid()::text, concat_ws(',', " + strings.Join(sets, ", ") + ")")
 	if listen != "" {
 		query = "LISTEN " + listen + "; " + query
 	}

@@ -40,13 +40,13 @@ func (f *fence) bump(ctx context.Context, holder string) (int64, error) {
 	}
 	create := fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (namespace text PRIMARY KEY, epoch bigint NOT NULL,
 		holder text NOT NULL, updated_at %s)`, f.table, ts)
-	if _, err := f.db.ExecContext(ctx, create); err != nil && !f.exists(ctx) {
+	if _, err := f.db.ExecContext(ctx, lock.Internal(create)); err != nil && !f.exists(ctx) {
 		return 0, fmt.Errorf("create fence table %s: %w", f.table, err)
 	}
 	var epoch int64
-	err := f.db.QueryRowContext(ctx, fmt.Sprintf(`INSERT INTO %[1]s (namespace, epoch, holder) VALUES ($1, 1, $2)
+	err := f.db.QueryRowContext(ctx, lock.Internal(fmt.Sprintf(`INSERT INTO %[1]s (namespace, epoch, holder) VALUES ($1, 1, $2)
 		ON CONFLICT (namespace) DO UPDATE SET epoch = %[1]s.epoch + 1, holder = excluded.holder
-		RETURNING epoch`, f.table), f.namespace, holder).Scan(&epoch)
+		RETURNING epoch`, f.table)), f.namespace, holder).Scan(&epoch)
 	if err != nil {
 		return 0, fmt.Errorf("take a fencing epoch: %w", err)
 	}
@@ -56,7 +56,7 @@ func (f *fence) bump(ctx context.Context, holder string) (int64, error) {
 // exists reports whether the table exists (two first leaders may race to create it).
 func (f *fence) exists(ctx context.Context) bool {
 	var n int
-	return f.db.QueryRowContext(ctx, "SELECT count(*) FROM "+f.table).Scan(&n) == nil
+	return f.db.QueryRowContext(ctx, lock.Internal("SELECT count(*) FROM "+f.table)).Scan(&n) == nil
 }
 
 // check fails unless epoch is still the newest, inside tx. On PostgreSQL the row lock makes a
@@ -68,7 +68,7 @@ func (f *fence) check(ctx context.Context, tx lock.Execer, epoch int64) error {
 		query += " FOR UPDATE"
 	}
 	var current int64
-	err := tx.QueryRowContext(ctx, query, f.namespace).Scan(&current)
+	err := tx.QueryRowContext(ctx, lock.Internal(query), f.namespace).Scan(&current)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("fence row for %q is missing: %w", f.namespace, lock.ErrLost)
 	}

@@ -47,6 +47,8 @@ affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeS
 imagePullSecrets: [{name: regcred}]`}},
 	{"job names", []string{base, `{nameOverride: gate, fullnameOverride: a-release-name-that-is-long-enough-to-need-truncating-somewhere, commonLabels: {team: db}}`}},
 	{"job no serviceAccount", []string{base, `serviceAccount: {create: false, name: migrator}`}},
+	{"job sidecars", []string{base, proxySidecar, "{priorityClassName: db, commonAnnotations: {team: db}}"}},
+	{"job OpenShift", []string{base, "global: {imageRegistry: mirror.example, compatibility: {openshift: {adaptSecurityContext: force}}}"}},
 	{"helmHook", []string{base, "mode: helmHook"}},
 	{"helmHook argocd", []string{base, "{mode: helmHook, helmHook: {argocd: true, weight: 3}, serviceAccount: {annotations: {iam.example/role: migrator}}}"}},
 	{"helmHook no tests", []string{base, "{mode: helmHook, tests: {enabled: false}}"}},

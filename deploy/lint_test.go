@@ -34,7 +34,11 @@ func TestHelmLint(t *testing.T) {
 				// `required` and `fail` pass.
 				checkRendering(t, mustRender(t, r.dir, vals))
 			}
-			result := lint.All(r.dir, vals, namespace, false)
+			kv, err := chartutil.ParseKubeVersion(kubeVersion)
+			if err != nil {
+				t.Fatal(err)
+			}
+			result := lint.AllWithKubeVersion(r.dir, vals, namespace, kv)
 			for _, m := range result.Messages {
 				if m.Severity >= support.ErrorSev {
 					t.Errorf("lint: %s", m)

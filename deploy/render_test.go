@@ -94,8 +94,9 @@ func render(dir string, vals map[string]any) (*rendering, error) {
 	return renderChart(ch, vals, kubeVersion)
 }
 
-// renderChart renders a loaded chart for a cluster of the Kubernetes version kube.
-func renderChart(ch *chart.Chart, vals map[string]any, kube string) (*rendering, error) {
+// renderChart renders a loaded chart for a cluster of the Kubernetes version kube that serves
+// the default API versions and apis.
+func renderChart(ch *chart.Chart, vals map[string]any, kube string, apis ...string) (*rendering, error) {
 	if err := chartutil.ProcessDependenciesWithMerge(ch, vals); err != nil {
 		return nil, fmt.Errorf("dependencies: %w", err)
 	}
@@ -105,6 +106,7 @@ func renderChart(ch *chart.Chart, vals map[string]any, kube string) (*rendering,
 		return nil, err
 	}
 	caps.KubeVersion = *kv
+	caps.APIVersions = append(slices.Clone(caps.APIVersions), apis...)
 	opts := chartutil.ReleaseOptions{Name: releaseName, Namespace: namespace, Revision: 1, IsInstall: true}
 	top, err := chartutil.ToRenderValues(ch, vals, opts, caps)
 	if err != nil {

@@ -120,30 +120,7 @@ spec:
   enableServiceLinks: false
   serviceAccountName: {{ include "schemagate.serviceAccountName" . }}
   automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
-  {{- with .Values.imagePullSecrets }}
-  imagePullSecrets:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with .Values.podSecurityContext }}
-  securityContext:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with .Values.nodeSelector }}
-  nodeSelector:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with .Values.affinity }}
-  affinity:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with .Values.tolerations }}
-  tolerations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with include "schemagate.copyMigrations" $args | trim }}
-  initContainers:
-    {{- . | nindent 4 }}
-  {{- end }}
+  {{- include "schemagate.ownPodSpec" $args | nindent 2 }}
   containers:
     - {{ include "schemagate.container" $args | nindent 6 | trim }}
   {{- with include "schemagate.volumes" $args }}

@@ -60,6 +60,7 @@ Example, in the including chart's Deployment:
 {{- end }}
 
 {{- define "schemagate.snippet.nativeSidecar" -}}
+{{- include "schemagate.needsNativeSidecars" (dict "context" .context "what" "schemagate.nativeSidecar" "instead" "include schemagate.initContainer instead") }}
 {{- $args := merge (dict "command" "serve") . }}
 {{- $v := .values }}
 {{ include "schemagate.copyMigrations" . }}
@@ -122,9 +123,9 @@ env:
 envFrom:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with $v.containerSecurityContext }}
+{{- with include "schemagate.containerSecurityContext" . | trim }}
 securityContext:
-  {{- toYaml . | nindent 2 }}
+  {{- . | nindent 2 }}
 {{- end }}
 {{- with $v.resources }}
 resources:
@@ -295,9 +296,9 @@ schemagate reads them from. Renders nothing unless migrations.fromImage.enabled.
     - {{ printf "%s/." (trimSuffix "/" $m.fromImage.path) | quote }}
     - {{ printf "%s/" (trimSuffix "/" $m.dir) | quote }}
     {{- end }}
-  {{- with $v.containerSecurityContext }}
+  {{- with include "schemagate.containerSecurityContext" . | trim }}
   securityContext:
-    {{- toYaml . | nindent 4 }}
+    {{- . | nindent 4 }}
   {{- end }}
   {{- with $v.resources }}
   resources:
@@ -314,7 +315,12 @@ Image references. The schemagate tag defaults to the schemagate chart's appVersi
 schemagate.chartAppVersion).
 */}}
 {{- define "schemagate.image" -}}
-{{- include "schemagate.imageRef" (dict "image" .values.image "key" "image" "defaultTag" (include "schemagate.chartAppVersion" .)) }}
+{{- include "schemagate.imageRef" (dict "image" .values.image "key" "image" "defaultTag" (include "schemagate.chartAppVersion" .) "global" (include "schemagate.globalRegistry" .)) }}
+{{- end }}
+
+{{/* global.imageRegistry, or nothing. */}}
+{{- define "schemagate.globalRegistry" -}}
+{{- get (get .values "global" | default dict) "imageRegistry" | default "" }}
 {{- end }}
 
 {{/*
@@ -346,15 +352,28 @@ file): then image.tag must be set.
 {{- with get . "migrationsImage" }}
 {{- . }}
 {{- else }}
-{{- include "schemagate.imageRef" (dict "image" .values.migrations.fromImage.image "key" "migrations.fromImage.image" "defaultTag" "") }}
+{{- include "schemagate.imageRef" (dict "image" .values.migrations.fromImage.image "key" "migrations.fromImage.image" "defaultTag" "" "global" (include "schemagate.globalRegistry" .)) }}
 {{- end }}
 {{- end }}
 
-{{/* dict "image" {registry, repository, tag, digest} "key" "image" "defaultTag" "1.0.0" */}}
+{{/*
+dict "image" {registry, repository, tag, digest} "key" "image" "defaultTag" "1.0.0" "global" "".
+registry is prepended to repository. global (global.imageRegistry) takes the place of the
+registry: of registry when set, otherwise of a registry host that begins repository
+(ghcr.io/schemagate/schemagate -> mirror.example/schemagate/schemagate).
+*/}}
 {{- define "schemagate.imageRef" -}}
 {{- $img := .image }}
 {{- $repo := required (printf "schemagate: %s.repository is required" .key) $img.repository }}
-{{- with $img.registry }}
+{{- $registry := $img.registry }}
+{{- with .global }}
+{{- $registry = . }}
+{{- $first := splitList "/" $repo | first }}
+{{- if and (contains "/" $repo) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+{{- $repo = trimPrefix (printf "%s/" $first) $repo }}
+{{- end }}
+{{- end }}
+{{- with $registry }}
 {{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}
 {{- end }}
 {{- if $img.digest }}
@@ -477,8 +496,8 @@ metadata:
     {{- toYaml . | nindent 4 }}
   {{- end }}
   annotations:
-    helm.sh/hook: test
-    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+    {{- $hook := dict "helm.sh/hook" "test" "helm.sh/hook-delete-policy" "before-hook-creation,hook-succeeded" }}
+    {{- toYaml (merge $hook (get . "annotations" | default dict)) | nindent 4 }}
 spec:
   restartPolicy: Never
   activeDeadlineSeconds: {{ add (include "schemagate.durationSeconds" (include "schemagate.testTimeout" .)) 60 }}
@@ -487,36 +506,118 @@ spec:
   {{- with get . "serviceAccountName" }}
   serviceAccountName: {{ . }}
   {{- end }}
-  {{- with $v.imagePullSecrets }}
-  imagePullSecrets:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with $v.podSecurityContext }}
-  securityContext:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with $v.nodeSelector }}
-  nodeSelector:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with $v.affinity }}
-  affinity:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with $v.tolerations }}
-  tolerations:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- with include "schemagate.copyMigrations" . | trim }}
-  initContainers:
-    {{- . | nindent 4 }}
-  {{- end }}
+  {{- include "schemagate.ownPodSpec" . | nindent 2 }}
   containers:
     - {{ include "schemagate.container" $args | nindent 6 | trim }}
   {{- with include "schemagate.volumes" . }}
   volumes:
     {{- . | nindent 4 }}
   {{- end }}
+{{- end }}
+
+{{/*
+The pod-level fields of the chart's own pods (the Job's and the helm test Pod's), after
+restartPolicy and the ServiceAccount: pull secrets, security context, scheduling, and the init
+containers. The init containers are, in order: sidecars (native sidecars: restartPolicy: Always,
+so that they run beside schemagate and stop when it is done), extraInitContainers, and the copy
+of the migrations.
+*/}}
+{{- define "schemagate.ownPodSpec" -}}
+{{- $v := .values }}
+{{- with $v.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with include "schemagate.podSecurityContext" . | trim }}
+securityContext:
+  {{- . | nindent 2 }}
+{{- end }}
+{{- with $v.priorityClassName }}
+priorityClassName: {{ . | quote }}
+{{- end }}
+{{- with $v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $v.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- $init := list }}
+{{- with $v.sidecars }}
+{{- include "schemagate.needsNativeSidecars" (dict "context" $.context "what" "sidecars" "instead" "run them another way, or leave sidecars empty") }}
+{{- range . }}
+{{- $init = append $init (set (deepCopy .) "restartPolicy" "Always") }}
+{{- end }}
+{{- end }}
+{{- $init = concat $init ($v.extraInitContainers | default list) }}
+{{- $copy := include "schemagate.copyMigrations" . | trim }}
+{{- if or $init $copy }}
+initContainers:
+  {{- with $init }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- with $copy }}
+  {{- . | nindent 2 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Native sidecars (an init container with restartPolicy: Always) need Kubernetes 1.29 or later.
+dict "context" $ "what" "..." "instead" "...".
+*/}}
+{{- define "schemagate.needsNativeSidecars" -}}
+{{- $kube := .context.Capabilities.KubeVersion.Version }}
+{{- if semverCompare "<1.29.0-0" $kube }}
+{{- fail (printf "schemagate: %s need native sidecars, which Kubernetes has from 1.29 (this cluster is %s); %s" .what $kube .instead) }}
+{{- end }}
+{{- end }}
+
+{{/*
+OpenShift: with global.compatibility.openshift.adaptSecurityContext force, or auto (the
+default) on a cluster that serves security.openshift.io/v1, the chart's default user and group
+(65532) are left out of the security contexts, so that the restricted-v2 SCC assigns them from
+the namespace's range. Values other than the defaults stay.
+*/}}
+{{- define "schemagate.openshift" -}}
+{{- $os := get (get (get .values "global" | default dict) "compatibility" | default dict) "openshift" | default dict }}
+{{- $mode := get $os "adaptSecurityContext" | default "auto" }}
+{{- if not (has $mode (list "auto" "force" "disabled")) }}
+{{- fail (printf "schemagate: global.compatibility.openshift.adaptSecurityContext: %q must be auto, force or disabled" $mode) }}
+{{- end }}
+{{- if or (eq $mode "force") (and (eq $mode "auto") (.context.Capabilities.APIVersions.Has "security.openshift.io/v1")) }}true{{ end }}
+{{- end }}
+
+{{/* ctx without the keys whose value is the chart's default ID, on OpenShift. dict "ctx" {} "keys" (list) "root" . */}}
+{{- define "schemagate.securityContext" -}}
+{{- $out := deepCopy (.ctx | default dict) }}
+{{- if include "schemagate.openshift" .root }}
+{{- range .keys }}
+{{- if eq (toString (get $out .)) "65532" }}
+{{- $_ := unset $out . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with $out }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "schemagate.podSecurityContext" -}}
+{{- include "schemagate.securityContext" (dict "ctx" .values.podSecurityContext "keys" (list "runAsUser" "runAsGroup" "fsGroup") "root" .) }}
+{{- end }}
+
+{{- define "schemagate.containerSecurityContext" -}}
+{{- include "schemagate.securityContext" (dict "ctx" .values.containerSecurityContext "keys" (list "runAsUser" "runAsGroup") "root" .) }}
 {{- end }}
 
 {{/*

@@ -64,6 +64,8 @@ type Coordinator struct {
 	role Role
 	// gated: the last Run ended with the replica's migrations all applied.
 	gated bool
+	// ranRun is the journal id of the last run this replica migrated, 0 if none.
+	ranRun int64
 }
 
 // New checks cfg and returns a coordinator.

@@ -145,6 +145,7 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 	if m.runID, err = m.journal.StartRun(ctx, c.cfg.ReplicaID, c.Engine.Plan().Fingerprint, st.Current, st.Target); err != nil {
 		return m.failed(ctx, nil, err)
 	}
+	c.ranRun = m.runID
 	if err := m.checkInterrupted(ctx, st); err != nil {
 		return m.failed(ctx, nil, err)
 	}

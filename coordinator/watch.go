@@ -72,6 +72,10 @@ func (w *watcher) read(ctx context.Context) error {
 		w.fail(ctx, err)
 		return nil
 	}
+	// The migrator of an earlier rollout is a waiter of a later one.
+	if last := lastRunOf(tail); last != nil && last.ID != c.ranRun {
+		c.role = RoleWaiter
+	}
 	ready, reason, exit := c.judge(st)
 	phase := PhaseReady
 	switch {
@@ -104,16 +108,20 @@ func (w *watcher) behind(st engine.Status) string {
 		"or rolled back by hand?); %s", st.Pending[0], st.Describe())
 }
 
+// lastRunOf returns the newest run among journal entries (newest first), or nil.
+func lastRunOf(tail []journal.Entry) *journal.Entry {
+	for i := range tail {
+		if tail[i].Kind == journal.KindRun {
+			return &tail[i]
+		}
+	}
+	return nil
+}
+
 // lastFailure names the last migration run's failure, if it failed: why the schema is behind.
 func lastFailure(tail []journal.Entry) string {
-	for _, e := range tail {
-		if e.Kind != journal.KindRun {
-			continue
-		}
-		if e.Outcome == journal.Failed {
-			return "; the last migration run failed: " + failedRun(&e, false).Error()
-		}
-		return ""
+	if last := lastRunOf(tail); last != nil && last.Outcome == journal.Failed {
+		return "; the last migration run failed: " + failedRun(last, false).Error()
 	}
 	return ""
 }

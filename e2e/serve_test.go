@@ -306,3 +306,52 @@ func TestServeBusyPort(t *testing.T) {
 		t.Errorf("the database changed: %s -> %s", before, after)
 	}
 }
+
+// TestServeAfterFailure: every sidecar, not only the migrator's, reports a failed run: phase
+// failed in /status and schemagate_last_run{outcome="failed"}; with --exit-on-failure a sidecar
+// exits 3 instead of serving unready.
+func TestServeAfterFailure(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 2, Fail: map[int]bool{2: true}})
+	job := start(t, "job", d.args("migrate", dir))
+	if code := job.wait(t, time.Minute); code != 3 {
+		t.Fatalf("the job exited %d, want 3", code)
+	}
+	addr, ep := listenAddr(t)
+	start(t, "web-0", d.args("serve", dir, "--listen", addr, "--never-migrate"))
+	body := ep.awaitStatus(t, time.Minute, "/status", 200)
+	await(t, 30*time.Second, "/status to say failed", func() bool {
+		_, body = ep.get("/status")
+		return strings.Contains(body, `"phase": "failed"`)
+	})
+	_, metrics := ep.get("/metrics")
+	if got := metric(t, metrics, `schemagate_last_run{outcome="failed"}`); got != "1" {
+		t.Errorf(`schemagate_last_run{outcome="failed"} = %s, want 1`, got)
+	}
+	strict := start(t, "web-1", d.args("serve", dir, "--listen", fmt.Sprintf("127.0.0.1:%d", pgtest.FreePort(t)), "--exit-on-failure"))
+	if code := strict.wait(t, time.Minute); code != 3 {
+		t.Errorf("serve --exit-on-failure exited %d, want 3:\n%s", code, strict.output())
+	}
+}
+
+// TestServeRoleFollowsTheRollout: a sidecar that migrated one rollout reports itself the
+// migrator (schemagate_role) until another replica migrates the next one; then it is a waiter.
+func TestServeRoleFollowsTheRollout(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 2})
+	addr, ep := listenAddr(t)
+	start(t, "web-0", d.args("serve", dir, "--listen", addr, "--watch-interval", "200ms"))
+	ep.awaitStatus(t, time.Minute, "/readyz", 200)
+	_, metrics := ep.get("/metrics")
+	if got := metric(t, metrics, `schemagate_role{role="migrator"}`); got != "1" {
+		t.Fatalf(`the migrating sidecar: schemagate_role{role="migrator"} = %s`, got)
+	}
+	next := writeMigrations(t, migrationSet{N: 3})
+	if code := start(t, "release-2", d.args("migrate", next)).wait(t, time.Minute); code != 0 {
+		t.Fatal("the next release's migration failed")
+	}
+	await(t, 30*time.Second, "the old migrator to be a waiter of the new rollout", func() bool {
+		_, metrics = ep.get("/metrics")
+		return strings.Contains(metrics, `schemagate_role{role="waiter"} 1`)
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
 	"github.com/schemagate/schemagate/engine"
+	"github.com/schemagate/schemagate/journal"
 )
 
 // durationBuckets span a trivial migration to a long index build: 10 ms to 1 h.
@@ -30,7 +31,13 @@ type metrics struct {
 	lockWait      prometheus.Histogram
 	wait          prometheus.Histogram
 	lastSuccess   prometheus.Gauge
+	lastRun       *prometheus.GaugeVec
+	lastRunTime   prometheus.Gauge
 }
+
+// runOutcomes are the values of schemagate_last_run's outcome label.
+var runOutcomes = []journal.Outcome{journal.Running, journal.Succeeded, journal.Failed, journal.Cancelled,
+	journal.Abandoned, journal.Lost}
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
@@ -63,6 +70,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		lastSuccess: f.NewGauge(prometheus.GaugeOpts{Name: "schemagate_last_success_timestamp_seconds",
 			Help: "Unix time of the last read that found the schema ready for this replica."}),
 	}
+	m.lastRun = f.NewGaugeVec(prometheus.GaugeOpts{Name: "schemagate_last_run",
+		Help: "1 for the outcome of the namespace's last migration run, as this replica last read the journal, " +
+			"whoever ran it."}, []string{"outcome"})
+	m.lastRunTime = f.NewGauge(prometheus.GaugeOpts{Name: "schemagate_last_run_timestamp_seconds",
+		Help: "Unix time the namespace's last migration run ended (or started, while it runs)."})
 	info := f.NewGaugeVec(prometheus.GaugeOpts{Name: "schemagate_build_info",
 		Help: "Always 1; labels name the build."}, []string{"version", "goversion"})
 	info.WithLabelValues(schemagate.Version, runtime.Version()).Set(1)
@@ -78,6 +90,20 @@ func (m *metrics) observe(s coordinator.Snapshot) {
 		m.role.WithLabelValues(string(r)).Set(bool01(s.Role == r))
 	}
 	m.reachable.Set(bool01(s.Unreachable == nil && s.Status != nil))
+	for _, e := range s.Journal {
+		if e.Kind != journal.KindRun {
+			continue
+		}
+		for _, o := range runOutcomes {
+			m.lastRun.WithLabelValues(string(o)).Set(bool01(e.Outcome == o))
+		}
+		at := e.StartedAt
+		if e.FinishedAt != nil {
+			at = *e.FinishedAt
+		}
+		m.lastRunTime.Set(float64(at.UnixNano()) / 1e9)
+		break
+	}
 	if st := s.Status; st != nil {
 		m.dbVersion.Set(float64(st.Current))
 		m.targetVersion.Set(float64(st.Target))

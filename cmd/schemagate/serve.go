@@ -27,9 +27,11 @@ watching: it re-reads the schema whenever a migrator announces progress and ever
 satisfies this replica, 503 otherwise; ?verbose says why. /status is the status document;
 /metrics is Prometheus.
 
-A failed migration does not stop serve: /readyz stays 503 and says why, until the schema is
-fixed or the sidecar restarts (which retries the migration once). SIGTERM stops it cleanly:
-a migration under way is cancelled and rolled back, the lock released, and it exits 0.`,
+A failed migration does not stop serve: /readyz stays 503 and says why (phase failed in
+/status), until the schema is fixed or the sidecar restarts (which retries the migration
+once); with --exit-on-failure it exits 3 instead, for a fast CrashLoopBackOff. SIGTERM stops
+it cleanly: a migration under way is cancelled and rolled back, the lock released, and it
+exits 0. Every change of its verdict (ready, unready, behind, ahead, failed) is logged.`,
 		Args: noArgs,
 		RunE: a.serve,
 	}
@@ -48,6 +50,8 @@ func addServeFlags(cmd *cobra.Command) {
 	fs.String("serve-detail", string(health.DetailFull), "what /status and /readyz?verbose reveal to whoever reaches --listen: "+
 		"full (error texts, the lock holder's statement and address) or summary (phases, versions and reasons only)")
 	fs.Bool("never-migrate", false, "wait for another replica to migrate; never become the migrator")
+	fs.Bool("exit-on-failure", false, "exit 3 when the migration run fails, instead of serving unready until the schema "+
+		"is fixed: a fast CrashLoopBackOff for the pod")
 	fs.Bool("rerun-interrupted", false, "run again a non-transactional migration that was interrupted midway "+
 		"(check what it left behind first)")
 }
@@ -57,6 +61,7 @@ type serveSettings struct {
 	watchInterval   time.Duration
 	shutdownTimeout time.Duration
 	detail          health.Detail
+	exitOnFailure   bool
 }
 
 func loadServe(l *loader) (serveSettings, error) {
@@ -74,6 +79,9 @@ func loadServe(l *loader) (serveSettings, error) {
 	}
 	if s.shutdownTimeout <= 0 {
 		return s, errors.New("shutdown-timeout: must be positive")
+	}
+	if s.exitOnFailure, err = l.bool("exit-on-failure"); err != nil {
+		return s, err
 	}
 	s.detail, err = health.ParseDetail(l.string("serve-detail"))
 	return s, err
@@ -119,7 +127,7 @@ func (a *app) serve(cmd *cobra.Command, _ []string) error {
 		group.Go(func() error { return srv.Serve(gctx, ss.shutdownTimeout) })
 		group.Go(func() error {
 			defer stop()
-			return a.gateAndWatch(gctx, g, ss.watchInterval)
+			return a.gateAndWatch(gctx, g, ss)
 		})
 		err = group.Wait()
 		if cmd.Context().Err() != nil {
@@ -132,16 +140,18 @@ func (a *app) serve(cmd *cobra.Command, _ []string) error {
 // gateAndWatch runs the gate, then watches until ctx ends. A failed migration run does not end
 // it: the replica stays unready, and keeps watching in case the schema is fixed elsewhere. A stop
 // (SIGTERM) is a clean end.
-func (a *app) gateAndWatch(ctx context.Context, g *gate, every time.Duration) error {
+func (a *app) gateAndWatch(ctx context.Context, g *gate, ss serveSettings) error {
 	err := g.coordinator.Run(ctx)
 	var failed *coordinator.MigrationFailedError
 	switch {
 	case ctx.Err() != nil:
 		return nil
+	case errors.As(err, &failed) && ss.exitOnFailure:
+		return err // --exit-on-failure: the orchestrator restarts the pod, which retries once
 	case errors.As(err, &failed):
 		a.log.Error().Err(err).Msg("the migration run failed; serving unready until the schema is fixed or this process restarts")
 	case err != nil:
 		return err
 	}
-	return g.coordinator.Watch(ctx, every)
+	return g.coordinator.Watch(ctx, ss.watchInterval)
 }

@@ -353,3 +353,30 @@ func headlessService(t testing.TB, r *rendering) *corev1.Service {
 	t.Fatalf("no headless Service among %v", r.kinds())
 	return nil
 }
+
+// sidecar.serveDetail reaches `serve` (and only serve) as SCHEMAGATE_SERVE_DETAIL: full by
+// default, summary on request, nothing else.
+func TestExampleServeDetail(t *testing.T) {
+	for _, tc := range []struct{ values, want string }{
+		{"", "full"},
+		{"schemagate: {sidecar: {serveDetail: summary}}", "summary"},
+		{"schemagate: {sidecar: {serveDetail: full}}", "full"},
+	} {
+		r := mustRender(t, example(t), values(t, tc.values))
+		sg := container(t, one[*appsv1.Deployment](t, r).Spec.Template.Spec, "schemagate")
+		if got := envValue(t, sg, "SCHEMAGATE_SERVE_DETAIL"); got != tc.want {
+			t.Errorf("%q: SCHEMAGATE_SERVE_DETAIL=%q, want %q", tc.values, got, tc.want)
+		}
+		// check (the test Pod) and migrate have no such flag.
+		if _, ok := env(container(t, one[*corev1.Pod](t, r).Spec, "schemagate"), "SCHEMAGATE_SERVE_DETAIL"); ok {
+			t.Errorf("%q: the test Pod's check gets SCHEMAGATE_SERVE_DETAIL", tc.values)
+		}
+	}
+	init := container(t, one[*appsv1.Deployment](t, mustRender(t, example(t), values(t, "gate: initContainer"))).Spec.Template.Spec, "schemagate")
+	if _, ok := env(init, "SCHEMAGATE_SERVE_DETAIL"); ok {
+		t.Error("the init container's migrate gets SCHEMAGATE_SERVE_DETAIL")
+	}
+	if _, err := render(example(t), values(t, "schemagate: {sidecar: {serveDetail: everything}}")); err == nil || !strings.Contains(err.Error(), "serveDetail") {
+		t.Errorf("serveDetail: everything: %v, want a refusal", err)
+	}
+}

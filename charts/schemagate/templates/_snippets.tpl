@@ -215,6 +215,8 @@ Settings go in the environment (SCHEMAGATE_<FLAG>); the database URL only ever f
 {{- if eq .command "serve" }}
 - name: SCHEMAGATE_LISTEN
   value: {{ printf ":%d" (int $v.sidecar.port) | quote }}
+- name: SCHEMAGATE_SERVE_DETAIL
+  value: {{ $v.sidecar.serveDetail | default "full" | quote }}
 {{- if eq (toString $v.neverMigrate) "true" }}
 - name: SCHEMAGATE_NEVER_MIGRATE
   value: "true"

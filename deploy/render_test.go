@@ -53,13 +53,15 @@ type rendering struct {
 // newObject maps apiVersion/kind to the Go type an object must decode into. A kind that is not
 // here is an error: the test must know every kind the charts render.
 var newObject = map[string]func() any{
-	"batch/v1/Job":       func() any { return &batchv1.Job{} },
-	"v1/Pod":             func() any { return &corev1.Pod{} },
-	"v1/Service":         func() any { return &corev1.Service{} },
-	"v1/ServiceAccount":  func() any { return &corev1.ServiceAccount{} },
-	"v1/ConfigMap":       func() any { return &corev1.ConfigMap{} },
-	"v1/Secret":          func() any { return &corev1.Secret{} },
-	"apps/v1/Deployment": func() any { return &appsv1.Deployment{} },
+	"batch/v1/Job":             func() any { return &batchv1.Job{} },
+	"v1/Pod":                   func() any { return &corev1.Pod{} },
+	"v1/Service":               func() any { return &corev1.Service{} },
+	"v1/ServiceAccount":        func() any { return &corev1.ServiceAccount{} },
+	"v1/ConfigMap":             func() any { return &corev1.ConfigMap{} },
+	"v1/Secret":                func() any { return &corev1.Secret{} },
+	"apps/v1/Deployment":       func() any { return &appsv1.Deployment{} },
+	"apps/v1/StatefulSet":      func() any { return &appsv1.StatefulSet{} },
+	"v1/PersistentVolumeClaim": func() any { return &corev1.PersistentVolumeClaim{} },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any {
 		return &unstructured.Unstructured{}
 	},
@@ -95,24 +97,36 @@ func render(dir string, vals map[string]any) (*rendering, error) {
 }
 
 // renderChart renders a loaded chart for a cluster of the Kubernetes version kube that serves
-// the default API versions and apis.
+// the default API versions and apis. A missing value is an error, as with `helm lint --strict`:
+// the charts of this repository never read one.
 func renderChart(ch *chart.Chart, vals map[string]any, kube string, apis ...string) (*rendering, error) {
+	return renderWith(ch, vals, renderOptions{kube: kube, apis: apis, strict: true})
+}
+
+// renderOptions are what renderWith renders for.
+type renderOptions struct {
+	kube   string   // the cluster's Kubernetes version
+	apis   []string // API versions it serves besides the default ones
+	strict bool     // a missing value is an error (helm install renders it as empty)
+}
+
+func renderWith(ch *chart.Chart, vals map[string]any, o renderOptions) (*rendering, error) {
 	if err := chartutil.ProcessDependenciesWithMerge(ch, vals); err != nil {
 		return nil, fmt.Errorf("dependencies: %w", err)
 	}
 	caps := chartutil.DefaultCapabilities.Copy()
-	kv, err := chartutil.ParseKubeVersion(kube)
+	kv, err := chartutil.ParseKubeVersion(o.kube)
 	if err != nil {
 		return nil, err
 	}
 	caps.KubeVersion = *kv
-	caps.APIVersions = append(slices.Clone(caps.APIVersions), apis...)
+	caps.APIVersions = append(slices.Clone(caps.APIVersions), o.apis...)
 	opts := chartutil.ReleaseOptions{Name: releaseName, Namespace: namespace, Revision: 1, IsInstall: true}
 	top, err := chartutil.ToRenderValues(ch, vals, opts, caps)
 	if err != nil {
 		return nil, err
 	}
-	files, err := engine.Engine{Strict: true}.Render(ch, top)
+	files, err := engine.Engine{Strict: o.strict}.Render(ch, top)
 	if err != nil {
 		return nil, err
 	}
@@ -328,6 +342,8 @@ func (r *rendering) podSpecs() map[string]corev1.PodSpec {
 			out["Job "+o.name] = v.Spec.Template.Spec
 		case *appsv1.Deployment:
 			out["Deployment "+o.name] = v.Spec.Template.Spec
+		case *appsv1.StatefulSet:
+			out["StatefulSet "+o.name] = v.Spec.Template.Spec
 		case *corev1.Pod:
 			out["Pod "+o.name] = v.Spec
 		}

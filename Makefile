@@ -8,7 +8,9 @@
 #                postgres://postgres@127.0.0.1:5432/postgres; some tests need root
 #                for iptables, and pgbouncer on PATH)
 #   make bench   the herd, wake-up, failover, serve and Raft benchmarks
-#   make image   the container image (needs docker or podman)
+#   make image   the container image, ghcr.io/schemagate/schemagate:<version> as a release tags
+#                it, for this machine (needs docker or podman)
+#   make release-check  validate .goreleaser.yaml with GoReleaser's own check
 #   make soak    200 randomized rollouts with injected faults; invariants checked after each
 #   make vulncheck  govulncheck over the module (skipped when its database is unreachable)
 
@@ -16,8 +18,14 @@ GO      ?= go
 BIN     := bin/schemagate
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/schemagate/schemagate.Version=$(VERSION)
+# The image's name and tag are the release's (.goreleaser.yaml) and the chart's: the tag is the
+# version without its "v", as the chart's appVersion writes it.
+IMAGE     ?= ghcr.io/schemagate/schemagate
+IMAGE_TAG ?= $(patsubst v%,%,$(VERSION))
+# The GoReleaser the release workflow runs.
+GORELEASER_VERSION := v2.17.0
 
-.PHONY: build test vet fmt-check bench image soak vulncheck demo clean
+.PHONY: build test vet fmt-check bench image release-check soak vulncheck demo clean
 
 # A container engine for `make image`: docker, else podman.
 ENGINE  ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
@@ -58,7 +66,10 @@ soak:
 
 image:
 	@test -n "$(ENGINE)" || { echo "make image needs docker or podman"; exit 1; }
-	$(ENGINE) build --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse HEAD) -t schemagate:$(VERSION) .
+	$(ENGINE) build --build-arg VERSION=$(VERSION) --build-arg REVISION=$$(git rev-parse HEAD) -t $(IMAGE):$(IMAGE_TAG) .
+
+release-check:
+	$(GO) run github.com/goreleaser/goreleaser/v2@$(GORELEASER_VERSION) check
 
 clean:
 	rm -rf bin

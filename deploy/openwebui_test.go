@@ -3,6 +3,7 @@ package deploy
 import (
 	"os"
 	"os/exec"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -426,5 +427,60 @@ func TestOpenWebUICompose(t *testing.T) {
 	}
 	if got := commandLine(install); !slices.Equal(got, []string{"install", "/schemagate"}) {
 		t.Errorf("schemagate-install runs %q", got)
+	}
+}
+
+// docs/recipes/open-webui.md quotes the Helm example: each key it shows has the example's
+// value, and every flag of its command lines is one `schemagate exec` has.
+func TestOpenWebUIRecipeMatchesTheExamples(t *testing.T) {
+	doc, err := os.ReadFile("../docs/recipes/open-webui.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "The part that is the gate:\n\n```yaml\n")
+	quoted, _, _ := strings.Cut(after, "```")
+	if !ok || quoted == "" {
+		t.Fatal("the recipe no longer quotes the gate's values")
+	}
+	var inDoc, inFile map[string]any
+	if err := yaml.Unmarshal([]byte(quoted), &inDoc); err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(openWebUIValues)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(body, &inFile); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range inDoc {
+		if k == "extraEnvVars" {
+			for _, e := range v.([]any) {
+				if !slices.ContainsFunc(inFile[k].([]any), func(f any) bool { return reflect.DeepEqual(e, f) }) {
+					t.Errorf("the recipe shows the extraEnvVars entry %v, which the example lacks", e)
+				}
+			}
+			continue
+		}
+		if !reflect.DeepEqual(v, inFile[k]) {
+			t.Errorf("the recipe shows %s: %v; the example has %v", k, v, inFile[k])
+		}
+	}
+
+	bin := buildImageBinary(t, t.TempDir())
+	out, err := exec.Command(bin, "exec", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("exec --help: %v\n%s", err, out)
+	}
+	lines := regexp.MustCompile(`(?s)schemagate exec (.*?)-- bash start\.sh`).FindAllStringSubmatch(string(doc), -1)
+	if len(lines) < 2 {
+		t.Fatalf("the recipe shows %d gate command lines, want both migrate commands", len(lines))
+	}
+	for _, l := range lines {
+		for _, flag := range regexp.MustCompile(`(?m)(?:^|\s)(--[a-z-]+)`).FindAllStringSubmatch(l[1], -1) {
+			if !regexp.MustCompile(`(?m)^\s+(-\w, )?` + regexp.QuoteMeta(flag[1]) + `\b`).Match(out) {
+				t.Errorf("the recipe passes %s, which exec does not have", flag[1])
+			}
+		}
 	}
 }

@@ -212,6 +212,9 @@ func (m *migrator) hooks() engine.Hooks {
 			if err := m.lease.Fence(ctx, tx); err != nil {
 				return err
 			}
+			if err := c.Journal.RecordApplied(ctx, tx, m.runID, c.cfg.ReplicaID, mig, m.since); err != nil {
+				return err
+			}
 			return m.lease.Announce(ctx, tx, lock.Event{Kind: lock.EventApplied, Replica: c.cfg.ReplicaID,
 				Version: mig.Version, Migration: mig.Name})
 		},

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/schemagate/schemagate/engine"
@@ -65,6 +66,41 @@ type Report struct {
 	// Unreachable is why the database cannot be read now, when it cannot (serve).
 	Unreachable      string     `json:"unreachable,omitempty"`
 	UnreachableSince *time.Time `json:"unreachable_since,omitempty"`
+
+	// Run is the namespace's last migration run, and Position and Of where it stands: applying
+	// the Position-th of the Of migrations it set out to apply (0 where that cannot be told).
+	Run      *journal.Entry `json:"last_run,omitempty"`
+	Position int            `json:"run_position,omitempty"`
+	Of       int            `json:"run_migrations,omitempty"`
+	// Waiting are the replicas waiting for the migrator now; WaitingKnown is false where the
+	// backend cannot tell (Raft: waiters hold no database connection).
+	Waiting      []string `json:"waiting"`
+	WaitingKnown bool     `json:"waiting_known"`
+	// Next says in one sentence what to do now.
+	Next string `json:"next_step,omitempty"`
+	// Applied is what the database has applied, when asked for (status --applied).
+	Applied []AppliedMigration `json:"applied,omitempty"`
+}
+
+// AppliedMigration is one applied migration, with what the journal knows of it.
+type AppliedMigration struct {
+	engine.Applied
+	Name string `json:"migration,omitempty"`
+	// Replica and RunID applied it; Took is how long it took. Empty where the journal does not
+	// know (applied before schemagate, or by another tool).
+	Replica string        `json:"replica,omitempty"`
+	RunID   int64         `json:"run_id,omitempty"`
+	Took    time.Duration `json:"took_ns,omitempty"`
+	// Changed is set when the migration's file differs from the one applied.
+	Changed bool `json:"changed_since_applied,omitempty"`
+}
+
+// ReportOptions say what Report reads beyond the state.
+type ReportOptions struct {
+	// Journal is how many journal entries to include.
+	Journal int
+	// Applied includes the applied migrations.
+	Applied bool
 }
 
 // Identity names a replica and what it gates, for reports.
@@ -76,6 +112,8 @@ type Identity struct {
 	Lock string `json:"lock"`
 	// MigrationSet fingerprints this replica's migration files.
 	MigrationSet string `json:"migration_set"`
+	// Command is the migrate command, with --engine command.
+	Command string `json:"migrate_command,omitempty"`
 }
 
 // NewReport builds the status document from what a replica last knew, without reading the
@@ -105,7 +143,7 @@ func (r *Report) normalize() *Report {
 }
 
 // Report reads everything a person needs to see where a rollout stands. It takes no lock.
-func (c *Coordinator) Report(ctx context.Context, id Identity, journalEntries int) (*Report, error) {
+func (c *Coordinator) Report(ctx context.Context, id Identity, opts ReportOptions) (*Report, error) {
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
 	st, err := c.Engine.Status(ctx)
@@ -117,14 +155,128 @@ func (c *Coordinator) Report(ctx context.Context, id Identity, journalEntries in
 	if r.Holder, err = c.holder(ctx); err != nil {
 		return nil, c.readError(ctx, err)
 	}
-	if r.Journal, err = c.tail(ctx, max(journalEntries, 1)); err != nil {
+	if r.Journal, err = c.tail(ctx, max(opts.Journal, 1)); err != nil {
 		return nil, c.readError(ctx, err)
 	}
 	if !st.Ready() {
 		r.Summary += lastFailure(r.Journal)
 	}
-	r.Journal = r.Journal[:min(len(r.Journal), journalEntries)]
+	r.Run = lastRunOf(r.Journal)
+	r.Position, r.Of = c.position(r.Run)
+	r.Journal = r.Journal[:min(len(r.Journal), opts.Journal)]
+	if _, ok := c.Locker.(lock.WaiterLister); ok {
+		r.Waiting, r.WaitingKnown = c.waitingReplicas(ctx), true
+	}
+	if opts.Applied {
+		if r.Applied, err = c.applied(ctx); err != nil {
+			return nil, c.readError(ctx, err)
+		}
+	}
+	r.Next = nextStep(r)
 	return r.normalize(), nil
+}
+
+// position says where a running run stands: applying the pos-th of the of migrations between
+// its from and to versions, as this replica's files list them; 0, 0 where that cannot be told.
+func (c *Coordinator) position(run *journal.Entry) (pos, of int) {
+	if run == nil || run.Outcome != journal.Running || run.Version == 0 {
+		return 0, 0
+	}
+	for _, m := range c.Engine.Plan().All {
+		if m.Version > run.FromVersion && m.Version <= run.ToVersion {
+			of++
+			if m.Version <= run.Version {
+				pos++
+			}
+		}
+	}
+	if pos == 0 {
+		return 0, 0
+	}
+	return pos, of
+}
+
+// applied lists what the database has applied, with what the journal knows of each.
+func (c *Coordinator) applied(ctx context.Context) ([]AppliedMigration, error) {
+	h, ok := c.Engine.(engine.Historian)
+	if !ok {
+		return nil, nil
+	}
+	as, err := h.Applied(ctx)
+	if err != nil {
+		return nil, err
+	}
+	records, err := c.Journal.Applied(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byVersion := map[int64]journal.Entry{}
+	for _, e := range records {
+		byVersion[e.Version] = e // the last record of a version counts
+	}
+	plan := c.Engine.Plan()
+	out := make([]AppliedMigration, 0, len(as))
+	for _, a := range as {
+		am := AppliedMigration{Applied: a}
+		m, known := plan.Find(a.Version)
+		if known {
+			am.Name = m.Name
+		}
+		if e, ok := byVersion[a.Version]; ok {
+			am.Replica, am.RunID = e.Replica, e.RunID
+			if am.Name == "" {
+				am.Name = c.redact(e.Name)
+			}
+			if e.FinishedAt != nil {
+				am.Took = e.FinishedAt.Sub(e.StartedAt).Round(time.Millisecond)
+				am.At = *e.FinishedAt // the version table's time is its transaction's start
+			}
+			am.Changed = known && e.Fingerprint != "" && m.Checksum != "" && e.Fingerprint != m.Checksum
+		}
+		out = append(out, am)
+	}
+	return out, nil
+}
+
+// nextStep says in one sentence what a person should do, given what r shows.
+func nextStep(r *Report) string {
+	run := r.Run
+	interrupted := ""
+	for _, e := range r.Journal {
+		if e.Kind == journal.KindMigration && e.Outcome == journal.Interrupted {
+			interrupted = e.Name
+			break
+		}
+	}
+	switch {
+	case r.NoFiles:
+		return "give --dir (this release's migration files) to see the target and what is pending"
+	case interrupted != "" && !r.Status.Ready():
+		return fmt.Sprintf("check what %s left behind (it ran without a transaction and was cut off), finish or undo it "+
+			"by hand, then run schemagate migrate --rerun-interrupted once", interrupted)
+	case r.Holder != nil && run != nil && run.Outcome == journal.Running:
+		stop := "schemagate abort"
+		if r.Holder.PID != 0 {
+			stop += fmt.Sprintf(", or SELECT pg_terminate_backend(%d)", r.Holder.PID)
+		}
+		return "wait: the migrator is at work; if it is stuck (the same statement for far longer than it should take), " +
+			"stop it with " + stop + ", and a waiter takes over"
+	case run != nil && run.Outcome == journal.Failed && !r.Status.Ready():
+		what := "the migration"
+		if run.Name != "" {
+			what = run.Name
+		}
+		return fmt.Sprintf("fix %s (the error above), release the fix and roll it out; the replicas of this release "+
+			"exit 3 until then", what)
+	case r.Ahead() && r.Status.Ready():
+		return "nothing for this release; the database holds newer migrations: roll forward, or keep " +
+			"--when-ahead=ready if the older code still works with them"
+	case r.Status.Ready():
+		return "nothing: the schema is what this release needs"
+	case r.Holder != nil:
+		return "wait: another replica holds the lock and is about to migrate"
+	}
+	return "start a replica that migrates (a migrate Job, or a replica without --never-migrate): nothing is migrating now"
 }
 
 // withDeadline bounds ctx by --timeout; 0 means no deadline.

@@ -28,6 +28,23 @@ type Migration struct {
 	// External work runs outside the migrator's session: a command with connections of its
 	// own. The migrator's fence cannot reach into its transactions.
 	External bool `json:"external,omitempty"`
+	// Checksum identifies the migration's file (goose): the journal keeps it as applied, so
+	// that a file changed after it was applied can be told.
+	Checksum string `json:"checksum,omitempty"`
+}
+
+// Applied is a migration the database has applied, as its version table records it.
+type Applied struct {
+	Version int64 `json:"version"`
+	// Label names the version where numbers do not (an Alembic revision).
+	Label string `json:"label,omitempty"`
+	// At is when it was applied, when the version table records it.
+	At time.Time `json:"applied_at,omitzero"`
+}
+
+// Historian is an Engine that can list what the database has applied.
+type Historian interface {
+	Applied(ctx context.Context) ([]Applied, error)
 }
 
 func (m Migration) String() string {
@@ -82,11 +99,14 @@ type Status struct {
 	// Blocked says why the schema is not ready although nothing is pending (a version marked
 	// dirty by a failed migration).
 	Blocked string `json:"blocked,omitempty"`
+	// NoFiles is set when the status was read without the replica's migration files (status
+	// without --dir): Current is known, the target and what is pending are not.
+	NoFiles bool `json:"no_files,omitempty"`
 }
 
 // Ready reports whether every migration of the replica's set up to its target is applied, and
-// nothing marks the schema broken.
-func (s Status) Ready() bool { return len(s.Pending) == 0 && s.Blocked == "" }
+// nothing marks the schema broken. Without the files (NoFiles) it cannot be told: false.
+func (s Status) Ready() bool { return len(s.Pending) == 0 && s.Blocked == "" && !s.NoFiles }
 
 // Ahead reports whether the database holds versions this replica does not know.
 func (s Status) Ahead() bool { return len(s.Unknown) > 0 }
@@ -122,6 +142,11 @@ func (s Status) Describe() string {
 		return s.describeLabels()
 	}
 	switch {
+	case s.NoFiles && !s.TableExists:
+		return "the database has no migrations yet (read without the migration files: the target is unknown)"
+	case s.NoFiles:
+		return fmt.Sprintf("the database is at version %d (read without the migration files: the target and what is "+
+			"pending are unknown)", s.Current)
 	case !s.TableExists:
 		return fmt.Sprintf("the database has no migrations yet; this replica needs version %d", s.Target)
 	case s.Ready() && s.Ahead():

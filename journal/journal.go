@@ -33,6 +33,10 @@ const (
 	KindRun Kind = "run"
 	// KindMigration is one non-transactional migration, written before it starts.
 	KindMigration Kind = "migration"
+	// KindApplied is one migration applied, written with it (in its transaction, where it has
+	// one): when it started and ended, by whom, in which run, and its file's checksum (kept in
+	// the fingerprint column).
+	KindApplied Kind = "applied"
 )
 
 // Outcome is how a run or migration ended, or that it has not.
@@ -150,11 +154,14 @@ func (j *Journal) Table() string { return j.table }
 
 // q fills the table name and the dialect's spelling of the current time into query.
 func (j *Journal) q(query string) string {
-	now := "now()"
+	// {now} is the transaction's time, {clock} the moment of the statement: inside a migration's
+	// transaction they differ by as long as the migration took.
+	now, clock := "now()", "clock_timestamp()"
 	if j.dialect == SQLite {
 		now = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+		clock = now
 	}
-	return lock.Internal(strings.NewReplacer("{table}", j.table, "{now}", now).Replace(query))
+	return lock.Internal(strings.NewReplacer("{table}", j.table, "{now}", now, "{clock}", clock).Replace(query))
 }
 
 // Ensure creates the table if it does not exist. Only the migrator calls it. A table that
@@ -258,6 +265,33 @@ func (j *Journal) FinishLost(ctx context.Context, runID int64, cause string) err
 	return nil
 }
 
+// RecordApplied records, on tx (the migration's own transaction, where it has one), that
+// replica applied m in run runID, having started it at since.
+func (j *Journal) RecordApplied(ctx context.Context, tx lock.Execer, runID int64, replica string, m engine.Migration,
+	since time.Time) error {
+	_, err := tx.ExecContext(ctx, j.q(`INSERT INTO {table}
+		(namespace, kind, run_id, replica, fingerprint, version, name, outcome, started_at, finished_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {clock})`),
+		j.namespace, KindApplied, runID, replica, m.Checksum, m.Version, m.Name, Succeeded, j.timestamp(since))
+	if err != nil {
+		return fmt.Errorf("journal %s as applied: %w", m.Name, err)
+	}
+	return nil
+}
+
+// timestamp is t as the dialect's timestamp column takes it.
+func (j *Journal) timestamp(t time.Time) any {
+	if j.dialect == SQLite {
+		return t.UTC().Format("2006-01-02 15:04:05.000")
+	}
+	return t
+}
+
+// Applied lists the namespace's applied-migration records, oldest first.
+func (j *Journal) Applied(ctx context.Context) ([]Entry, error) {
+	return j.list(ctx, `WHERE namespace = $1 AND kind = 'applied' ORDER BY id`, j.namespace)
+}
+
 // StartMigration records, before it runs, a non-transactional migration: if its migrator
 // vanishes midway, the row stays "running" and the next migrator knows.
 func (j *Journal) StartMigration(ctx context.Context, runID int64, replica string, m engine.Migration) (int64, error) {
@@ -358,9 +392,10 @@ func (j *Journal) LastRun(ctx context.Context) (*Entry, error) {
 	return &es[0], nil
 }
 
-// Tail returns the namespace's last n rows, newest first.
+// Tail returns the namespace's last n runs and non-transactional migrations (not the applied
+// records, which Applied lists), newest first.
 func (j *Journal) Tail(ctx context.Context, n int) ([]Entry, error) {
-	return j.list(ctx, `WHERE namespace = $1 ORDER BY id DESC LIMIT $2`, j.namespace, n)
+	return j.list(ctx, `WHERE namespace = $1 AND kind <> 'applied' ORDER BY id DESC LIMIT $2`, j.namespace, n)
 }
 
 func (j *Journal) list(ctx context.Context, where string, args ...any) ([]Entry, error) {

@@ -73,7 +73,7 @@ func (a *app) checkCommand() *cobra.Command {
 func (a *app) statusCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show target, database version, pending migrations, the lock holder and the journal",
+		Short: "Say what is happening and what to do: who migrates what and for how long, who waits, the last run, the journal",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			l, err := newLoader(cmd.Flags())
@@ -88,8 +88,12 @@ func (a *app) statusCommand() *cobra.Command {
 			if err != nil || entries < 0 {
 				return &coordinator.InputError{Err: fmt.Errorf("journal-entries: must be a whole number, 0 or more")}
 			}
+			applied, err := l.bool("applied")
+			if err != nil {
+				return &coordinator.InputError{Err: err}
+			}
 			return a.withGate(cmd, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
-				r, err := g.coordinator.Report(ctx, g.identity(), int(entries))
+				r, err := g.coordinator.Report(ctx, g.identity(), coordinator.ReportOptions{Journal: int(entries), Applied: applied})
 				if err != nil {
 					return err
 				}
@@ -106,6 +110,8 @@ func (a *app) statusCommand() *cobra.Command {
 	addGateFlags(cmd.Flags())
 	cmd.Flags().StringP("output", "o", "text", "text or json")
 	cmd.Flags().Int("journal-entries", 10, "how many journal entries to show")
+	cmd.Flags().Bool("applied", false, "also list every applied migration: when, by which replica and run, how long it "+
+		"took, and whether its file changed since")
 	return cmd
 }
 

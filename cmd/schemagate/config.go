@@ -32,6 +32,15 @@ func learnKeys(cmd *cobra.Command) {
 type loader struct {
 	v     *viper.Viper
 	flags *pflag.FlagSet
+	// fileKeys are the keys the config file sets.
+	fileKeys map[string]bool
+}
+
+// given reports whether key was set at all (a flag, its environment variable, the config
+// file), rather than left at its default.
+func (l *loader) given(key string) bool {
+	env := "SCHEMAGATE_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+	return l.flags.Changed(key) || os.Getenv(env) != "" || l.fileKeys[key]
 }
 
 // newLoader binds flags, the environment and, when --config (or SCHEMAGATE_CONFIG) names one,
@@ -68,6 +77,10 @@ func newLoader(flags *pflag.FlagSet) (*loader, error) {
 		if (flags.Lookup(key) == nil && !knownKeys[key]) || key == "config" {
 			return nil, fmt.Errorf("config: %s: unknown key %q", filepath.Base(path), key)
 		}
+	}
+	l.fileKeys = map[string]bool{}
+	for _, key := range file.AllKeys() {
+		l.fileKeys[key] = true
 	}
 	if err := v.MergeConfigMap(file.AllSettings()); err != nil {
 		return nil, fmt.Errorf("config: %s: %s", filepath.Base(path), oneLine(err.Error()))

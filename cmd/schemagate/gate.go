@@ -31,12 +31,13 @@ type gate struct {
 	replica     string
 	fingerprint string
 	plan        engine.Plan
+	command     string // the migrate command, with --engine command
 }
 
 // identity names the replica and what it gates, for reports.
 func (g *gate) identity() coordinator.Identity {
 	return coordinator.Identity{Replica: g.replica, Database: g.target, Namespace: g.namespace,
-		Lock: g.lockName, MigrationSet: g.fingerprint}
+		Lock: g.lockName, MigrationSet: g.fingerprint, Command: g.command}
 }
 
 // withGate loads the settings of cmd, builds the parts, and runs fn with them. Every problem
@@ -54,7 +55,7 @@ func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
 		return &coordinator.InputError{Err: err}
 	}
 	allowUnready := cmd.Name() == "check" || cmd.Name() == "status" || cmd.Name() == "serve"
-	s, err := loadGate(l, mode, allowUnready)
+	s, err := loadGate(l, mode, allowUnready, cmd.Name() == "status")
 	if s != nil {
 		a.hide(s.secrets...)
 	}
@@ -100,6 +101,9 @@ var privateEnv = []string{
 // verified by a version source.
 func newEngine(s *gateSettings, b *backend, j *journal.Journal, children *proctree.Reaper,
 	log zerolog.Logger) (coordinator.Engine, error) {
+	if s.noFiles {
+		return goose.NewReader(b.db, s.table)
+	}
 	var src command.Source
 	var statements goose.StatementLog
 	if b.statements != nil {
@@ -205,6 +209,9 @@ func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identi
 		return nil, err
 	}
 	g := &gate{backend: b, replica: s.coordinator.ReplicaID, fingerprint: eng.Plan().Fingerprint, plan: eng.Plan()}
+	if s.engine == "command" {
+		g.command = s.migrateCommand
+	}
 	if err := b.elect(s, eng.Plan().Fingerprint, log); err != nil {
 		b.close()
 		return nil, err

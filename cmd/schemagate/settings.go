@@ -99,32 +99,35 @@ func addRaftFlags(fs *pflag.FlagSet) {
 
 // gateSettings is everything a gate command needs, loaded and validated.
 type gateSettings struct {
-	dsn             string
-	lock            string
-	lockFile        string
-	dir             string
-	table           string
-	journalTable    string
-	namespace       string
-	targetVersion   int64
-	target          string // --target-version as given
-	engine          string // goose or command
-	source          string // goose, alembic or sql
-	alembicDir      string
-	alembic         *alembic.Graph
-	versionQuery    string
-	migrateCommand  string
-	migrateEnv      []string
-	ddlLockTimeout  time.Duration
-	ddlLockRetries  int
-	allowOutOfOrder bool
-	rerun           bool
-	coordinator     coordinator.Config
-	postgres        postgres.Config
-	raft            raft.Config
-	fenceTable      string
-	logFormat       string
-	logLevel        string
+	// filesOptional: the command can do without the migration files (status); noFiles: it
+	// does, since none were given and the default directory is missing.
+	filesOptional, noFiles bool
+	dsn                    string
+	lock                   string
+	lockFile               string
+	dir                    string
+	table                  string
+	journalTable           string
+	namespace              string
+	targetVersion          int64
+	target                 string // --target-version as given
+	engine                 string // goose or command
+	source                 string // goose, alembic or sql
+	alembicDir             string
+	alembic                *alembic.Graph
+	versionQuery           string
+	migrateCommand         string
+	migrateEnv             []string
+	ddlLockTimeout         time.Duration
+	ddlLockRetries         int
+	allowOutOfOrder        bool
+	rerun                  bool
+	coordinator            coordinator.Config
+	postgres               postgres.Config
+	raft                   raft.Config
+	fenceTable             string
+	logFormat              string
+	logLevel               string
 	// allowUnready: the command keeps running (serve) or only reports (check, status), so
 	// --when-ahead=unready means something.
 	allowUnready bool
@@ -133,8 +136,9 @@ type gateSettings struct {
 }
 
 // loadGate reads and validates the settings of a gate command. Nothing touches the database.
-func loadGate(l *loader, mode coordinator.Mode, allowUnready bool) (*gateSettings, error) {
-	s := &gateSettings{coordinator: coordinator.DefaultConfig(), postgres: postgres.DefaultConfig(), allowUnready: allowUnready}
+func loadGate(l *loader, mode coordinator.Mode, allowUnready, filesOptional bool) (*gateSettings, error) {
+	s := &gateSettings{coordinator: coordinator.DefaultConfig(), postgres: postgres.DefaultConfig(), allowUnready: allowUnready,
+		filesOptional: filesOptional}
 	s.coordinator.Mode = mode
 	var err error
 	if s.logFormat, err = l.oneOf("log-format", "auto", "json", "console"); err != nil {
@@ -437,7 +441,16 @@ func (s *gateSettings) loadEngine(l *loader, mode coordinator.Mode) error {
 				return fmt.Errorf("target-version: %q is not a goose version (a whole number, at least 0)", s.target)
 			}
 		}
-		return checkDir(s.dir)
+		if err := checkDir(s.dir); err != nil {
+			// status reads what it can without the files: the database's version, the holder,
+			// the waiters and the journal. It needs them only when asked for them.
+			if s.filesOptional && !l.given("dir") {
+				s.noFiles = true
+				return nil
+			}
+			return err
+		}
+		return nil
 	case "alembic":
 		if s.table == "" {
 			s.table = alembic.DefaultTable

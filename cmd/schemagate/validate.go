@@ -101,7 +101,7 @@ func (a *app) validate(cmd *cobra.Command, _ []string) error {
 func (a *app) orderFindings(cmd *cobra.Command) ([]goose.Finding, error) {
 	var findings []goose.Finding
 	err := a.withGate(cmd, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
-		r, err := g.coordinator.Report(ctx, g.identity(), 0)
+		r, err := g.coordinator.Report(ctx, g.identity(), coordinator.ReportOptions{})
 		if err != nil {
 			return err
 		}

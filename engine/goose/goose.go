@@ -209,6 +209,8 @@ func buildPlan(opts Options, sources []*goose.Source) (engine.Plan, map[int64][]
 				return engine.Plan{}, nil, &InputError{Err: err}
 			}
 			h.Write(content)
+			sum := sha256.Sum256(content)
+			m.Checksum = hex.EncodeToString(sum[:8])
 		}
 		p.All = append(p.All, m)
 	}

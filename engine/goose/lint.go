@@ -170,17 +170,19 @@ func lintFile(name, body string) []Finding {
 			continue // the Down section, or before any annotation
 		}
 		code := stripComment(text)
+		// goose ends a statement at a line that ends in a semicolon, outside
+		// StatementBegin/End: a $$ body spanning lines must not have one.
+		endsStatement := strings.HasSuffix(strings.TrimSpace(code), ";")
 		if openTag != "" {
-			if i := strings.Index(code, openTag); i >= 0 {
-				openHasSemicolon = openHasSemicolon || strings.Contains(code[:i], ";")
-				if openHasSemicolon {
-					out = append(out, dollarFinding(name, openLine))
-				}
-				openTag, code = "", code[i+len(openTag):]
-			} else {
-				openHasSemicolon = openHasSemicolon || strings.Contains(code, ";")
+			i := strings.Index(code, openTag)
+			if i < 0 {
+				openHasSemicolon = openHasSemicolon || endsStatement
 				continue
 			}
+			if openHasSemicolon {
+				out = append(out, dollarFinding(name, openLine))
+			}
+			openTag, code = "", code[i+len(openTag):]
 		}
 		if !inStatement {
 			for {
@@ -191,13 +193,10 @@ func lintFile(name, body string) []Finding {
 				tag := code[loc[0]:loc[1]]
 				rest := code[loc[1]:]
 				if i := strings.Index(rest, tag); i >= 0 {
-					if strings.Contains(rest[:i], ";") {
-						out = append(out, dollarFinding(name, line))
-					}
-					code = rest[i+len(tag):]
+					code = rest[i+len(tag):] // a body on one line: goose does not split it
 					continue
 				}
-				openTag, openLine, openHasSemicolon = tag, line, false
+				openTag, openLine, openHasSemicolon = tag, line, strings.HasSuffix(strings.TrimSpace(rest), ";")
 				break
 			}
 		}

@@ -31,7 +31,7 @@ func TestLint(t *testing.T) {
 			[]string{"1_b.sql", "version 1 is also 001_a.sql"}},
 		{"dollar body", fstest.MapFS{"00001_f.sql": file("-- +goose Up\nCREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  RETURN 1;\nEND;\n$$ LANGUAGE plpgsql;\n")},
 			[]string{"00001_f.sql:2:", "$$-quoted body holds semicolons", "StatementBegin"}},
-		{"one-line do", fstest.MapFS{"00001_d.sql": file("-- +goose Up\nDO $body$ BEGIN PERFORM 1; END $body$;\n")},
+		{"do block", fstest.MapFS{"00001_d.sql": file("-- +goose Up\nDO $body$\nBEGIN\n  PERFORM 1;\nEND $body$;\n")},
 			[]string{"00001_d.sql:2:", "semicolons"}},
 		{"concurrently", fstest.MapFS{"00001_i.sql": file("-- +goose Up\nCREATE TABLE t (id int);\ncreate index  concurrently t_id on t (id);\n")},
 			[]string{"00001_i.sql:3:", "CREATE INDEX CONCURRENTLY cannot run inside a transaction", "NO TRANSACTION"}},
@@ -49,11 +49,13 @@ func TestLint(t *testing.T) {
 		})
 	}
 	clean := fstest.MapFS{
-		"00001_a.sql": file("-- +goose Up\nCREATE TABLE a (id int); -- vacuum later\n-- +goose Down\nDROP TABLE a;\n"),
-		"00002_f.sql": file("-- +goose Up\n-- +goose StatementBegin\nCREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  RETURN 1;\nEND;\n$$ LANGUAGE plpgsql;\n-- +goose StatementEnd\n"),
-		"00003_i.sql": file("-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY a_id ON a (id);\n"),
-		"00004_d.sql": file("-- +goose Up\nSELECT $$no semicolon here$$;\n"),
-		"README.md":   file("notes"),
+		"00001_a.sql":  file("-- +goose Up\nCREATE TABLE a (id int); -- vacuum later\n-- +goose Down\nDROP TABLE a;\n"),
+		"00002_f.sql":  file("-- +goose Up\n-- +goose StatementBegin\nCREATE FUNCTION f() RETURNS int AS $$\nBEGIN\n  RETURN 1;\nEND;\n$$ LANGUAGE plpgsql;\n-- +goose StatementEnd\n"),
+		"00003_i.sql":  file("-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY a_id ON a (id);\n"),
+		"00004_d.sql":  file("-- +goose Up\nSELECT $$no semicolon here$$;\n"),
+		"00005_do.sql": file("-- +goose Up\nDO $$ BEGIN PERFORM 1; END $$;\n"),
+		"00006_fn.sql": file("-- +goose Up\nCREATE FUNCTION g() RETURNS int AS $$\n  SELECT 1\n$$ LANGUAGE sql;\n"),
+		"README.md":    file("notes"),
 	}
 	if findings := goose.Lint(clean); len(findings) != 0 {
 		t.Errorf("a clean set has findings: %v", findings)

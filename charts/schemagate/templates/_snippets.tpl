@@ -11,6 +11,7 @@ values.yaml. Each template takes a dict:
   migrationsImage optional: the image to copy the migrations from (usually the app's own
                   image), instead of migrations.fromImage.image
   labels          (raftService, testPod) labels of the rendered object
+  annotations     (testPod) more annotations of the Pod (the helm.sh/hook ones win)
   podName         (testPod) the Pod's name, instead of <name>-schemagate-test
   serviceAccountName (testPod) optional
   selectorLabels  (raftService) the labels that select the workload's pods (its matchLabels)
@@ -27,7 +28,8 @@ Public templates (each renders YAML list items or one object; include them with 
   schemagate.podLabels      labels for the workload's pod template (may be empty; with
                             lock: raft, the raft Service selects on them)
   schemagate.raftService    the headless Service Raft peers find each other through (lock: raft)
-  schemagate.testPod        a helm test Pod running `schemagate check`
+  schemagate.testPod        a helm test Pod running `schemagate check`, with its own deadline
+                            (tests.timeout) and the chart's pod-level values (sidecars too)
 
 Example, in the including chart's Deployment:
 

@@ -110,6 +110,11 @@ func TestChartReadme(t *testing.T) {
 			t.Errorf("README link %q is relative: it breaks outside the repository", m[1])
 		}
 	}
+	for _, m := range regexp.MustCompile(`--version (\S+)`).FindAllStringSubmatch(readme, -1) {
+		if m[1] != ch.Metadata.Version {
+			t.Errorf("the README installs --version %s; the chart is %s", m[1], ch.Metadata.Version)
+		}
+	}
 	for _, want := range []string{"job", "helmHook", "snippets", "database.existingSecret", "ttlSecondsAfterFinished"} {
 		if !strings.Contains(readme, want) {
 			t.Errorf("the README does not mention %s", want)

@@ -51,6 +51,8 @@ func TestJobNameFollowsItsPodTemplate(t *testing.T) {
 		"a common label":     "{image: {tag: 1.0.0}, commonLabels: {team: db}}",
 		"whenAhead exit":     "{image: {tag: 1.0.0}, whenAhead: exit}",
 		"a pull secret":      "{image: {tag: 1.0.0}, imagePullSecrets: [{name: regcred}]}",
+		"a sidecar":          "{image: {tag: 1.0.0}, sidecars: [{name: proxy, image: 'proxy:1'}]}",
+		"a priority class":   "{image: {tag: 1.0.0}, priorityClassName: db}",
 		"a security context": "{image: {tag: 1.0.0}, podSecurityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}}",
 	} {
 		got := jobName(t, extra)
@@ -126,6 +128,7 @@ func TestJobNameIgnoresWhatAJobMayChange(t *testing.T) {
 		"job: {activeDeadlineSeconds: 7200}",
 		"job: {ttlSecondsAfterFinished: 86400}",
 		"job: {annotations: {argocd.argoproj.io/sync-wave: '-1'}}",
+		"commonAnnotations: {team: db}",
 		"tests: {enabled: false}",
 	} {
 		if got := jobName(t, extra); got != first {

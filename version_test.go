@@ -59,6 +59,10 @@ func TestGoInstallReportsTheVersion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("go env GOMODCACHE: %v", err)
 	}
+	// Whatever of the command's dependencies the module cache lacks, fetched as for any build.
+	if out, err := exec.Command("go", "list", "-e", "-deps", "./cmd/schemagate").CombinedOutput(); err != nil {
+		t.Fatalf("go list -e -deps ./cmd/schemagate: %v\n%s", err, out)
+	}
 	tmp := t.TempDir()
 	proxy := filepath.Join(tmp, "proxy")
 	publish(t, proxy, installVersion)

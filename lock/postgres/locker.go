@@ -154,7 +154,7 @@ func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
 	}
 	var free bool
 	err := l.s.db.QueryRowContext(ctx,
-		lock.Internal("SELECT CASE WHEN pg_try_advisory_lock_shared($1) THEN pg_advisory_unlock_shared($1) ELSE false END"),
+		lock.Internal("SELECT pg_try_advisory_xact_lock_shared($1)"),
 		l.key).Scan(&free)
 	if err != nil {
 		return fmt.Errorf("probe the lock: %w", err)
@@ -172,19 +172,25 @@ func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
 	return err
 }
 
-// waitForRelease queues for the shared lock and lets go of it at once. lock_timeout is set for
-// this statement's transaction only, so the session's setting is untouched afterwards.
+// waitForRelease queues for the shared lock, which the statement's transaction lets go of as it
+// ends. lock_timeout is set for that transaction only, so the session's setting is untouched
+// afterwards.
+//
+// The shared lock must be transaction-level. PostgreSQL may grant a queued lock in the instant
+// its lock_timeout fires: the waiter gets the timeout error and keeps the lock. A session-level
+// lock kept that way would stay until the session ends, and while it stays no replica can take
+// the lock, although none shows as its holder; a transaction-level one goes with the
+// transaction, whatever ended it.
 func (l *Locker) waitForRelease(ctx context.Context, d time.Duration) error {
 	ms := max(d.Milliseconds(), 1)
 	stmt := lock.Internal(`DO $$
 BEGIN
   PERFORM set_config('lock_timeout', '%d', true);
-  PERFORM pg_advisory_lock_shared(%d);
-  PERFORM pg_advisory_unlock_shared(%d);
+  PERFORM pg_advisory_xact_lock_shared(%d);
 EXCEPTION WHEN lock_not_available THEN
   NULL;
 END $$`)
-	stmt = fmt.Sprintf(stmt, ms, l.key, l.key)
+	stmt = fmt.Sprintf(stmt, ms, l.key)
 	if _, err := l.s.db.ExecContext(ctx, stmt); err != nil {
 		return fmt.Errorf("wait for the lock holder: %w", err)
 	}

@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +248,57 @@ func TestCanonical(t *testing.T) {
 		if got := postgres.Canonical(in); got != want {
 			t.Errorf("Canonical(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestWaitLeavesNoLockBehind hammers Wait with lock timeouts that expire as the holder lets go.
+// PostgreSQL may grant a queued lock in the very instant its lock_timeout fires: the waiter
+// gets the timeout error and keeps the lock. A session-level shared lock kept that way stays
+// for the session's life, and then no replica can ever take the lock again while none shows as
+// its holder: the rollout stalls. Every wait must leave the session holding nothing.
+func TestWaitLeavesNoLockBehind(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	holder := postgres.NewLocker(newSession(t, db, "holder"), "leak")
+	const waiters = 10
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, waiters)
+	for i := range waiters {
+		l := postgres.NewLocker(newSession(t, db, fmt.Sprintf("waiter-%d", i)), "leak")
+		go func() {
+			for ctx.Err() == nil {
+				if _, err := l.Holder(ctx); err != nil && ctx.Err() == nil {
+					done <- err
+					return
+				}
+				if err := l.Wait(ctx, time.Duration(1+rand.IntN(3))*time.Millisecond); err != nil && ctx.Err() == nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for ctx.Err() == nil {
+		lease, err := holder.TryAcquire(ctx)
+		if err != nil {
+			continue // a waiter's probe held the shared mode for an instant
+		}
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		if err := lease.Release(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range waiters {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := pgtest.Connect(t, db)
+	held := pgtest.QueryInt(t, conn, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+		WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()
+		  AND a.application_name LIKE 'schemagate/waiter-%'`)
+	if held != 0 {
+		t.Fatalf("%d waiter sessions still hold the lock after their waits ended", held)
 	}
 }

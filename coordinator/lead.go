@@ -244,7 +244,8 @@ func (e *InterruptedError) Error() string {
 		parts[i] = fmt.Sprintf("%s (started by replica %s at %s)", x.Name, x.Replica, x.StartedAt.Format(time.RFC3339))
 	}
 	return "non-transactional migration " + strings.Join(parts, ", ") + " was interrupted midway and may have " +
-		"left part of its change behind; check the database, then run again with --rerun-interrupted"
+		"left part of its change behind; check the database, then run schemagate resolve --migration " +
+		e.Entries[0].Name + " with --mark-applied (you finished it by hand) or --allow-rerun (it may run again)"
 }
 
 // checkInterrupted refuses to go on past a non-transactional migration that was interrupted
@@ -409,7 +410,7 @@ func (m *migrator) interrupted(mig *engine.Migration, progress *engine.Progress)
 		how = progress.Describe()
 	}
 	return "while applying " + mig.Name + " without a transaction: " + how + "; it is recorded as interrupted, and no " +
-		"migrator runs it again until a person has checked the database (then --rerun-interrupted)", journal.Interrupted
+		"migrator runs it again until a person has checked the database and decided (schemagate resolve)", journal.Interrupted
 }
 
 // stopCause is what stopped ctx: the signal (from the context's cause), or the deadline.

@@ -252,8 +252,9 @@ func nextStep(r *Report) string {
 	case r.NoFiles:
 		return "give --dir (this release's migration files) to see the target and what is pending"
 	case interrupted != "" && !r.Status.Ready():
-		return fmt.Sprintf("check what %s left behind (it ran without a transaction and was cut off), finish or undo it "+
-			"by hand, then run schemagate migrate --rerun-interrupted once", interrupted)
+		return fmt.Sprintf("check what %[1]s left behind (it ran without a transaction and was cut off); finish it by "+
+			"hand and run schemagate resolve --migration %[1]s --mark-applied --reason …, or undo it and run "+
+			"schemagate resolve --migration %[1]s --allow-rerun --reason …", interrupted)
 	case r.Holder != nil && run != nil && run.Outcome == journal.Running:
 		stop := "schemagate abort"
 		if r.Holder.PID != 0 {

@@ -84,7 +84,7 @@ func TestInterruptedNonTransactional(t *testing.T) {
 		if code := r.wait(t, time.Minute); code != 3 {
 			t.Errorf("%s exited %d, want 3:\n%s", r.name, code, r.output())
 		}
-		if out := r.output(); !strings.Contains(out, "00003_step_3.sql") || !strings.Contains(out, "--rerun-interrupted") {
+		if out := r.output(); !strings.Contains(out, "00003_step_3.sql") || !strings.Contains(out, "schemagate resolve --migration 00003_step_3.sql") {
 			t.Errorf("%s does not name the interrupted migration and the way out:\n%s", r.name, out)
 		}
 	}
@@ -181,7 +181,7 @@ func TestSignalDuringNonTransactional(t *testing.T) {
 			if code := next.wait(t, time.Minute); code != 3 {
 				t.Fatalf("the next migrator exited %d, want 3 (refused):\n%s", code, next.output())
 			}
-			if out := next.output(); !containsAll(out, "00003_split.sql", "--rerun-interrupted") || strings.Contains(out, "already exists") {
+			if out := next.output(); !containsAll(out, "00003_split.sql", "schemagate resolve --migration 00003_split.sql") || strings.Contains(out, "already exists") {
 				t.Errorf("the next migrator does not refuse the interrupted migration:\n%s", out)
 			}
 			pgtest.Exec(t, d.conn, "DROP TABLE split_first") // a person finished the check

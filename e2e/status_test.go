@@ -74,7 +74,7 @@ func TestStatusDuringMigration(t *testing.T) {
 
 // TestStatusAfterFailureAndInterruption: after a failed run status names the failure and says
 // to fix the migration; after a non-transactional migration was cut off it says to check it
-// and run --rerun-interrupted.
+// and decide with schemagate resolve.
 func TestStatusAfterFailureAndInterruption(t *testing.T) {
 	d := newDB(t)
 	dir := writeMigrations(t, migrationSet{N: 3, Fail: map[int]bool{2: true}})
@@ -99,7 +99,7 @@ func TestStatusAfterFailureAndInterruption(t *testing.T) {
 		t.Fatal("the interrupted migration was not refused")
 	}
 	out = statusText(t, "--database-url", d2.url, "--dir", notx)
-	if !containsAll(out, "check what 00002_step_2.sql left behind", "--rerun-interrupted") {
+	if !containsAll(out, "check what 00002_step_2.sql left behind", "resolve --migration 00002_step_2.sql --mark-applied", "--allow-rerun") {
 		t.Errorf("status after an interruption does not say what to do:\n%s", out)
 	}
 }

@@ -37,6 +37,13 @@ const (
 	// one): when it started and ended, by whom, in which run, and its file's checksum (kept in
 	// the fingerprint column).
 	KindApplied Kind = "applied"
+	// KindResolution is a person's decision on an interrupted migration (schemagate resolve):
+	// marked applied, or allowed to run once more; the reason is in the error column.
+	KindResolution Kind = "resolution"
+	// KindAbort is a person stopping the running migrator (schemagate abort).
+	KindAbort Kind = "abort"
+	// KindAdmin is a command a person ran while holding the election (schemagate run).
+	KindAdmin Kind = "admin"
 )
 
 // Outcome is how a run or migration ended, or that it has not.
@@ -59,6 +66,8 @@ const (
 	Interrupted Outcome = "interrupted"
 	// Rerun: an interrupted migration that a later migrator was told to run again.
 	Rerun Outcome = "rerun"
+	// Resolved: an interrupted migration a person finished by hand and marked applied.
+	Resolved Outcome = "resolved"
 )
 
 // Entry is one journal row.
@@ -285,6 +294,40 @@ func (j *Journal) timestamp(t time.Time) any {
 		return t.UTC().Format("2006-01-02 15:04:05.000")
 	}
 	return t
+}
+
+// Record writes a row of a person's act (a resolution, an abort, an admin command): kind,
+// who, the migration or command it concerns, how it ended, and the reason or error. It returns
+// the row's id.
+func (j *Journal) Record(ctx context.Context, kind Kind, by string, m engine.Migration, outcome Outcome,
+	detail string) (int64, error) {
+	var id int64
+	err := j.write(ctx, func(db lock.Execer) error {
+		return db.QueryRowContext(ctx, j.q(`INSERT INTO {table}
+			(namespace, kind, replica, version, name, outcome, error, finished_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, {clock}) RETURNING id`),
+			j.namespace, kind, by, m.Version, m.Name, outcome, detail).Scan(&id)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("journal the %s: %w", kind, err)
+	}
+	return id, nil
+}
+
+// SetOutcome changes how row id ended (a resolution of an interrupted migration), on tx when
+// given (a transaction the change must commit with).
+func (j *Journal) SetOutcome(ctx context.Context, tx lock.Execer, id int64, outcome Outcome) error {
+	query := j.q(`UPDATE {table} SET outcome = $2 WHERE id = $1`)
+	var err error
+	if tx != nil {
+		_, err = tx.ExecContext(ctx, query, id, outcome)
+	} else {
+		err = j.exec(ctx, query, id, outcome)
+	}
+	if err != nil {
+		return fmt.Errorf("journal the resolution: %w", err)
+	}
+	return nil
 }
 
 // Applied lists the namespace's applied-migration records, oldest first.

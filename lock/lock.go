@@ -94,6 +94,14 @@ type WaiterLister interface {
 	Waiters(ctx context.Context) ([]string, error)
 }
 
+// HolderStopper is a Locker that can stop another replica's migrator from outside (the
+// PostgreSQL lock: cancel its statement, end its session).
+type HolderStopper interface {
+	// StopHolder cancels the statement the holder's session runs, or with end, ends the
+	// session, which releases the lock.
+	StopHolder(ctx context.Context, h *Holder, end bool) error
+}
+
 // Interrupter is a Lease that can stop the work running under it without giving up the lock:
 // PostgreSQL's lease cancels the running statement on the server, so the session survives to
 // journal the outcome and unlock. Leases without it have their work's context cancelled instead.

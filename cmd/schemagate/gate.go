@@ -32,6 +32,10 @@ type gate struct {
 	fingerprint string
 	plan        engine.Plan
 	command     string // the migrate command, with --engine command
+	journal     *journal.Journal
+	settings    *gateSettings
+	children    *proctree.Reaper
+	log         zerolog.Logger
 }
 
 // identity names the replica and what it gates, for reports.
@@ -150,6 +154,14 @@ func newEngine(s *gateSettings, b *backend, j *journal.Journal, children *proctr
 		}
 		src = q
 	}
+	return command.New(src, commandOptions(s, b, j, children, log))
+}
+
+// commandOptions are how this replica runs a command of the app's (the migrate command, or an
+// admin command under schemagate run): under its reaper, without schemagate's secrets, its
+// sessions tagged with the replica and earlier migrators' command sessions ended (PostgreSQL).
+func commandOptions(s *gateSettings, b *backend, j *journal.Journal, children *proctree.Reaper,
+	log zerolog.Logger) command.Options {
 	self, _ := os.Executable() // without it, the command cannot run
 	log = log.With().Str("component", "migrate-command").Logger()
 	opts := command.Options{
@@ -166,7 +178,7 @@ func newEngine(s *gateSettings, b *backend, j *journal.Journal, children *proctr
 		opts.Tag = postgres.CommandTag(s.coordinator.ReplicaID)
 		opts.Evict = evictor(b.db, j, s.coordinator.ReplicaID, log)
 	}
-	return command.New(src, opts)
+	return opts
 }
 
 // evictor returns the command engine's Evict for PostgreSQL: it ends the sessions of the
@@ -208,7 +220,8 @@ func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identi
 		b.close()
 		return nil, err
 	}
-	g := &gate{backend: b, replica: s.coordinator.ReplicaID, fingerprint: eng.Plan().Fingerprint, plan: eng.Plan()}
+	g := &gate{backend: b, replica: s.coordinator.ReplicaID, fingerprint: eng.Plan().Fingerprint, plan: eng.Plan(),
+		journal: j, settings: s, children: children, log: log}
 	if s.engine == "command" {
 		g.command = s.migrateCommand
 	}

@@ -150,8 +150,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return int(code)
 	}
 	code := exitCode(err)
-	if code != schemagate.ExitNotReady {
-		a.report(err, code)
+	if code != schemagate.ExitNotReady && !errors.As(err, new(*commandExit)) {
+		a.report(err, code) // an admin command's own failure speaks for itself
 	}
 	return int(code)
 }
@@ -159,7 +159,10 @@ func (a *app) run(ctx context.Context, args []string) int {
 // exitCode maps any error of a command to its exit code.
 func exitCode(err error) schemagate.ExitCode {
 	var usage *usageError
+	var admin *commandExit
 	switch {
+	case errors.As(err, &admin):
+		return admin.code()
 	case errors.As(err, new(*appNotStartedError)):
 		return schemagate.ExitAppNotStarted
 	case errors.As(err, &usage), errors.Is(err, postgres.ErrTransactionPooler), postgres.BadSetting(err),
@@ -204,7 +207,8 @@ Exit codes: 0 ready, 1 not ready (check, probe), 2 invalid input, 3 migration fa
 	}
 	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(a.migrateCommand(), a.waitCommand(), a.serveCommand(), a.execCommand(), a.checkCommand(),
-		a.statusCommand(), a.validateCommand(), a.probeCommand(), a.installCommand(), a.versionCommand(), a.reapCommand())
+		a.statusCommand(), a.validateCommand(), a.resolveCommand(), a.abortCommand(), a.runCommand(), a.probeCommand(),
+		a.installCommand(), a.versionCommand(), a.reapCommand())
 	learnKeys(root)
 	return root
 }

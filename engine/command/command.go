@@ -222,7 +222,7 @@ func withTail(err error, tail []string) error {
 // run starts the command under its reaper, streams its output to the log, watches the
 // election, and waits. It returns the last lines of output.
 func (e *Engine) run(ctx context.Context, h engine.Hooks) ([]string, error) {
-	p, err := start(e.opts.Self, []string{e.opts.Shell, "-c", e.opts.Command}, e.environ(), e.opts.Spawner)
+	p, err := start(e.opts.Self, []string{e.opts.Shell, "-c", e.opts.Command}, e.environ(), e.opts.Spawner, false)
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +246,41 @@ func (e *Engine) run(ctx context.Context, h engine.Hooks) ([]string, error) {
 	default:
 	}
 	return t.lines(), err
+}
+
+// RunDirect runs argv (no shell) the way the migrate command runs, writing to this process's
+// own standard output and error: under its reaper, its sessions tagged, earlier migrators'
+// command sessions ended first, the lease checked every second and the command killed at once
+// when it is lost, stopped politely when the process stops. It is for an admin command run
+// while holding the election (schemagate run). An exit other than 0 is an *ExitError.
+func (e *Engine) RunDirect(ctx context.Context, argv []string, h engine.Hooks) error {
+	if e.opts.Self == "" {
+		return errors.New("the program's own executable is unknown, and the command cannot run without its reaper")
+	}
+	if h.Check != nil {
+		if err := h.Check(ctx); err != nil {
+			return &LostError{Cause: err}
+		}
+	}
+	e.evict(ctx, true)
+	p, err := start(e.opts.Self, argv, e.environ(), e.opts.Spawner, true)
+	if err != nil {
+		return err
+	}
+	log := e.opts.Log.With().Int("pid", p.cmd.Process.Pid).Logger()
+	exited := make(chan struct{})
+	lost := make(chan error, 1)
+	var supervised sync.WaitGroup
+	supervised.Go(func() { e.supervise(ctx, h, p, exited, lost, log) })
+	err = p.wait(&sync.WaitGroup{})
+	close(exited)
+	supervised.Wait()
+	select {
+	case cause := <-lost:
+		return &LostError{Cause: cause}
+	default:
+	}
+	return err
 }
 
 // supervise stops the command when it must: at once when the election is lost (h.Lost, or a

@@ -52,8 +52,10 @@ type Spawner interface {
 	Release(pid int)
 }
 
-// start runs argv (the shell and the command) under the reaper self, with env.
-func start(self string, argv, env []string, spawner Spawner) (p *process, err error) {
+// start runs argv (the shell and the command) under the reaper self, with env. With direct
+// set, the command writes to this process's own standard output and error; otherwise to pipes
+// that p.stdout and p.stderr read.
+func start(self string, argv, env []string, spawner Spawner, direct bool) (p *process, err error) {
 	var closeAfterStart, closeOnError []*os.File
 	defer func() {
 		for _, f := range closeAfterStart {
@@ -74,17 +76,24 @@ func start(self string, argv, env []string, spawner Spawner) (p *process, err er
 	}
 	lifeR, lifeW := pipe()
 	reportR, reportW := pipe()
-	outR, outW := pipe()
-	errR, errW := pipe()
+	cmd := exec.Command(self, append([]string{ReapCommand, "--"}, argv...)...)
+	var outR, errR *os.File
+	if direct {
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	} else {
+		var outW, errW *os.File
+		outR, outW = pipe()
+		errR, errW = pipe()
+		cmd.Stdout, cmd.Stderr = outW, errW
+		closeAfterStart = append(closeAfterStart, outW, errW)
+		closeOnError = append(closeOnError, outR, errR)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start the migrate command: %w", err)
 	}
-	closeAfterStart = []*os.File{lifeR, reportW, outW, errW}
-	closeOnError = []*os.File{lifeW, reportR, outR, errR}
-
-	cmd := exec.Command(self, append([]string{ReapCommand, "--"}, argv...)...)
+	closeAfterStart = append(closeAfterStart, lifeR, reportW)
+	closeOnError = append(closeOnError, lifeW, reportR)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.ExtraFiles = []*os.File{lifeR, reportW} // lifeFD, reportFD
 	cmd.SysProcAttr = reaperAttr()
 	// Pdeathsig fires when the thread that started the child ends: keep this goroutine on one
@@ -164,15 +173,32 @@ func (p *process) wait(readers *sync.WaitGroup) error {
 	case <-drained:
 	case <-time.After(drainTimeout):
 		// Something outside the tree holds the pipes open; stop reading them.
-		p.stdout.Close()
-		p.stderr.Close()
+		if p.stdout != nil {
+			p.stdout.Close()
+			p.stderr.Close()
+		}
 		<-drained
 	}
 	return ended(<-p.reported, werr)
 }
 
+// ExitError is a command that ended other than with exit code 0.
+type ExitError struct {
+	// Code is its exit code, or 0 when a signal ended it.
+	Code int
+	// Signal is the signal that ended it, or 0.
+	Signal syscall.Signal
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != 0 {
+		return "the migrate command was killed by " + signalName(e.Signal)
+	}
+	return fmt.Sprintf("the migrate command exited %d", e.Code)
+}
+
 // ended turns the reaper's report (or, without one, its own exit) into the command's outcome:
-// nil for exit 0, else an error that says how it ended.
+// nil for exit 0, an *ExitError for another code or a signal, else why the reaper failed.
 func ended(report string, reaper error) error {
 	word, n, _ := strings.Cut(report, " ")
 	code, err := strconv.Atoi(n)
@@ -180,9 +206,9 @@ func ended(report string, reaper error) error {
 	case err == nil && word == "exit" && code == 0:
 		return nil
 	case err == nil && word == "exit":
-		return fmt.Errorf("the migrate command exited %d", code)
+		return &ExitError{Code: code}
 	case err == nil && word == "signal":
-		return fmt.Errorf("the migrate command was killed by %s", signalName(syscall.Signal(code)))
+		return &ExitError{Signal: syscall.Signal(code)}
 	}
 	// No report: the reaper itself was killed, and its process group with it.
 	var ee *exec.ExitError

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pressly/goose/v3/database"
+
 	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/lock"
 )
@@ -95,4 +97,22 @@ func (r *Reader) Applied(ctx context.Context) ([]engine.Applied, error) {
 // Migrate refuses: without the files there is nothing to apply.
 func (r *Reader) Migrate(context.Context, engine.Status, engine.Hooks) error {
 	return errors.New("no migration files: give --dir")
+}
+
+// MarkApplied records version as applied in goose's version table, without running its
+// migration (a person applied it by hand: schemagate resolve). inTx runs first on the same
+// transaction, where the caller fences the lock and journals the decision.
+func (e *Engine) MarkApplied(ctx context.Context, version int64, inTx func(ctx context.Context, tx lock.Execer) error) error {
+	tx, err := e.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := inTx(ctx, tx); err != nil {
+		return err
+	}
+	if err := e.store.Store.Insert(ctx, tx, database.InsertRequest{Version: version}); err != nil {
+		return fmt.Errorf("record version %d in %s: %w", version, e.opts.Table, err)
+	}
+	return tx.Commit()
 }

@@ -140,6 +140,29 @@ func (l *Locker) Waiters(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
+// StopHolder cancels the statement of the session holding the lock (pg_cancel_backend), or
+// with end, ends that session (pg_terminate_backend), which releases the lock. It checks first
+// that h still holds it, so that a session that let go and was reused is left alone.
+func (l *Locker) StopHolder(ctx context.Context, h *lock.Holder, end bool) error {
+	fn := "pg_cancel_backend"
+	if end {
+		fn = "pg_terminate_backend"
+	}
+	var done bool
+	err := l.s.db.QueryRowContext(ctx, lock.Internal(`SELECT coalesce(bool_or(`+fn+`(l.pid)), false)
+		FROM pg_locks l WHERE l.pid = $3 AND l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
+		AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1`),
+		l.key>>32, l.key&0xffffffff, h.PID).Scan(&done)
+	if err != nil {
+		return fmt.Errorf("%s(%d): %w", fn, h.PID, err)
+	}
+	if !done {
+		return fmt.Errorf("%s(%d): the session no longer holds the lock, or may not be signalled by this role", fn, h.PID)
+	}
+	return nil
+}
+
 // Wait blocks until the holder last reported by Holder releases the lock or dies, a migrator
 // announces progress, or d passes.
 //

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/schemagate/schemagate"
+	"github.com/schemagate/schemagate/coordinator"
+	"github.com/schemagate/schemagate/engine"
+	"github.com/schemagate/schemagate/engine/command"
+	"github.com/schemagate/schemagate/journal"
+)
+
+// The verbs a coordinator owns besides the gate. Each is journaled with who (--by) and why
+// (--reason), and resolve and run hold the election while they act.
+
+// addAdminFlags adds the gate's settings and --by and --reason.
+func addAdminFlags(fs *pflag.FlagSet) {
+	addGateFlags(fs)
+	addWaitFlags(fs)
+	fs.String("by", "", "who acts, for the journal (default: $USER@host)")
+	fs.String("reason", "", "why, for the journal (required)")
+}
+
+// actor reads --by and --reason.
+func actor(l *loader) (by, reason string, err error) {
+	by, reason = l.string("by"), l.string("reason")
+	if reason == "" {
+		return "", "", errors.New("reason: required: say why, for the journal and whoever reads it next")
+	}
+	if by == "" {
+		by = whoami()
+	}
+	return by, reason, nil
+}
+
+// whoami names the person at the terminal for the journal: user@host, from $USER or, where it
+// is unset (a container's shell), the uid's name, or the uid.
+func whoami() string {
+	name := os.Getenv("USER")
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		} else {
+			name = fmt.Sprintf("uid %d", os.Getuid())
+		}
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+func (a *app) resolveCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "resolve --migration FILE (--mark-applied | --allow-rerun) --reason TEXT",
+		Short: "Decide on an interrupted non-transactional migration: mark it applied, or let it run once more",
+		Long: `A migration that runs without a transaction (-- +goose NO TRANSACTION) and was cut off midway
+(its migrator vanished, or was stopped after a statement had committed) is recorded as
+interrupted, and every migrator refuses to go on until a person decides. resolve records the
+decision, while holding the election so that no migrator races it:
+
+  --mark-applied  you finished the migration by hand: it is marked applied in the version
+                  table, and the next migrator goes on past it;
+  --allow-rerun   you undid what it left behind (or it is safe to repeat): the next migrator
+                  runs it once more.
+
+Both are journaled with --by and --reason. Never edit schemagate's tables by hand.
+
+Examples:
+  schemagate resolve --dir /migrations --migration 00005_add_index.sql --mark-applied \
+    --reason "CREATE INDEX CONCURRENTLY finished by hand"
+  schemagate resolve --dir /migrations --migration 5 --allow-rerun --reason "dropped the invalid index"
+
+Exit codes: 0 resolved, 2 no such interrupted migration or bad flags, 4 timed out waiting for
+the lock, 5 database unreachable.`,
+		Args: noArgs,
+		RunE: a.resolve,
+	}
+	addAdminFlags(cmd.Flags())
+	cmd.Flags().String("migration", "", "the interrupted migration: its file name or version (status names it)")
+	cmd.Flags().Bool("mark-applied", false, "mark it applied: a person finished it by hand")
+	cmd.Flags().Bool("allow-rerun", false, "let the next migrator run it once more")
+	return cmd
+}
+
+func (a *app) resolve(cmd *cobra.Command, _ []string) error {
+	l, err := newLoader(cmd.Flags())
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	by, reason, err := actor(l)
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	applied, err := l.bool("mark-applied")
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	rerun, err := l.bool("allow-rerun")
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	migration := l.string("migration")
+	switch {
+	case migration == "":
+		return &coordinator.InputError{Err: errors.New("migration: required: the interrupted migration's file name or version")}
+	case applied == rerun:
+		return &coordinator.InputError{Err: errors.New("mark-applied, allow-rerun: give exactly one: --mark-applied (finished by hand) or " +
+			"--allow-rerun (may run once more)")}
+	}
+	return a.withGate(cmd, coordinator.ModeMigrate, func(ctx context.Context, g *gate) error {
+		done, err := g.coordinator.Resolve(ctx, coordinator.Resolution{Migration: migration, Applied: applied, By: by,
+			Reason: reason})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(a.stdout, "resolved: "+done)
+		return nil
+	})
+}
+
+func (a *app) abortCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "abort --reason TEXT",
+		Short: "Stop the running migrator: cancel its statement, then end its session",
+		Long: `abort stops the replica that migrates now (PostgreSQL lock): it cancels the statement its
+session runs, so that a transactional migration rolls back and the run fails; if the lock is not
+released within --grace, it ends the session. The act is journaled with --by and --reason.
+
+The replicas that waited on the run see it fail (exit 3); their next start retries once, so
+fix what made you abort first. To let a waiter take over at once instead, end the session
+(SELECT pg_terminate_backend(pid), with the pid status shows).
+
+Examples:
+  schemagate abort --dir /migrations --reason "the backfill locks the orders table"
+
+Exit codes: 0 aborted, or nothing to abort; 2 bad flags, or a lock without sessions (raft,
+file); 5 database unreachable.`,
+		Args: noArgs,
+		RunE: a.abort,
+	}
+	addAdminFlags(cmd.Flags())
+	cmd.Flags().Duration("grace", 5*time.Second, "how long the migrator has to let go after its statement is cancelled, "+
+		"before its session is ended")
+	return cmd
+}
+
+func (a *app) abort(cmd *cobra.Command, _ []string) error {
+	l, err := newLoader(cmd.Flags())
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	by, reason, err := actor(l)
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	grace, err := l.duration("grace")
+	if err != nil || grace <= 0 {
+		return &coordinator.InputError{Err: errors.New("grace: must be a positive duration")}
+	}
+	return a.withGate(cmd, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
+		done, err := g.coordinator.Abort(ctx, by, reason, grace)
+		var nothing *coordinator.NothingToDoError
+		if errors.As(err, &nothing) {
+			fmt.Fprintln(a.stdout, nothing.What)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(a.stdout, "aborted: "+done)
+		return nil
+	})
+}
+
+func (a *app) runCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run [flags] -- COMMAND [ARG...]",
+		Short: "Run an admin command (a manual goose down) while holding the election, so that no migrator races it",
+		Long: `run waits until it can take the election, then runs COMMAND as the migrator would run a
+migrate command: its whole process tree stopped with it, its sessions tagged
+(PGAPPNAME=schemagate/<replica>/command), the lease checked every second and the command
+killed at once if it is lost. Its output goes to
+this terminal. No rollout's migrator starts while it runs. It is journaled (kind admin) with
+--by, --reason and how it ended.
+
+Examples:
+  schemagate run --dir migrations --reason "roll back 00042 after the failed release" -- \
+    goose -dir migrations postgres "$DATABASE_URL" down
+  schemagate run --reason "backfill by hand" -- psql "$DATABASE_URL" -f backfill.sql
+
+Exit codes: the command's own; 2 bad flags; 3 the election was lost and the command killed;
+4 timed out waiting for the lock; 5 database unreachable.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return &usageError{err: errors.New("run needs a command: schemagate run [flags] -- COMMAND [ARG...]")}
+			}
+			return nil
+		},
+		RunE: a.runAdmin,
+	}
+	cmd.Flags().SetInterspersed(false)
+	addAdminFlags(cmd.Flags())
+	return cmd
+}
+
+// commandExit is the exit code of an admin command that schemagate ran.
+type commandExit struct{ err *command.ExitError }
+
+func (e *commandExit) Error() string { return e.err.Error() }
+
+// code is the command's exit code, 128+signal when a signal ended it.
+func (e *commandExit) code() schemagate.ExitCode {
+	if e.err.Signal != 0 {
+		return schemagate.ExitCode(128 + int(e.err.Signal))
+	}
+	return schemagate.ExitCode(e.err.Code)
+}
+
+func (a *app) runAdmin(cmd *cobra.Command, args []string) error {
+	l, err := newLoader(cmd.Flags())
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	by, reason, err := actor(l)
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	if _, err := exec.LookPath(args[0]); err != nil {
+		return &coordinator.InputError{Err: fmt.Errorf("run: %s: command not found or not executable", args[0])}
+	}
+	// Wait mode: run applies no migration itself, so --engine command needs no --migrate-command.
+	return a.withGate(cmd, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
+		opts := commandOptions(g.settings, g.backend, g.journal, g.children, g.log)
+		eng, err := command.New(nil, opts)
+		if err != nil {
+			return &coordinator.InputError{Err: err}
+		}
+		line := a.redactor.String(strings.Join(args, " "))
+		return g.coordinator.Hold(ctx, "run", func(ctx context.Context, h coordinator.Held) error {
+			a.log.Info().Str("command", line).Msg("holding the lock; running " + line)
+			runErr := eng.RunDirect(ctx, args, h.Hooks)
+			outcome, detail := journal.Succeeded, "exited 0"
+			if runErr != nil {
+				outcome, detail = journal.Failed, runErr.Error()
+			}
+			if _, err := h.Journal.Record(ctx, journal.KindAdmin, by, engine.Migration{Name: line}, outcome,
+				a.redactor.String(reason+": "+detail)); err != nil {
+				a.log.Warn().Err(err).Msg("could not journal the admin command")
+			}
+			var exit *command.ExitError
+			if errors.As(runErr, &exit) {
+				return &commandExit{err: exit}
+			}
+			return runErr
+		})
+	})
+}

@@ -60,6 +60,10 @@ type options struct {
 	minN, maxN int
 	adminURL   string
 	moduleDir  string
+	// fault and engine, when set, fix every round's fault and engine (to repeat one kind).
+	fault, engine string
+	// keep, when set, is a directory the outputs of failed rounds' replicas are written to.
+	keep string
 }
 
 func main() {
@@ -72,6 +76,9 @@ func main() {
 	flag.IntVar(&o.maxN, "max", 50, "most replicas in a round")
 	flag.StringVar(&o.adminURL, "database-url", adminURL(), "maintenance database of the server; each round creates and drops its own")
 	flag.StringVar(&o.moduleDir, "module", ".", "directory of the schemagate module to build")
+	flag.StringVar(&o.fault, "fault", "", "give every round this fault (one of "+strings.Join(faults, ", ")+")")
+	flag.StringVar(&o.engine, "engine", "", "give every round this engine (goose or command)")
+	flag.StringVar(&o.keep, "keep", "", "write the replicas' outputs of every failed round to this directory")
 	flag.Parse()
 	s, err := run(ctx, o, os.Stdout)
 	if err != nil {
@@ -126,13 +133,23 @@ func run(ctx context.Context, o options, out *os.File) (*summary, error) {
 			break
 		}
 		r := round{n: o.minN + rng.IntN(o.maxN-o.minN+1), fault: available[rng.IntN(len(available))],
-			moment: rng.IntN(migrations - 1), failAt: 2 + rng.IntN(migrations-1), engine: engines[rng.IntN(len(engines))]}
+			moment: rng.IntN(migrations - 1), failAt: 2 + rng.IntN(migrations-1), engine: engines[rng.IntN(len(engines))],
+			keep: o.keep}
+		if o.fault != "" {
+			r.fault = o.fault
+		}
+		if o.engine != "" {
+			r.engine = o.engine
+		}
 		begin := time.Now()
 		problems, err := r.run(ctx, bin, work, o.adminURL, i)
 		if err != nil {
 			problems = append(problems, err.Error())
 		}
 		took := time.Since(begin)
+		if o.keep != "" && took > 20*time.Second && len(problems) == 0 {
+			os.Rename(filepath.Join(work, "last-round"), filepath.Join(o.keep, fmt.Sprintf("slow-round-%d", i)))
+		}
 		key := r.engine + " " + r.fault
 		fs := s.byFault[key]
 		if fs == nil {
@@ -180,6 +197,7 @@ func (s *summary) print(out *os.File) {
 type round struct {
 	n, moment, failAt int
 	fault, engine     string
+	keep              string // where to write a failed round's outputs
 }
 
 func (r round) String() string {
@@ -289,7 +307,20 @@ func (r round) run(ctx context.Context, bin, work, admin string, i int) ([]strin
 			return nil, err
 		}
 	}
-	return r.check(ctx, db, rs, hit), nil
+	problems := r.check(ctx, db, rs, hit)
+	if r.keep != "" {
+		dir := filepath.Join(r.keep, fmt.Sprintf("round-%d", i))
+		if len(problems) == 0 {
+			dir = filepath.Join(work, "last-round")
+			os.RemoveAll(dir)
+		}
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			for _, rep := range rs {
+				os.WriteFile(filepath.Join(dir, rep.Name+".log"), []byte(rep.Output()), 0o644)
+			}
+		}
+	}
+	return problems, nil
 }
 
 // inject waits for the moment and strikes; it returns the replica it hit, if any, and for a

@@ -41,10 +41,6 @@ var (
 	// Commands quoted that schemagate does not have.
 	foreignCommands = map[string]string{
 		"up": "goose's verb, which operations.md says schemagate refuses",
-		// Not a command yet, though status's next step for a stuck migrator names it
-		// (coordinator/report.go) and operations.md quotes it: drop this entry when the
-		// command exists or the advice names something that does.
-		"abort": "named by status's advice, no command",
 	}
 	// Code spans of one path segment that are files, not endpoints of serve.
 	filePaths = map[string]string{

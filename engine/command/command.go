@@ -138,13 +138,15 @@ func (e *Engine) Migrate(ctx context.Context, st engine.Status, h engine.Hooks) 
 		return errors.New("migrate-command: the program's own executable is unknown, and the command cannot run without its reaper")
 	}
 	step := Step(st)
+	// Settle first: until the command starts, status and the heartbeat say the migrator is
+	// preparing, not that a command runs.
+	if err := e.settle(ctx, h); err != nil {
+		return &engine.MigrationError{Migration: step, Err: err}
+	}
 	if h.Before != nil {
 		if err := h.Before(ctx, step); err != nil {
 			return err
 		}
-	}
-	if err := e.settle(ctx, h); err != nil {
-		return &engine.MigrationError{Migration: step, Err: err}
 	}
 	if h.Check != nil {
 		if err := h.Check(ctx); err != nil {

@@ -107,8 +107,11 @@ func stateLine(r *coordinator.Report, now time.Time) string {
 		}
 		return s + fmt.Sprintf("; the run started %s", ago(run.StartedAt, now))
 	case run != nil && run.Outcome == journal.Failed && !r.Status.Ready():
-		return fmt.Sprintf("failed: replica %s's run failed %s: %s", run.Replica, ago(*endOf(run), now),
-			oneLine(strings.TrimSpace(run.Name+": "+run.Error)))
+		what := strings.TrimSpace(run.Error)
+		if run.Name != "" {
+			what = run.Name + ": " + what // a run that refused to start names no migration
+		}
+		return fmt.Sprintf("failed: replica %s's run failed %s: %s", run.Replica, ago(*endOf(run), now), oneLine(what))
 	case r.Status.Ready():
 		return "ready"
 	case r.Holder != nil:

@@ -121,10 +121,15 @@ func (a *app) versionCommand() *cobra.Command {
 		Short: "Print the version",
 		Args:  noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			fmt.Fprintf(a.stdout, "schemagate %s (%s, %s/%s)\n", schemagate.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprint(a.stdout, versionLine(schemagate.Version))
 			return nil
 		},
 	}
+}
+
+// versionLine is what version and --version print: schemagate v1.2.3 (go1.26.0, linux/amd64).
+func versionLine(version string) string {
+	return fmt.Sprintf("schemagate %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 func noArgs(_ *cobra.Command, args []string) error {

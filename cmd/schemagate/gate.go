@@ -58,8 +58,7 @@ func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
 	if err != nil {
 		return &coordinator.InputError{Err: err}
 	}
-	allowUnready := cmd.Name() == "check" || cmd.Name() == "status" || cmd.Name() == "serve"
-	s, err := loadGate(l, mode, allowUnready, cmd.Name() == "status")
+	s, err := loadGate(l, mode, allowsUnready(cmd.Name()), cmd.Name() == "status")
 	if s != nil {
 		a.hide(s.secrets...)
 	}
@@ -75,6 +74,12 @@ func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
 	defer g.close()
 	g.logStart(log, cmd.Name(), s, mode)
 	return fn(cmd.Context(), g)
+}
+
+// allowsUnready reports whether the command takes --when-ahead=unready: it keeps running
+// (serve) or only reports (check, status), so a replica can be up and not ready.
+func allowsUnready(command string) bool {
+	return command == "check" || command == "status" || command == "serve"
 }
 
 // logStart logs, once, what this process gates: at info for the commands that wait or migrate,

@@ -139,8 +139,6 @@ func (a *app) run(ctx context.Context, args []string) int {
 		return int(schemagate.ExitInvalidInput)
 	}
 	root.SetArgs(args)
-	root.SetOut(a.stdout)
-	root.SetErr(a.stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return int(schemagate.ExitReady)
@@ -202,13 +200,28 @@ version they need. If the migrator dies, another takes over.
 Exit codes: 0 ready, 1 not ready (check, probe), 2 invalid input, 3 migration failed,
 4 timed out or stopped, 5 database unreachable, 6 database ahead (--when-ahead=exit),
 7 the app could not be started after the gate (exec).`,
+		Args: noArgs,
+		// schemagate alone prints this help; --version, what the version command prints. (Not
+		// cobra's Version field: its output is a text/template, and the template package keeps
+		// the linker from dropping unused methods, which costs megabytes of binary.)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if v, _ := cmd.Flags().GetBool("version"); v {
+				fmt.Fprint(a.stdout, versionLine(schemagate.Version))
+				return nil
+			}
+			return cmd.Help()
+		},
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Flags().Bool("version", false, "print the version, as schemagate version does")
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(a.migrateCommand(), a.waitCommand(), a.serveCommand(), a.execCommand(), a.checkCommand(),
 		a.statusCommand(), a.validateCommand(), a.resolveCommand(), a.abortCommand(), a.runCommand(), a.probeCommand(),
 		a.installCommand(), a.versionCommand(), a.reapCommand())
+	registerCompletions(root)
 	learnKeys(root)
 	return root
 }

@@ -50,7 +50,8 @@ func knownCommand(root *cobra.Command, args []string) error {
 			return nil
 		}
 	}
-	if name == "help" || name == "completion" {
+	// cobra's own: help, and what a shell's completion script calls (schemagate __complete …).
+	if name == "help" || name == cobra.ShellCompRequestCmd || name == cobra.ShellCompNoDescRequestCmd {
 		return nil
 	}
 	err := &usageError{err: fmt.Errorf("unknown command %q", name)}
@@ -89,7 +90,7 @@ func flagError(cmd *cobra.Command, err error) error {
 	if best := closest(missing.GetSpecifiedName(), names); best != "" {
 		u.hint = "did you mean: --" + best
 	} else {
-		u.hint = "schemagate " + cmd.Name() + " --help lists its flags"
+		u.hint = cmd.CommandPath() + " --help lists its flags"
 	}
 	return u
 }

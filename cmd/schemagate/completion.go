@@ -1,0 +1,143 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Shell completion: cobra's `schemagate completion bash|zsh|fish|powershell` prints the script,
+// and the script asks the binary (`schemagate __complete …`) what fits where the cursor is.
+// Left to itself, cobra offers file names for every flag's value; here a flag with a fixed set
+// of values offers those, --dir offers directories, the flags that name a file offer files,
+// and every other flag offers nothing rather than file names that cannot be right.
+
+// takesArguments are the commands whose positional arguments are files or a command line:
+// the shell's own completion (files, commands) serves them. The others take no arguments.
+var takesArguments = map[string]bool{"exec": true, "run": true, "install": true}
+
+// registerCompletions adds cobra's completion command to root and sets how the arguments and
+// flag values of every command under it complete.
+func registerCompletions(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		for _, sub := range cmd.Commands() {
+			if sub.Name() == "completion" || sub.Name() == "help" || sub.Hidden {
+				continue
+			}
+			if sub.ValidArgsFunction == nil && !takesArguments[sub.Name()] {
+				sub.ValidArgsFunction = cobra.NoFileCompletions
+			}
+			sub.Flags().VisitAll(func(f *pflag.Flag) {
+				if complete := flagCompletion(f); complete != nil {
+					if err := sub.RegisterFlagCompletionFunc(f.Name, complete); err != nil {
+						panic(err) // registered twice: a mistake in this package
+					}
+				}
+			})
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+// flagCompletion is how the value of f completes: nil for a flag that takes no value.
+func flagCompletion(f *pflag.Flag) cobra.CompletionFunc {
+	switch f.Name {
+	case "dir":
+		return func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return nil, cobra.ShellCompDirectiveFilterDirs
+		}
+	case "config":
+		// The file's extension says how it is read.
+		return cobra.FixedCompletions([]cobra.Completion{"yaml", "yml", "json", "toml"}, cobra.ShellCompDirectiveFilterFileExt)
+	case "database-url-file", "lock-file", "raft-secret-file":
+		return cobra.FixedCompletions(nil, cobra.ShellCompDirectiveDefault)
+	case "version-source":
+		return completeVersionSource
+	case "when-ahead":
+		return completeWhenAhead
+	}
+	if values := flagValues[f.Name]; values != nil {
+		return cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveKeepOrder)
+	}
+	if f.NoOptDefVal != "" {
+		return nil // a bool: --flag alone, or --flag=false
+	}
+	return cobra.NoFileCompletions
+}
+
+// flagValues are the values of the flags that take one of a fixed set, each with what it does.
+var flagValues = map[string][]cobra.Completion{
+	"log-format": {"auto\tconsole on a terminal, else json", "json\tone JSON object per line", "console\tfor a person to read"},
+	"log-level":  {"debug", "info", "warn", "error"},
+	"engine": {"goose\tapply the goose files in --dir",
+		"command\trun --migrate-command, the app's own migration tool"},
+	"lock": {"postgres\tadvisory lock (default for PostgreSQL)", "file\tflock beside a SQLite file (default for SQLite)",
+		"raft\tthe replicas elect a leader among themselves"},
+	"output":       {"text", "json"},
+	"serve-detail": {"full\terror texts, the holder's statement and address", "summary\tphases, versions and reasons only"},
+}
+
+// completeWhenAhead offers the --when-ahead policies the command takes: unready only where a
+// replica keeps running or only reports.
+func completeWhenAhead(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	values := []cobra.Completion{"ready\trun anyway", "exit\trefuse with exit code 6"}
+	if allowsUnready(cmd.Name()) {
+		values = append(values, "unready\tstay up, but not ready")
+	}
+	return values, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
+}
+
+// completeVersionSource offers goose, sql and alembic:, then the directories after alembic:.
+func completeVersionSource(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	const alembic = "alembic:"
+	if dir, ok := strings.CutPrefix(toComplete, alembic); ok {
+		var out []cobra.Completion
+		for _, d := range subdirectories(dir) {
+			out = append(out, alembic+d)
+		}
+		return out, cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for _, c := range []cobra.Completion{"goose\tthe goose files in --dir", alembic + "\tan Alembic script or versions directory",
+		"sql\t--version-query and --target-version"} {
+		if strings.HasPrefix(c, toComplete) {
+			out = append(out, c)
+		}
+	}
+	directive := cobra.ShellCompDirectiveNoFileComp
+	if len(out) == 1 && strings.HasPrefix(out[0], alembic) {
+		directive |= cobra.ShellCompDirectiveNoSpace // the directory follows
+	}
+	return out, directive
+}
+
+// subdirectories lists the directories whose path begins with typed, each with a trailing
+// slash, so that the next tab goes one level deeper. Hidden ones only when typed asks for them.
+func subdirectories(typed string) []string {
+	parent, prefix := filepath.Split(typed)
+	read := parent
+	if read == "" {
+		read = "."
+	}
+	entries, err := os.ReadDir(read)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, prefix) || strings.HasPrefix(name, ".") && !strings.HasPrefix(prefix, ".") {
+			continue
+		}
+		if info, err := os.Stat(filepath.Join(read, name)); err == nil && info.IsDir() {
+			out = append(out, parent+name+"/")
+		}
+	}
+	return out
+}

@@ -72,18 +72,20 @@ decision, while holding the election so that no migrator races it:
   --allow-rerun   you undid what it left behind (or it is safe to repeat): the next migrator
                   runs it once more.
 
-Both are journaled with --by and --reason. Never edit schemagate's tables by hand.
-
-Examples:
-  schemagate resolve --dir /migrations --migration 00005_add_index.sql --mark-applied \
-    --reason "CREATE INDEX CONCURRENTLY finished by hand"
-  schemagate resolve --dir /migrations --migration 5 --allow-rerun --reason "dropped the invalid index"
-
-Exit codes: 0 resolved, 2 no such interrupted migration or bad flags, 4 timed out waiting for
-the lock, 5 database unreachable.`,
+Both are journaled with --by and --reason. Never edit schemagate's tables by hand.`,
+		Example: examples(
+			"# You finished the index by hand: the next migrator goes on past it",
+			`schemagate resolve --dir /migrations --migration 00005_add_index.sql --mark-applied --reason "index built by hand"`,
+			"# You dropped what it left behind: the next migrator runs it once more",
+			`schemagate resolve --dir /migrations --migration 5 --allow-rerun --reason "dropped the invalid index"`),
 		Args: noArgs,
 		RunE: a.resolve,
 	}
+	setExitCodes(cmd, "",
+		exit{schemagate.ExitReady, "resolved: the decision is recorded"},
+		exit{schemagate.ExitInvalidInput, "no interrupted migration by that name, bad flags, or --lock raft"},
+		exit{schemagate.ExitTimeout, "timed out waiting for the lock (a migrator holds it)"},
+		exit{schemagate.ExitUnreachable, "the database was unreachable"})
 	addAdminFlags(cmd.Flags())
 	cmd.Flags().String("migration", "", "the interrupted migration: its file name or version (status names it)")
 	cmd.Flags().Bool("mark-applied", false, "mark it applied: a person finished it by hand")
@@ -137,16 +139,18 @@ released within --grace, it ends the session. The act is journaled with --by and
 
 The replicas that waited on the run see it fail (exit 3); their next start retries once, so
 fix what made you abort first. To let a waiter take over at once instead, end the session
-(SELECT pg_terminate_backend(pid), with the pid status shows).
-
-Examples:
-  schemagate abort --dir /migrations --reason "the backfill locks the orders table"
-
-Exit codes: 0 aborted, or nothing to abort; 2 bad flags, or a lock without sessions (raft,
-file); 5 database unreachable.`,
+(SELECT pg_terminate_backend(pid), with the pid status shows).`,
+		Example: examples(
+			`schemagate abort --dir /migrations --reason "the backfill locks the orders table"`,
+			"# Give the migrator longer to let go before its session is ended",
+			`schemagate abort --dir /migrations --grace 30s --by alice --reason "waits on a lock held by a report"`),
 		Args: noArgs,
 		RunE: a.abort,
 	}
+	setExitCodes(cmd, "",
+		exit{schemagate.ExitReady, "aborted, or nothing to abort (no replica holds the lock)"},
+		exit{schemagate.ExitInvalidInput, "bad flags, or a lock without database sessions (raft, file)"},
+		exit{schemagate.ExitUnreachable, "the database was unreachable"})
 	addAdminFlags(cmd.Flags())
 	cmd.Flags().Duration("grace", 5*time.Second, "how long the migrator has to let go after its statement is cancelled, "+
 		"before its session is ended")
@@ -188,17 +192,17 @@ func (a *app) runCommand() *cobra.Command {
 		Long: `run waits until it can take the election, then runs COMMAND as the migrator would run a
 migrate command: its whole process tree stopped with it, its sessions tagged
 (PGAPPNAME=schemagate/<replica>/command), the lease checked every second and the command
-killed at once if it is lost. Its output goes to
-this terminal. No rollout's migrator starts while it runs. It is journaled (kind admin) with
+killed at once if it is lost. Its output goes to this terminal, and --migrate-env adds to its
+environment. No rollout's migrator starts while it runs. It is journaled (kind admin) with
 --by, --reason and how it ended.
 
-Examples:
-  schemagate run --dir migrations --reason "roll back 00042 after the failed release" -- \
-    goose -dir migrations postgres "$DATABASE_URL" down
-  schemagate run --reason "backfill by hand" -- psql "$DATABASE_URL" -f backfill.sql
-
-Exit codes: the command's own; 2 bad flags; 3 the election was lost and the command killed;
-4 timed out waiting for the lock; 5 database unreachable.`,
+Give it the rollout's settings (--dir, --table, --lock-namespace, the engine): the election it
+takes is named after the database and the version table, or --lock-namespace.`,
+		Example: examples(
+			"# Roll back the last migration with goose's own command, while no rollout can migrate",
+			`schemagate run --dir migrations --reason "roll back 00042 after the failed release" -- goose -dir migrations postgres "$DATABASE_URL" down`,
+			"# A backfill by hand",
+			`schemagate run --dir migrations --reason "backfill by hand" -- psql "$DATABASE_URL" -f backfill.sql`),
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return &usageError{err: errors.New("run needs a command: schemagate run [flags] -- COMMAND [ARG...]")}
@@ -207,6 +211,11 @@ Exit codes: the command's own; 2 bad flags; 3 the election was lost and the comm
 		},
 		RunE: a.runAdmin,
 	}
+	setExitCodes(cmd, "COMMAND's own once it ran (128+N when signal N ended it); before that:",
+		exit{schemagate.ExitInvalidInput, "bad flags, COMMAND not found, or --lock raft"},
+		exit{schemagate.ExitMigrationFailed, "the election was lost while COMMAND ran, and COMMAND was killed"},
+		exit{schemagate.ExitTimeout, "timed out waiting for the lock (a migrator holds it)"},
+		exit{schemagate.ExitUnreachable, "the database was unreachable"})
 	cmd.Flags().SetInterspersed(false)
 	addAdminFlags(cmd.Flags())
 	return cmd

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
 	"github.com/schemagate/schemagate/engine/command"
 )
@@ -26,6 +27,11 @@ process's. If the gate fails, COMMAND never starts and the exit code is the gate
 --env KEY=VALUE adds to COMMAND's environment (repeat it; it overrides an inherited value),
 for example --env ENABLE_DB_MIGRATIONS=false so that no app process migrates by itself.
 Through the environment, SCHEMAGATE_ENV takes KEY=VALUE entries separated by commas.`,
+		Example: examples(
+			"# Docker, Compose, Swarm: the gate, then the app in schemagate's place",
+			"schemagate exec --dir /app/migrations --env ENABLE_DB_MIGRATIONS=false -- bash start.sh",
+			"# A replica that must only wait for another to migrate",
+			"schemagate exec --dir /app/migrations --never-migrate -- ./server --port 8080"),
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return &usageError{err: fmt.Errorf("exec needs a command to run: schemagate exec [flags] -- COMMAND [ARG...]")}
@@ -34,13 +40,16 @@ Through the environment, SCHEMAGATE_ENV takes KEY=VALUE entries separated by com
 		},
 		RunE: a.exec,
 	}
+	setExitCodes(cmd, "COMMAND's own, once the gate passed and COMMAND took schemagate's place; before that:",
+		append(gateExitCodes("", "a migration failed, here or on the replica this one waited for; or an interrupted one "+
+			"awaits schemagate resolve")[1:],
+			exit{schemagate.ExitAppNotStarted, "the schema is ready, but COMMAND could not be started (execve failed)"})...)
 	cmd.Flags().SetInterspersed(false)
 	addGateFlags(cmd.Flags())
 	addWaitFlags(cmd.Flags())
+	addRerunFlag(cmd.Flags())
 	cmd.Flags().StringArray("env", nil, "KEY=VALUE to add to the command's environment (repeatable)")
 	cmd.Flags().Bool("never-migrate", false, "wait for another replica to migrate; never become the migrator")
-	cmd.Flags().Bool("rerun-interrupted", false, "run again a non-transactional migration that was interrupted midway "+
-		"(check what it left behind first)")
 	return cmd
 }
 

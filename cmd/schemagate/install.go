@@ -9,11 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/engine/command"
 )
 
 func (a *app) installCommand() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "install DEST",
 		Short: "Copy this binary to DEST (a file, or a directory to put schemagate in)",
 		Long: `install copies the running schemagate binary to DEST, for an init container that puts it into a
@@ -27,8 +28,11 @@ volume shared with an app image that has no schemagate (and often no shell):
 
 The app container then runs /schemagate/bin/schemagate exec -- its own command. DEST may be a
 directory (the file is DEST/schemagate) or a file path; the copy is written beside it and
-renamed into place, so a reader never sees half a binary. Exit 0 when copied, 2 when DEST
-cannot be written.`,
+renamed into place, so a reader never sees half a binary.`,
+		Example: examples(
+			"# An init container: put schemagate into a volume the app container mounts",
+			"schemagate install /schemagate/bin",
+			"schemagate install /usr/local/bin/schemagate"),
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return &usageError{err: errors.New("install takes one argument: the destination file or directory")}
@@ -44,6 +48,10 @@ cannot be written.`,
 			return nil
 		},
 	}
+	setExitCodes(cmd, "",
+		exit{schemagate.ExitReady, "copied"},
+		exit{schemagate.ExitInvalidInput, "DEST cannot be written, or not exactly one DEST given"})
+	return cmd
 }
 
 // install copies the running executable to dest (dest/schemagate when dest is a directory)

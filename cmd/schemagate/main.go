@@ -197,9 +197,16 @@ func (a *app) rootCommand() *cobra.Command {
 pending migrations; the others wait for the result and start only when the schema is at the
 version they need. If the migrator dies, another takes over.
 
-Exit codes: 0 ready, 1 not ready (check, probe), 2 invalid input, 3 migration failed,
-4 timed out or stopped, 5 database unreachable, 6 database ahead (--when-ahead=exit),
-7 the app could not be started after the gate (exec).`,
+A setting is a flag, an environment variable (SCHEMAGATE_ and the flag's name in capitals,
+dashes as underscores: SCHEMAGATE_DATABASE_URL) or a key of a --config file, in that order of
+precedence. "schemagate COMMAND --help" shows a command's examples, exit codes and flags.`,
+		Example: examples(
+			"# In front of the app's start command, in every replica",
+			`schemagate migrate --database-url "$DATABASE_URL" --dir ./migrations && exec ./start-my-app`,
+			"# The same gate, then the app in schemagate's place (Docker, Compose, Swarm)",
+			"schemagate exec --dir /app/migrations -- bash start.sh",
+			"# What is happening, and what to do",
+			"schemagate status --dir ./migrations"),
 		Args: noArgs,
 		// schemagate alone prints this help; --version, what the version command prints. (Not
 		// cobra's Version field: its output is a text/template, and the template package keeps
@@ -214,10 +221,26 @@ Exit codes: 0 ready, 1 not ready (check, probe), 2 invalid input, 3 migration fa
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// The root lists every code, each under the name the README's table and ExitCode.String use.
+	setExitCodes(root, "",
+		exit{schemagate.ExitReady, "ready: the schema satisfies this replica"},
+		exit{schemagate.ExitNotReady, "not ready: check found the schema not ready, or probe got no healthy answer"},
+		exit{schemagate.ExitInvalidInput, "invalid input: a flag, the config file, the database URL or the migration files; " +
+			"nothing was written"},
+		exit{schemagate.ExitMigrationFailed, "migration failed: here or on the migrator this replica waited for; or an " +
+			"interrupted one awaits resolve"},
+		exit{schemagate.ExitTimeout, "timed out: --timeout passed, or SIGTERM or SIGINT stopped the process, before the " +
+			"schema was ready"},
+		exit{schemagate.ExitUnreachable, "database unreachable: until the deadline, or it refused this replica"},
+		exit{schemagate.ExitAhead, "database ahead: it holds migrations this replica does not know, and --when-ahead is exit"},
+		exit{schemagate.ExitAppNotStarted, "app not started: exec passed the gate, but could not start the app"})
 	root.Flags().Bool("version", false, "print the version, as schemagate version does")
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 	root.SetFlagErrorFunc(flagError)
+	root.SetUsageFunc(func(cmd *cobra.Command) error {
+		return writeUsage(cmd.OutOrStderr(), cmd, terminalWidth(a.stdout))
+	})
 	root.AddCommand(a.migrateCommand(), a.waitCommand(), a.serveCommand(), a.execCommand(), a.checkCommand(),
 		a.statusCommand(), a.validateCommand(), a.resolveCommand(), a.abortCommand(), a.runCommand(), a.probeCommand(),
 		a.installCommand(), a.versionCommand(), a.reapCommand())

@@ -30,8 +30,14 @@ func (a *app) probeCommand() *cobra.Command {
 
   HEALTHCHECK --interval=5s --start-period=10m CMD ["schemagate", "probe"]
 
-It exits 0 when the URL answers 2xx and 1 otherwise, including when nothing listens or a flag
-is wrong: Docker reserves exit code 2.`,
+It GETs a URL of serve (by default /readyz on serve's default port) and prints the status and
+the first line of the answer. Its settings are SCHEMAGATE_PROBE_URL and
+SCHEMAGATE_PROBE_TIMEOUT: the gate's variables in the same container do not reach it, and it
+reads no config file.`,
+		Example: examples(
+			"schemagate probe",
+			"# Liveness only: the process runs, whatever the schema",
+			"schemagate probe --url http://127.0.0.1:9090/livez --timeout 1s"),
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return &probeError{fmt.Errorf("unexpected argument %q", args[0])}
@@ -40,6 +46,9 @@ is wrong: Docker reserves exit code 2.`,
 		},
 		RunE: a.probe,
 	}
+	setExitCodes(cmd, "",
+		exit{schemagate.ExitReady, "the URL answered 2xx"},
+		exit{schemagate.ExitNotReady, "anything else: another status, no answer, or a bad flag (Docker reserves exit code 2)"})
 	cmd.Flags().String("url", "http://127.0.0.1:9090/readyz", "endpoint to GET")
 	cmd.Flags().Duration("timeout", 2*time.Second, "bound on the request")
 	// Its own variables: SCHEMAGATE_TIMEOUT in the same container is the gate's deadline.

@@ -116,9 +116,10 @@ func typeName(f *pflag.Flag) string {
 	return f.Value.Type()
 }
 
-// commandReference renders, for every command, its synopsis, its help text and a table of its
-// flags: flag, environment variable, type, default and description. docs/reference.md carries it
-// between markers, and a test fails when the two differ.
+// commandReference renders, for every command, its synopsis, its help text (description,
+// examples, exit codes) and a table of its flags: flag, environment variable, type, default and
+// description. docs/reference.md carries it between markers, and a test fails when the two
+// differ.
 func commandReference(root *cobra.Command) string {
 	var b strings.Builder
 	cmds := documented(root)
@@ -128,8 +129,15 @@ func commandReference(root *cobra.Command) string {
 	}
 	for _, cmd := range cmds {
 		fmt.Fprintf(&b, "\n### schemagate %s\n\n%s.\n\n```text\n%s\n```\n", cmd.Name(), cmd.Short, cmd.UseLine())
+		var text []string
 		if long := strings.TrimSpace(cmd.Long); long != "" {
-			fmt.Fprintf(&b, "\n```text\n%s\n```\n", long)
+			text = append(text, long)
+		}
+		if s := helpSections(cmd); s != "" {
+			text = append(text, s)
+		}
+		if len(text) > 0 {
+			fmt.Fprintf(&b, "\n```text\n%s\n```\n", strings.Join(text, "\n\n"))
 		}
 		var rows []string
 		cmd.Flags().VisitAll(func(f *pflag.Flag) {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
 	"github.com/schemagate/schemagate/health"
 )
@@ -32,9 +33,24 @@ A failed migration does not stop serve: /readyz stays 503 and says why (phase fa
 once); with --exit-on-failure it exits 3 instead, for a fast CrashLoopBackOff. SIGTERM stops
 it cleanly: a migration under way is cancelled and rolled back, the lock released, and it
 exits 0. Every change of its verdict (ready, unready, behind, ahead, failed) is logged.`,
+		Example: examples(
+			"# A native sidecar beside the app: probes on :9090, no deadline (the startupProbe is one)",
+			"schemagate serve --dir /migrations --listen :9090",
+			"# Beside a Job that migrates: only wait, and exit 3 on a failed run for a fast CrashLoopBackOff",
+			"schemagate serve --dir /migrations --never-migrate --exit-on-failure",
+			"# Probes reachable from outside the pod: no error texts or statements in /status",
+			"schemagate serve --dir /migrations --serve-detail summary"),
 		Args: noArgs,
 		RunE: a.serve,
 	}
+	setExitCodes(cmd, "",
+		exit{schemagate.ExitReady, "stopped by SIGTERM or SIGINT (a migration under way is rolled back first)"},
+		exit{schemagate.ExitInvalidInput, "invalid input: a flag, the config file, the database URL or the migration files; " +
+			"or --listen is taken"},
+		exit{schemagate.ExitMigrationFailed, "the migration run failed, with --exit-on-failure (without it, serve stays up, unready)"},
+		exit{schemagate.ExitTimeout, "the schema was not ready within --timeout (none by default)"},
+		exit{schemagate.ExitUnreachable, "the database was unreachable until --timeout"},
+		exit{schemagate.ExitAhead, "the database holds migrations this replica does not know, and --when-ahead is exit"})
 	addGateFlagsWithTimeout(cmd.Flags(), 0)
 	addWaitFlags(cmd.Flags())
 	addServeFlags(cmd)
@@ -52,8 +68,7 @@ func addServeFlags(cmd *cobra.Command) {
 	fs.Bool("never-migrate", false, "wait for another replica to migrate; never become the migrator")
 	fs.Bool("exit-on-failure", false, "exit 3 when the migration run fails, instead of serving unready until the schema "+
 		"is fixed: a fast CrashLoopBackOff for the pod")
-	fs.Bool("rerun-interrupted", false, "run again a non-transactional migration that was interrupted midway "+
-		"(check what it left behind first)")
+	addRerunFlag(fs)
 }
 
 type serveSettings struct {

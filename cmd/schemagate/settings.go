@@ -68,6 +68,22 @@ func addGateFlagsWithTimeout(fs *pflag.FlagSet, timeout time.Duration) {
 	fs.Duration("tcp-user-timeout", pg.TCPUserTimeout, "tcp_user_timeout on both ends of the session (0: system default)")
 	fs.Duration("connection-check-interval", pg.ConnectionCheckInterval, "client_connection_check_interval (PostgreSQL 14+; 0: off)")
 	fs.Duration("connect-timeout", pg.ConnectTimeout, "bound on one connection attempt")
+
+	inGroup(fs, essentialFlags, "config", "database-url", "database-url-file", "dir", "timeout", "replica-id")
+	inGroup(fs, migrationFlags, "table", "target-version", "allow-out-of-order", "when-ahead", "ddl-lock-timeout",
+		"ddl-lock-retries")
+	inGroup(fs, engineFlags, "engine", "version-source", "version-query", "migrate-command", "migrate-env")
+	inGroup(fs, electionFlags, "lock", "lock-file", "lock-namespace", "journal-table")
+	inGroup(fs, connectionFlags, "keepalive-idle", "keepalive-interval", "keepalive-count", "tcp-user-timeout",
+		"connection-check-interval", "connect-timeout")
+	inGroup(fs, outputFlags, "log-format", "log-level")
+}
+
+// addRerunFlag adds --rerun-interrupted, of the commands that may migrate.
+func addRerunFlag(fs *pflag.FlagSet) {
+	fs.Bool("rerun-interrupted", false, "run again a non-transactional migration that was interrupted midway "+
+		"(check what it left behind first)")
+	inGroup(fs, migrationFlags, "rerun-interrupted")
 }
 
 // addWaitFlags adds the flags of the commands that wait (migrate, wait, serve, exec).
@@ -77,6 +93,7 @@ func addWaitFlags(fs *pflag.FlagSet) {
 	fs.Duration("poll-interval", cd.PollInterval, "how often a waiter re-reads the database when nothing wakes it sooner (jittered ±25%)")
 	fs.Duration("progress-interval", cd.ProgressInterval, "how soon a waiter logs whom it waits for, and the migrator "+
 		"what it applies; the lines then back off to one a minute while nothing changes")
+	inGroup(fs, waitingFlags, "poll-interval", "progress-interval")
 }
 
 // addRaftFlags adds the settings of --lock raft.
@@ -95,6 +112,8 @@ func addRaftFlags(fs *pflag.FlagSet) {
 	fs.Duration("raft-election-timeout", rc.ElectionTimeout, "Raft election timeout (at least the heartbeat timeout)")
 	fs.Duration("raft-lease-timeout", rc.LeaderLeaseTimeout, "Raft leader lease timeout (at most the heartbeat timeout)")
 	fs.String("fence-table", raft.DefaultFenceTable, "table of the Raft leader's fencing epochs, optionally schema-qualified")
+	inGroup(fs, raftFlags, "raft-listen", "raft-advertise", "raft-peers", "raft-discover", "raft-expect", "raft-voters",
+		"raft-secret", "raft-secret-file", "raft-heartbeat-timeout", "raft-election-timeout", "raft-lease-timeout", "fence-table")
 }
 
 // gateSettings is everything a gate command needs, loaded and validated.

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
 	"github.com/schemagate/schemagate/engine/goose"
 )
@@ -28,20 +29,24 @@ With --database-url (or SCHEMAGATE_DATABASE_URL; DATABASE_URL is not read here),
 reads the database's version table and reports migrations older than the newest applied one
 (out of order), which migrate refuses. It writes nothing.
 
-migrate, wait, serve and exec run the same file checks before they connect.
-
-Examples:
-  schemagate validate --dir migrations
-  schemagate validate --dir migrations --database-url "$STAGING_DATABASE_URL"
-  schemagate validate --dir migrations --output json
-
-Exit codes: 0 no finding, 2 findings (or bad flags), 5 the database could not be read.`,
+migrate, wait, serve and exec run the same file checks before they connect.`,
+		Example: examples(
+			"# In CI, on every change to the migrations: no database needed",
+			"schemagate validate --dir migrations",
+			"# Also against a database: migrations older than what it already has",
+			`schemagate validate --dir migrations --database-url "$STAGING_DATABASE_URL"`,
+			"schemagate validate --dir migrations --output json"),
 		Args: noArgs,
 		RunE: a.validate,
 	}
+	setExitCodes(cmd, "",
+		exit{schemagate.ExitReady, "no finding"},
+		exit{schemagate.ExitInvalidInput, "findings (each printed with its file, line and fix), or bad flags"},
+		exit{schemagate.ExitUnreachable, "the database could not be read"})
 	fs := cmd.Flags()
 	addGateFlags(fs)
 	fs.StringP("output", "o", "text", "text or json")
+	inGroup(fs, outputFlags, "output")
 	// The gate's other settings do not change what validate finds.
 	keep := map[string]bool{"dir": true, "database-url": true, "database-url-file": true, "table": true,
 		"allow-out-of-order": true, "output": true, "timeout": true, "config": true, "log-format": true, "log-level": true}

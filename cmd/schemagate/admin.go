@@ -23,10 +23,14 @@ import (
 // The verbs a coordinator owns besides the gate. Each is journaled with who (--by) and why
 // (--reason), and resolve and run hold the election while they act.
 
-// addAdminFlags adds the gate's settings and --by and --reason.
+// addAdminFlags adds the gate's settings and --by and --reason. The Raft settings are
+// hidden: the admin verbs refuse --lock raft. So are the settings of applying migrations and
+// of judging the schema, which they do not do.
 func addAdminFlags(fs *pflag.FlagSet) {
 	addGateFlags(fs)
 	addWaitFlags(fs)
+	hideFlags(fs, flagNames(addRaftFlags)...)
+	hideFlags(fs, "ddl-lock-timeout", "ddl-lock-retries", "target-version", "allow-out-of-order", "when-ahead")
 	fs.String("by", "", "who acts, for the journal (default: $USER@host)")
 	fs.String("reason", "", "why, for the journal (required)")
 }
@@ -87,6 +91,9 @@ Both are journaled with --by and --reason. Never edit schemagate's tables by han
 		exit{schemagate.ExitTimeout, "timed out waiting for the lock (a migrator holds it)"},
 		exit{schemagate.ExitUnreachable, "the database was unreachable"})
 	addAdminFlags(cmd.Flags())
+	// resolve loads the engine as a migrator does: with --engine command, --migrate-command is
+	// required, so it stays in view; --migrate-env does nothing.
+	hideFlags(cmd.Flags(), "migrate-env")
 	cmd.Flags().String("migration", "", "the interrupted migration: its file name or version (status names it)")
 	cmd.Flags().Bool("mark-applied", false, "mark it applied: a person finished it by hand")
 	cmd.Flags().Bool("allow-rerun", false, "let the next migrator run it once more")
@@ -152,6 +159,8 @@ fix what made you abort first. To let a waiter take over at once instead, end th
 		exit{schemagate.ExitInvalidInput, "bad flags, or a lock without database sessions (raft, file)"},
 		exit{schemagate.ExitUnreachable, "the database was unreachable"})
 	addAdminFlags(cmd.Flags())
+	// abort waits for no lock and runs no command.
+	hideFlags(cmd.Flags(), "poll-interval", "progress-interval", "migrate-command", "migrate-env")
 	cmd.Flags().Duration("grace", 5*time.Second, "how long the migrator has to let go after its statement is cancelled, "+
 		"before its session is ended")
 	return cmd
@@ -218,6 +227,8 @@ takes is named after the database and the version table, or --lock-namespace.`,
 		exit{schemagate.ExitUnreachable, "the database was unreachable"})
 	cmd.Flags().SetInterspersed(false)
 	addAdminFlags(cmd.Flags())
+	// COMMAND is not a migrate command: --migrate-command does nothing (--migrate-env does).
+	hideFlags(cmd.Flags(), "migrate-command")
 	return cmd
 }
 

@@ -87,8 +87,14 @@ migrator succeeds.`,
 	fs := cmd.Flags()
 	addGateFlags(fs)
 	addWaitFlags(fs)
+	// wait applies nothing: the settings of applying migrations do nothing here.
+	hideFlags(fs, applyingFlags...)
 	return cmd
 }
+
+// applyingFlags matter only to a replica that applies migrations (or, for --migrate-env, runs
+// a command of the app's).
+var applyingFlags = []string{"ddl-lock-timeout", "ddl-lock-retries", "migrate-command", "migrate-env"}
 
 func (a *app) checkCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -129,6 +135,8 @@ health check its own).`,
 		exit{schemagate.ExitAhead, "the database holds migrations this replica does not know, and --when-ahead is exit"})
 	fs := cmd.Flags()
 	addGateFlags(fs)
+	addIgnoredFlags(fs, addWaitFlags)
+	hideFlags(fs, applyingFlags...)
 	return cmd
 }
 
@@ -189,6 +197,9 @@ file changed since. --output json prints the document serve answers at /status.`
 		exit{schemagate.ExitUnreachable, "the database could not be read"})
 	fs := cmd.Flags()
 	addGateFlags(fs)
+	addIgnoredFlags(fs, addWaitFlags)
+	// status shows the migrate command a holder runs; the other settings of applying do nothing.
+	hideFlags(fs, "ddl-lock-timeout", "ddl-lock-retries", "migrate-env")
 	fs.StringP("output", "o", "text", "text or json")
 	inGroup(fs, outputFlags, "output")
 	fs.Int("journal-entries", 10, "how many journal entries to show")

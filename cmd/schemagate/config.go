@@ -88,6 +88,13 @@ func newLoader(flags *pflag.FlagSet) (*loader, error) {
 	return l, nil
 }
 
+// takes reports whether the command reads key: it has the flag, and not only as one it accepts
+// and ignores (see addIgnoredFlags).
+func (l *loader) takes(key string) bool {
+	f := l.flags.Lookup(key)
+	return f != nil && f.Annotations[ignoredAnnotation] == nil
+}
+
 func (l *loader) string(key string) string {
 	v := l.v.Get(key)
 	if v == nil {

@@ -12,8 +12,9 @@ import (
 )
 
 // flagReference renders every flag of every command as a Markdown table: flag, environment
-// variable, default, the commands that take it, and what it does. The README carries it between
-// markers, and a test fails when the two differ.
+// variable, default, the commands it does something for, and what it does. A flag hidden from
+// a command's --help does nothing there, and is not listed for it. The README carries the
+// table between markers, and a test fails when the two differ.
 func flagReference(root *cobra.Command) string {
 	type entry struct {
 		flag     *pflag.Flag
@@ -24,7 +25,7 @@ func flagReference(root *cobra.Command) string {
 	entries := map[string]*entry{}
 	var names []string
 	for _, cmd := range documented(root) {
-		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		visibleFlags(cmd, func(f *pflag.Flag) {
 			key := f.Name + "\x00" + f.DefValue + "\x00" + f.Usage
 			e, ok := entries[key]
 			if !ok {
@@ -58,6 +59,16 @@ func documented(root *cobra.Command) []*cobra.Command {
 		out = append(out, cmd)
 	}
 	return out
+}
+
+// visibleFlags calls fn for each flag of cmd that its --help shows: not the hidden ones, which
+// it accepts and does nothing with.
+func visibleFlags(cmd *cobra.Command, fn func(*pflag.Flag)) {
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			fn(f)
+		}
+	})
 }
 
 // defaultOf is a flag's default as the tables show it: "—" for none.
@@ -117,9 +128,9 @@ func typeName(f *pflag.Flag) string {
 }
 
 // commandReference renders, for every command, its synopsis, its help text (description,
-// examples, exit codes) and a table of its flags: flag, environment variable, type, default and
-// description. docs/reference.md carries it between markers, and a test fails when the two
-// differ.
+// examples, exit codes) and a table of the flags its --help shows: flag, environment variable,
+// type, default and description. docs/reference.md carries it between markers, and a test
+// fails when the two differ.
 func commandReference(root *cobra.Command) string {
 	var b strings.Builder
 	cmds := documented(root)
@@ -140,7 +151,7 @@ func commandReference(root *cobra.Command) string {
 			fmt.Fprintf(&b, "\n```text\n%s\n```\n", strings.Join(text, "\n\n"))
 		}
 		var rows []string
-		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		visibleFlags(cmd, func(f *pflag.Flag) {
 			name := "`--" + f.Name + "`"
 			if f.Shorthand != "" {
 				name = "`-" + f.Shorthand + "`, " + name
@@ -160,14 +171,14 @@ func commandReference(root *cobra.Command) string {
 	return b.String()
 }
 
-// keyReference renders every config-file key and the commands that accept it. A file given to a
-// command may hold only that command's keys.
+// keyReference renders every config-file key and the commands that use it. A file given to a
+// command may hold the keys of every command: the others ignore a key they do not use.
 func keyReference(root *cobra.Command) string {
 	cmds := documented(root)
 	byKey := map[string][]string{}
 	types := map[string]string{}
 	for _, cmd := range cmds {
-		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		visibleFlags(cmd, func(f *pflag.Flag) {
 			if f.Name == "config" {
 				return // a config file cannot name another
 			}
@@ -181,7 +192,7 @@ func keyReference(root *cobra.Command) string {
 	}
 	slices.Sort(keys)
 	var b strings.Builder
-	b.WriteString("| key | type | accepted by |\n|---|---|---|\n")
+	b.WriteString("| key | type | used by |\n|---|---|---|\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k, types[k], strings.Join(byKey[k], ", "))
 	}

@@ -221,7 +221,7 @@ func (s *gateSettings) loadCoordinator(l *loader) error {
 	if policy == coordinator.AheadUnready && !s.allowUnready {
 		return fmt.Errorf("when-ahead: unready applies to serve and check; migrate, wait and exec take ready or exit")
 	}
-	if l.flags.Lookup("poll-interval") != nil {
+	if l.takes("poll-interval") {
 		if c.PollInterval, err = l.duration("poll-interval"); err != nil {
 			return err
 		}
@@ -229,7 +229,7 @@ func (s *gateSettings) loadCoordinator(l *loader) error {
 			return err
 		}
 	}
-	if l.flags.Lookup("rerun-interrupted") != nil {
+	if l.takes("rerun-interrupted") {
 		if c.RerunInterrupted, err = l.bool("rerun-interrupted"); err != nil {
 			return err
 		}
@@ -504,8 +504,8 @@ func (s *gateSettings) namespaceFor(database string) string {
 
 // loadRaft reads the Raft settings; Config.Validate checks them once the cluster is named.
 func (s *gateSettings) loadRaft(l *loader) error {
-	if l.flags.Lookup("raft-listen") == nil {
-		return nil // check and status read the database only; they join no cluster
+	if !l.takes("raft-listen") {
+		return nil // check, status and validate read the database only; they join no cluster
 	}
 	r := raft.DefaultConfig()
 	r.Replica = s.coordinator.ReplicaID

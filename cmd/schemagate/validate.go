@@ -45,6 +45,7 @@ migrate, wait, serve and exec run the same file checks before they connect.`,
 		exit{schemagate.ExitUnreachable, "the database could not be read"})
 	fs := cmd.Flags()
 	addGateFlags(fs)
+	addIgnoredFlags(fs, addWaitFlags)
 	fs.StringP("output", "o", "text", "text or json")
 	inGroup(fs, outputFlags, "output")
 	// The gate's other settings do not change what validate finds.

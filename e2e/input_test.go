@@ -150,7 +150,7 @@ func TestBadInput(t *testing.T) {
 			if code != c.code {
 				t.Errorf("exit %d, want %d; output:\n%s", code, c.code, out)
 			}
-			lines := strings.Split(strings.TrimSpace(r.Stderr.String()), "\n")
+			lines, _ := reportLines(r.Stderr.String())
 			last := message(lines[len(lines)-1])
 			if !strings.Contains(last, c.want) {
 				t.Errorf("last line %q does not contain %q", last, c.want)
@@ -214,4 +214,22 @@ func message(line string) string {
 		return entry.Message
 	}
 	return line
+}
+
+// reportLines are the lines of stderr that report an error: everything but the one start line
+// a gate command logs once its settings are read ("schemagate VERSION migrate: gating …"), which
+// comes before any error the database finds. A "did you mean" hint on the line after an error is
+// part of that error's report; it is returned as hint.
+func reportLines(stderr string) (lines []string, hint string) {
+	for _, l := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		m := message(l)
+		if strings.HasPrefix(m, "schemagate ") && strings.Contains(m, ": gating ") {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	if n := len(lines); n > 1 && strings.HasPrefix(lines[n-1], "did you mean") {
+		return lines[:n-1], lines[n-1]
+	}
+	return lines, ""
 }

@@ -18,7 +18,8 @@ import (
 )
 
 // refused runs schemagate with args and fails the test unless it exits with code and its last
-// line contains every one of want. Invalid input (2) must be one line.
+// line contains every one of want. Invalid input (2) must be reported in one line (besides the
+// start line, and a "did you mean" hint).
 func refused(t *testing.T, name string, args []string, code int, want ...string) {
 	t.Helper()
 	refusedWith(t, name, nil, args, code, want...)
@@ -30,7 +31,7 @@ func refusedWith(t *testing.T, name string, env, args []string, code int, want .
 	r := start(t, name, args, env...)
 	got := r.wait(t, time.Minute)
 	out := r.output()
-	lines := strings.Split(strings.TrimSpace(r.Stderr.String()), "\n")
+	lines, _ := reportLines(r.Stderr.String())
 	last := message(lines[len(lines)-1])
 	switch {
 	case got != code:

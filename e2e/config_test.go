@@ -40,4 +40,11 @@ func TestSharedConfigFile(t *testing.T) {
 	if code := bad.wait(t, time.Minute); code != 2 || !strings.Contains(bad.output(), `unknown key "lisen"`) {
 		t.Errorf("a misspelt key: exit %d, %q", code, bad.output())
 	}
+	// probe reads no config file, so its url is a key nothing reads.
+	probeKey := filepath.Join(t.TempDir(), "probe.yaml")
+	os.WriteFile(probeKey, []byte("url: http://127.0.0.1:9090/readyz\n"), 0o644)
+	unread := start(t, "unread", []string{"check", "--config", probeKey, "--database-url", d.url, "--dir", dir})
+	if code := unread.wait(t, time.Minute); code != 2 || !strings.Contains(unread.output(), `unknown key "url"`) {
+		t.Errorf("probe's url in a config file: exit %d, %q; want 2, as no command reads it", code, unread.output())
+	}
 }

@@ -15,12 +15,16 @@ import (
 	"github.com/spf13/viper"
 )
 
-// knownKeys are the flags of every command: the keys a config file may hold.
+// knownKeys are the flags of every command that reads a config file: the keys a config file
+// may hold.
 var knownKeys = map[string]bool{}
 
-// learnKeys records the flags of cmd and its subcommands as config-file keys.
+// learnKeys records the flags of cmd and its subcommands as config-file keys, skipping the
+// commands without --config (probe): a key only they have would be read by nothing.
 func learnKeys(cmd *cobra.Command) {
-	cmd.Flags().VisitAll(func(f *pflag.Flag) { knownKeys[f.Name] = true })
+	if cmd.Flags().Lookup("config") != nil {
+		cmd.Flags().VisitAll(func(f *pflag.Flag) { knownKeys[f.Name] = true })
+	}
 	for _, sub := range cmd.Commands() {
 		learnKeys(sub)
 	}

@@ -178,6 +178,9 @@ func keyReference(root *cobra.Command) string {
 	byKey := map[string][]string{}
 	types := map[string]string{}
 	for _, cmd := range cmds {
+		if cmd.Flags().Lookup("config") == nil {
+			continue // probe: it reads no config file
+		}
 		visibleFlags(cmd, func(f *pflag.Flag) {
 			if f.Name == "config" {
 				return // a config file cannot name another

@@ -35,7 +35,7 @@ func addGateFlagsWithTimeout(fs *pflag.FlagSet, timeout time.Duration) {
 	cd := coordinator.DefaultConfig()
 	pg := postgres.DefaultConfig()
 	fs.String("config", "", "read settings from this YAML, JSON or TOML file (flags and environment take precedence)")
-	fs.String("database-url", "", "PostgreSQL URL (postgres://user:password@host:5432/db, or key=value) or SQLite "+
+	fs.String("database-url", "", "PostgreSQL URL (postgres://USER@HOST:5432/DB, the password as USER:PASSWORD@ or in PGPASSWORD; or key=value) or SQLite "+
 		"file (sqlite:////data/app.db, four slashes: absolute); DATABASE_URL is used when neither this nor SCHEMAGATE_DATABASE_URL is set")
 	fs.String("database-url-file", "", "read the database URL from this file (a mounted secret)")
 	fs.String("dir", "migrations", "directory of goose migration files (VERSION_description.sql)")

@@ -163,7 +163,7 @@ func TestWaitEndsOnAnnouncement(t *testing.T) {
 	admin := pgtest.Connect(t, pgtest.AdminURL())
 	for {
 		n := pgtest.QueryInt(t, admin, `SELECT count(*) FROM pg_stat_activity
-			WHERE application_name = 'schemagate/waiter' AND state = 'idle' AND query LIKE '%pg_try_advisory_lock_shared%'`)
+			WHERE application_name = 'schemagate/waiter' AND state = 'idle' AND query LIKE '%pg_try_advisory_xact_lock_shared%'`)
 		if n == 1 {
 			break
 		}

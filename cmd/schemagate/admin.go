@@ -35,6 +35,18 @@ func addAdminFlags(fs *pflag.FlagSet) {
 	fs.String("reason", "", "why, for the journal (required)")
 }
 
+// adminInput reads the settings of an admin command, and who acts and why; its error is
+// invalid input.
+func adminInput(cmd *cobra.Command) (l *loader, by, reason string, err error) {
+	if l, err = newLoader(cmd.Flags()); err == nil {
+		by, reason, err = actor(l)
+	}
+	if err != nil {
+		return nil, "", "", &coordinator.InputError{Err: err}
+	}
+	return l, by, reason, nil
+}
+
 // actor reads --by and --reason.
 func actor(l *loader) (by, reason string, err error) {
 	by, reason = l.string("by"), l.string("reason")
@@ -101,13 +113,9 @@ Both are journaled with --by and --reason. Never edit schemagate's tables by han
 }
 
 func (a *app) resolve(cmd *cobra.Command, _ []string) error {
-	l, err := newLoader(cmd.Flags())
+	l, by, reason, err := adminInput(cmd)
 	if err != nil {
-		return &coordinator.InputError{Err: err}
-	}
-	by, reason, err := actor(l)
-	if err != nil {
-		return &coordinator.InputError{Err: err}
+		return err
 	}
 	applied, err := l.bool("mark-applied")
 	if err != nil {
@@ -167,13 +175,9 @@ fix what made you abort first. To let a waiter take over at once instead, end th
 }
 
 func (a *app) abort(cmd *cobra.Command, _ []string) error {
-	l, err := newLoader(cmd.Flags())
+	l, by, reason, err := adminInput(cmd)
 	if err != nil {
-		return &coordinator.InputError{Err: err}
-	}
-	by, reason, err := actor(l)
-	if err != nil {
-		return &coordinator.InputError{Err: err}
+		return err
 	}
 	grace, err := l.duration("grace")
 	if err != nil || grace <= 0 {
@@ -246,13 +250,9 @@ func (e *commandExit) code() schemagate.ExitCode {
 }
 
 func (a *app) runAdmin(cmd *cobra.Command, args []string) error {
-	l, err := newLoader(cmd.Flags())
+	_, by, reason, err := adminInput(cmd)
 	if err != nil {
-		return &coordinator.InputError{Err: err}
-	}
-	by, reason, err := actor(l)
-	if err != nil {
-		return &coordinator.InputError{Err: err}
+		return err
 	}
 	if _, err := exec.LookPath(args[0]); err != nil {
 		return &coordinator.InputError{Err: fmt.Errorf("run: %s: command not found or not executable", args[0])}

@@ -29,10 +29,12 @@ type Queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// EndCommandSessions ends, on the server, every session tagged (CommandTag) with the command of
-// one of replicas: migrators before this one, whose commands may still run, frozen or cut off
-// with their migrator, and must not commit beside this migrator's. Their open transactions
-// roll back, and the locks they held are released. It returns the sessions it ended.
+// EndCommandSessions ends, on the server, every session in this database tagged (CommandTag)
+// with the command of one of replicas: migrators before this one, whose commands may still run,
+// frozen or cut off with their migrator, and must not commit beside this migrator's. Their open
+// transactions roll back, and the locks they held are released. It returns the sessions it
+// ended. Sessions in other databases are left alone: another app on the same server may have
+// replicas of the same names (StatefulSets named alike in staging and production).
 func EndCommandSessions(ctx context.Context, db Queryer, replicas []string) ([]EndedSession, error) {
 	if len(replicas) == 0 {
 		return nil, nil
@@ -45,7 +47,8 @@ func EndCommandSessions(ctx context.Context, db Queryer, replicas []string) ([]E
 	// pg_terminate_backend on a row the filter would have dropped.
 	rows, err := db.QueryContext(ctx, lock.Internal(`SELECT pid, application_name, state FROM (
 		SELECT pid, application_name, coalesce(state, '') AS state FROM pg_stat_activity
-		 WHERE application_name = ANY($1) AND pid <> pg_backend_pid() OFFSET 0) tagged
+		 WHERE application_name = ANY($1) AND datname = current_database() AND pid <> pg_backend_pid()
+		OFFSET 0) tagged
 		WHERE pg_terminate_backend(pid)`), tags)
 	if err != nil {
 		return nil, fmt.Errorf("end the sessions of earlier migrators' commands: %w", err)

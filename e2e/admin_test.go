@@ -119,7 +119,7 @@ func TestRunHoldsTheLock(t *testing.T) {
 		"sh", "-c", `psql -X -q -c "SELECT pg_sleep(3) AS admin_sleeps" "$DB" && touch `+marker+` && exit 7`),
 		"DB="+d.url)
 	d.activeStatement(t, 30*time.Second, "admin_sleeps")
-	if n := d.int(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'schemagate/ops/command'"); n != 1 {
+	if n := d.int(t, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'schemagate/ops/command'"); n != 1 {
 		t.Errorf("the admin command's session is not tagged")
 	}
 	m := start(t, "web-0", d.args("migrate", dir))

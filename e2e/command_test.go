@@ -77,10 +77,10 @@ func (a *psqlApp) awaitCommand(t *testing.T, replica string) (sessionPort, comma
 	t.Helper()
 	await(t, time.Minute, replica+"'s migrate command to run", func() bool {
 		return a.d.conn.QueryRow(t.Context(), `SELECT client_port FROM pg_stat_activity
-			WHERE application_name = $1 AND state = 'active' AND query LIKE '%'||$2||'%'`,
+			WHERE datname = current_database() AND application_name = $1 AND state = 'active' AND query LIKE '%'||$2||'%'`,
 			"schemagate/"+replica+"/command", commandSleeps).Scan(&commandPort) == nil
 	})
-	if err := a.d.conn.QueryRow(t.Context(), `SELECT client_port FROM pg_stat_activity WHERE application_name = $1`,
+	if err := a.d.conn.QueryRow(t.Context(), `SELECT client_port FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1`,
 		"schemagate/"+replica).Scan(&sessionPort); err != nil {
 		t.Fatalf("%s's session: %v", replica, err)
 	}
@@ -124,7 +124,7 @@ func TestCommandSessionKilled(t *testing.T) {
 	first := start(t, "cmd-a", app.args("migrate"), app.env()...)
 	app.awaitCommand(t, "cmd-a")
 	time.Sleep(1500 * time.Millisecond) // the audit's timing: 1.5 s into the command
-	pgtest.Exec(t, d.conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'schemagate/cmd-a'")
+	pgtest.Exec(t, d.conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'schemagate/cmd-a'")
 	second := start(t, "cmd-b", app.args("migrate"), app.env()...)
 	waitAll(t, []*replica{first, second}, time.Minute, 0)
 	app.assertOnce(t)
@@ -181,7 +181,7 @@ func TestCommandMigratorFrozen(t *testing.T) {
 	first := start(t, "cmd-a", app.args("migrate"), app.env()...)
 	app.awaitCommand(t, "cmd-a")
 	first.signal(t, syscall.SIGSTOP)
-	pgtest.Exec(t, d.conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'schemagate/cmd-a'")
+	pgtest.Exec(t, d.conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'schemagate/cmd-a'")
 	second := start(t, "cmd-b", app.args("migrate"), app.env()...)
 	if code := second.wait(t, time.Minute); code != 0 {
 		t.Fatalf("the second replica exited %d:\n%s", code, second.output())
@@ -212,8 +212,16 @@ func TestCommandTimeoutWithDaemon(t *testing.T) {
 	if code != 4 || took > 6*time.Second {
 		t.Errorf("exit %d after %s, want 4 within 6 s:\n%s", code, took.Round(100*time.Millisecond), r.output())
 	}
-	if n := d.int(t, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"); n != 0 {
-		t.Errorf("%d advisory locks still held", n)
+	// The replica has exited; its backend ends as soon as the server reads the closed socket.
+	held := func() int64 {
+		return d.int(t, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
+	}
+	for deadline := time.Now().Add(time.Second); held() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("%d advisory locks still held a second after the replica exited", held())
+			break
+		}
 	}
 	b, err := os.ReadFile(pidFile)
 	var daemon int
@@ -255,7 +263,7 @@ func TestCommandSessionKilledBetweenSessions(t *testing.T) {
 	}
 	first := start(t, "cmd-a", args("cmd-a"), app.env()...)
 	await(t, time.Minute, "the command to apply 3 versions", func() bool { return d.int(t, "SELECT count(*) FROM versions") >= 3 })
-	pgtest.Exec(t, d.conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'schemagate/cmd-a'")
+	pgtest.Exec(t, d.conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'schemagate/cmd-a'")
 	second := start(t, "cmd-b", args("cmd-b"), app.env()...)
 	waitAll(t, []*replica{first, second}, 2*time.Minute, 0)
 	if n := d.int(t, "SELECT count(*) - count(DISTINCT by) FROM effects"); n != 0 {

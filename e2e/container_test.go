@@ -155,7 +155,8 @@ func (a *psqlApp) commandRunner(t *testing.T) string {
 	var name string
 	await(t, time.Minute, "a migrate command to run", func() bool {
 		return a.d.conn.QueryRow(t.Context(), `SELECT application_name FROM pg_stat_activity
-			WHERE application_name LIKE 'schemagate/%/command' AND state = 'active' AND query LIKE '%'||$1||'%'`,
+			WHERE datname = current_database() AND application_name LIKE 'schemagate/%/command' AND state = 'active'
+			AND query LIKE '%'||$1||'%'`,
 			commandSleeps).Scan(&name) == nil
 	})
 	return strings.TrimSuffix(strings.TrimPrefix(name, "schemagate/"), "/command")

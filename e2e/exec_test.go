@@ -39,7 +39,7 @@ while true; do sleep 0.05; done`
 			"and what leads to them)", started, want)
 	}
 	d.assertAppliedOnce(t, 2)
-	if n := d.int(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'schemagate/app-1'"); n != 0 {
+	if n := d.int(t, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'schemagate/app-1'"); n != 0 {
 		t.Errorf("the app inherited %d schemagate database sessions", n)
 	}
 

@@ -76,7 +76,7 @@ func TestValidate(t *testing.T) {
 	if code := m.wait(t, 30*time.Second); code != 2 || !strings.Contains(m.output(), "00001_init.sql:1") {
 		t.Errorf("migrate of the same set: exit %d:\n%s", code, m.output())
 	}
-	if n := d.int(t, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'schemagate/migrate'"); n != 0 {
+	if n := d.int(t, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'schemagate/migrate'"); n != 0 {
 		t.Errorf("migrate connected before refusing the files")
 	}
 	clean := writeMigrations(t, migrationSet{N: 3})

@@ -142,7 +142,7 @@ func TestNoSecretInAnySink(t *testing.T) {
 					start(t, "sink-serve", args("serve", append(waits, "--listen", addr, "--never-migrate")...), env...))
 				if tc.goose {
 					await(t, time.Minute, "the ALTER ROLE statement to run", func() bool {
-						return d.int(t, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'ALTER ROLE%'") == 1
+						return d.int(t, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'ALTER ROLE%'") == 1
 					})
 					for _, output := range []string{"json", "text"} {
 						st := start(t, "status-"+output, args("status", "--output", output), env...)

@@ -72,8 +72,8 @@ func TestServeReadiness(t *testing.T) {
 	addr, ep := listenAddr(t)
 	s := start(t, "web-1", d.args("serve", dir, "--listen", addr))
 	await(t, time.Minute, "the migration to wait on the lock", func() bool {
-		return d.int(t, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'schemagate/web-1'
-			AND wait_event_type = 'Lock'`) == 1
+		return d.int(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND application_name = 'schemagate/web-1' AND wait_event_type = 'Lock'`) == 1
 	})
 	if code, body := ep.get("/readyz?verbose"); code != 503 || !containsAll(body, "[-]schema failed", "applying 00004_blocked.sql") {
 		t.Fatalf("/readyz while blocked: %d\n%s", code, body)

@@ -31,7 +31,8 @@ func TestStatusDuringMigration(t *testing.T) {
 	rs := startAll(t, 4, "bad-day", d.args("migrate", dir))
 	holder, pid, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
 	await(t, 30*time.Second, "the other replicas to queue", func() bool {
-		return d.int(t, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") == 3
+		return d.int(t, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`) == 3
 	})
 	first := statusText(t, "--database-url", d.url, "--dir", dir)
 	for _, want := range []string{"migrating: replica " + holder, "is applying 00003_step_3.sql (3 of 5), for ",

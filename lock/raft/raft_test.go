@@ -213,9 +213,10 @@ func TestLeavingAfterTheRunEnded(t *testing.T) {
 			// A transfer gives up after the election timeout, and a leader that misses its
 			// lease steps down: generous timers keep a slow machine (the race detector) from
 			// failing the hand-over this test expects while the run goes on.
-			c := newTestCluster(t, 3, func(_ int, cfg *Config) {
+			logs := &logLines{}
+			c := newTestClusterWith(t, 3, func(_ int, cfg *Config) {
 				cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = time.Second, 3*time.Second, time.Second
-			})
+			}, zerolog.New(logs))
 			id := awaitLeader(t, c.nodes["replica-0"])
 			leader := c.nodes[id]
 			lease, err := leader.TryAcquire(context.Background())
@@ -244,16 +245,23 @@ func TestLeavingAfterTheRunEnded(t *testing.T) {
 				}
 				polled[other] = n.stream.lastHello.Load()
 			}
-			term := leader.raft.CurrentTerm()
 			c.mu.Lock()
 			delete(c.nodes, id)
 			c.mu.Unlock()
 			if err := leader.Close(); err != nil {
 				t.Fatal(err)
 			}
-			handedOn := leader.raft.CurrentTerm() > term
+			// Whether the leader hands leadership on is its decision; whether it learns of the
+			// new term before it shuts down is a race, so the test reads the decision.
+			logs.mu.Lock()
+			out := logs.text.String()
+			logs.mu.Unlock()
+			handedOn := strings.Contains(out, "handing Raft leadership to another voter")
 			if handedOn == ended {
 				t.Errorf("run ended %v: the closing leader handed leadership on: %v", ended, handedOn)
+			}
+			if strings.Contains(out, "could not hand Raft leadership on") {
+				t.Errorf("the hand-over failed:\n%s", out)
 			}
 			for other, at := range polled {
 				if now := c.nodes[other].stream.lastHello.Load(); now != at {

@@ -255,6 +255,8 @@ func nextStep(r *Report) string {
 		return fmt.Sprintf("check what %[1]s left behind (it ran without a transaction and was cut off); finish it by "+
 			"hand and run schemagate resolve --migration %[1]s --mark-applied --reason …, or undo it and run "+
 			"schemagate resolve --migration %[1]s --allow-rerun --reason …", interrupted)
+	case r.CutOff():
+		return cutOffNext(r)
 	case r.Holder != nil && run != nil && run.Outcome == journal.Running:
 		stop := "schemagate abort"
 		if r.Holder.PID != 0 {
@@ -278,6 +280,33 @@ func nextStep(r *Report) string {
 		return "wait: another replica holds the lock and is about to migrate"
 	}
 	return "start a replica that migrates (a migrate Job, or a replica without --never-migrate): nothing is migrating now"
+}
+
+// CutOff reports a run the journal still calls running while no replica holds the lock: its
+// migrator was killed or cut off before it could write how the run ended. The next migrator
+// records it as abandoned.
+func (r *Report) CutOff() bool {
+	return r.Run != nil && r.Run.Outcome == journal.Running && r.Holder == nil
+}
+
+// cutOffNext is the next step after a cut-off run: what the next migrator will do with the
+// migration it left, and what a person must do first, if anything.
+func cutOffNext(r *Report) string {
+	name := r.Run.Name
+	switch {
+	case name == engine.CommandStep:
+		return "start a replica that migrates: it ends what is left of the cut-off migrate command's sessions and runs the command again"
+	case name == "":
+		return "start a replica that migrates: the cut-off run had not started a migration"
+	}
+	for _, m := range r.Pending {
+		if m.Name == name && !m.Transactional {
+			return fmt.Sprintf("check what %[1]s left behind (it ran without a transaction and was cut off): the next "+
+				"migrator refuses it until you finish it by hand and run schemagate resolve --migration %[1]s "+
+				"--mark-applied --reason …, or undo it and run schemagate resolve --migration %[1]s --allow-rerun --reason …", name)
+		}
+	}
+	return fmt.Sprintf("start a replica that migrates: %s rolled back with the cut-off migrator's transaction, and the next migrator applies it again", name)
 }
 
 // withDeadline bounds ctx by --timeout; 0 means no deadline.

@@ -96,6 +96,19 @@ func TestStatusAfterFailureAndInterruption(t *testing.T) {
 	d2.activeStatement(t, time.Minute, "first_attempt_sleeps")
 	victim.signal(t, syscall.SIGKILL)
 	victim.wait(t, 10*time.Second)
+	// Before any other migrator looks, the journal still says "running": status must tell that
+	// the run was cut off and that the next migrator will refuse what it left, once the server
+	// has ended the victim's session (its lock goes with it).
+	deadline := time.Now().Add(30 * time.Second)
+	for out = statusText(t, "--database-url", d2.url, "--dir", notx); !strings.Contains(out, "lock holder:     none"); out = statusText(t, "--database-url", d2.url, "--dir", notx) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed migrator still holds the lock:\n%s", out)
+		}
+	}
+	if !containsAll(out, "cut off: replica victim's run stopped without finishing while applying 00002_step_2.sql",
+		"the next migrator refuses it", "resolve --migration 00002_step_2.sql --mark-applied") {
+		t.Errorf("status right after the migrator was killed does not say what happened and what to do:\n%s", out)
+	}
 	if code := start(t, "next", d2.args("migrate", notx)).wait(t, time.Minute); code != 3 {
 		t.Fatal("the interrupted migration was not refused")
 	}

@@ -106,6 +106,15 @@ func stateLine(r *coordinator.Report, now time.Time) string {
 			s += " is preparing to migrate"
 		}
 		return s + fmt.Sprintf("; the run started %s", ago(run.StartedAt, now))
+	case r.CutOff():
+		s := fmt.Sprintf("cut off: replica %s's run stopped without finishing", run.Replica)
+		switch {
+		case run.Name == engine.CommandStep:
+			s += " while the migrate command ran"
+		case run.Name != "":
+			s += " while applying " + run.Name
+		}
+		return s + fmt.Sprintf(" (it started %s), and no replica holds the lock", ago(run.StartedAt, now))
 	case run != nil && run.Outcome == journal.Failed && !r.Status.Ready():
 		what := strings.TrimSpace(run.Error)
 		if run.Name != "" {

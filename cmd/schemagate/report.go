@@ -114,7 +114,7 @@ func stateLine(r *coordinator.Report, now time.Time) string {
 		case run.Name != "":
 			s += " while applying " + run.Name
 		}
-		return s + fmt.Sprintf(" (it started %s), and no replica holds the lock", ago(run.StartedAt, now))
+		return s + fmt.Sprintf("; no replica holds the lock (the run started %s)", ago(run.StartedAt, now))
 	case run != nil && run.Outcome == journal.Failed && !r.Status.Ready():
 		what := strings.TrimSpace(run.Error)
 		if run.Name != "" {

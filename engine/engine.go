@@ -8,9 +8,7 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -276,58 +274,3 @@ func (p *Progress) Describe() string {
 
 func (e *MigrationError) Error() string { return fmt.Sprintf("%s: %v", e.Migration, e.Err) }
 func (e *MigrationError) Unwrap() error { return e.Err }
-
-// MissingTable reports whether err says a table does not exist yet: PostgreSQL's
-// undefined_table (42P01), or SQLite's "no such table". A version or journal table is missing
-// until the first migrator creates it.
-func MissingTable(err error) bool {
-	var coded interface{ SQLState() string }
-	if errors.As(err, &coded) {
-		return coded.SQLState() == "42P01"
-	}
-	return strings.Contains(err.Error(), "no such table")
-}
-
-var tableName = regexp.MustCompile(`^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$`)
-
-// reservedWords cannot name a table unquoted: PostgreSQL's reserved keywords (also those that
-// may name a function or type) and the keywords SQLite does not take as names.
-var reservedWords = strings.Fields(`add all alter analyse analyze and any array as asc asymmetric
-	authorization autoincrement between binary both case cast check collate collation column commit
-	concurrently constraint create cross current_catalog current_date current_role current_schema
-	current_time current_timestamp current_user default deferrable delete desc distinct do drop else
-	end escape except exists false fetch for foreign freeze from full grant group having if ilike in
-	index initially inner insert intersect into is isnull join lateral leading left like limit
-	localtime localtimestamp natural not nothing notnull null offset on only or order outer overlaps
-	placing primary references returning right select session_user set similar some symmetric table
-	tablesample then to trailing transaction true union unique update user using values variadic
-	verbose when where window with`)
-
-// maxNameBytes is the longest name PostgreSQL keeps; it cuts longer ones.
-const maxNameBytes = 63
-
-// CheckTableName says why name cannot be a table name schemagate puts into SQL, or returns nil.
-// A table name is lower-case letters, digits, _ and $, optionally schema-qualified, and no
-// reserved word. Names are not quoted, so PostgreSQL folds them to lower case: MyVersions would
-// create myversions, and a later release would look for MyVersions in vain.
-func CheckTableName(name string) error {
-	lower := strings.ToLower(name)
-	if !tableName.MatchString(lower) {
-		return fmt.Errorf("%q is not a table name (lower-case letters, digits, _ and $; optionally schema.table)", name)
-	}
-	for _, part := range strings.Split(lower, ".") {
-		if slices.Contains(reservedWords, part) {
-			return fmt.Errorf("%q is not a table name: %s is an SQL reserved word; choose another name", name, part)
-		}
-		if len(part) > maxNameBytes {
-			return fmt.Errorf("%q is not a table name: longer than the %d bytes PostgreSQL keeps of a name", name, maxNameBytes)
-		}
-	}
-	if lower != name {
-		return fmt.Errorf("%q is not a table name: PostgreSQL folds unquoted names to lower case; write %q", name, lower)
-	}
-	return nil
-}
-
-// ValidTableName reports whether CheckTableName accepts name.
-func ValidTableName(name string) bool { return CheckTableName(name) == nil }

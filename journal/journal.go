@@ -20,6 +20,7 @@ import (
 
 	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/lock"
+	"github.com/schemagate/schemagate/tablename"
 )
 
 // DefaultTable is the journal's default table name.
@@ -146,7 +147,7 @@ func (j *Journal) write(ctx context.Context, w func(db lock.Execer) error) error
 
 // ValidateTable checks a journal table name, optionally schema-qualified.
 func ValidateTable(name string) error {
-	if err := engine.CheckTableName(name); err != nil {
+	if err := tablename.Check(name); err != nil {
 		return fmt.Errorf("journal-table: %w", err)
 	}
 	return nil
@@ -409,7 +410,7 @@ func (j *Journal) Migrators(ctx context.Context, except string) ([]string, error
 	rows, err := j.db.QueryContext(ctx, j.q(`SELECT DISTINCT replica FROM {table}
 		WHERE namespace = $1 AND kind = 'run' AND replica <> $2 ORDER BY replica`), j.namespace, except)
 	if err != nil {
-		if engine.MissingTable(err) {
+		if tablename.Missing(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("read journal %s: %w", j.table, err)
@@ -445,7 +446,7 @@ func (j *Journal) list(ctx context.Context, where string, args ...any) ([]Entry,
 	rows, err := j.db.QueryContext(ctx, j.q(`SELECT id, kind, coalesce(run_id, 0), replica, fingerprint,
 		from_version, to_version, version, name, current_since, outcome, error, started_at, finished_at FROM {table} `)+where, args...)
 	if err != nil {
-		if engine.MissingTable(err) {
+		if tablename.Missing(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("read journal %s: %w", j.table, err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/lock"
+	"github.com/schemagate/schemagate/tablename"
 )
 
 // DefaultTable is Alembic's version table.
@@ -41,7 +42,7 @@ func NewSource(g *Graph, db *sql.DB, table string) (*Source, error) {
 	if table == "" {
 		table = DefaultTable
 	}
-	if err := engine.CheckTableName(table); err != nil {
+	if err := tablename.Check(table); err != nil {
 		return nil, fmt.Errorf("table: %w", err)
 	}
 	order, err := g.Pending(nil)
@@ -78,7 +79,7 @@ func (s *Source) Status(ctx context.Context) (engine.Status, error) {
 	st := engine.Status{TableExists: true, Target: s.plan.Target, TargetLabel: strings.Join(s.heads, ", ")}
 	dbHeads, err := s.read(ctx)
 	if err != nil {
-		if engine.MissingTable(err) {
+		if tablename.Missing(err) {
 			st.TableExists = false
 			st.Pending = s.plan.Migrations
 			return st, nil

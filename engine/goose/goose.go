@@ -26,6 +26,7 @@ import (
 
 	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/lock"
+	"github.com/schemagate/schemagate/tablename"
 )
 
 // DefaultTable is goose's default version table.
@@ -112,7 +113,7 @@ func New(db *sql.DB, opts Options) (*Engine, error) {
 	if opts.Table == "" {
 		opts.Table = DefaultTable
 	}
-	if err := engine.CheckTableName(opts.Table); err != nil {
+	if err := tablename.Check(opts.Table); err != nil {
 		return nil, inputErrorf("table: %w", err)
 	}
 	if opts.Dialect == "" {
@@ -241,7 +242,7 @@ func (e *Engine) Table() string { return e.opts.Table }
 func (e *Engine) Status(ctx context.Context) (engine.Status, error) {
 	rows, err := e.db.QueryContext(ctx, lock.Internal("SELECT version_id FROM "+e.opts.Table+" WHERE version_id > 0"))
 	if err != nil {
-		if engine.MissingTable(err) {
+		if tablename.Missing(err) {
 			return engine.Assess(e.plan, false, nil), nil
 		}
 		return engine.Status{}, fmt.Errorf("read %s: %w", e.opts.Table, err)

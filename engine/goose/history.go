@@ -10,6 +10,7 @@ import (
 
 	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/lock"
+	"github.com/schemagate/schemagate/tablename"
 )
 
 var _ engine.Historian = (*Engine)(nil)
@@ -23,7 +24,7 @@ func applied(ctx context.Context, db *sql.DB, table string) ([]engine.Applied, e
 	rows, err := db.QueryContext(ctx, lock.Internal("SELECT version_id, tstamp FROM "+table+
 		" WHERE version_id > 0 AND is_applied ORDER BY id"))
 	if err != nil {
-		if engine.MissingTable(err) {
+		if tablename.Missing(err) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("read %s: %w", table, err)
@@ -62,7 +63,7 @@ func NewReader(db *sql.DB, table string) (*Reader, error) {
 	if table == "" {
 		table = DefaultTable
 	}
-	if err := engine.CheckTableName(table); err != nil {
+	if err := tablename.Check(table); err != nil {
 		return nil, &InputError{Err: fmt.Errorf("table: %w", err)}
 	}
 	return &Reader{db: db, table: table}, nil

@@ -22,6 +22,7 @@ import (
 
 	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/lock"
+	"github.com/schemagate/schemagate/tablename"
 )
 
 // Source is a version query and the version the replica needs.
@@ -76,7 +77,7 @@ func (s *Source) Status(ctx context.Context) (engine.Status, error) {
 	st := engine.Status{TableExists: true, Target: s.plan.Target, TargetLabel: s.target}
 	version, dirty, err := s.read(ctx)
 	switch {
-	case err != nil && engine.MissingTable(err):
+	case err != nil && tablename.Missing(err):
 		st.TableExists = false
 		st.Pending = s.plan.Migrations
 		return st, nil

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/lock"
+	"github.com/schemagate/schemagate/tablename"
 )
 
 // DefaultFenceTable holds the fencing epochs.
@@ -26,7 +26,7 @@ type fence struct {
 }
 
 func newFence(db *sql.DB, dialect, table, namespace string) (*fence, error) {
-	if err := engine.CheckTableName(table); err != nil {
+	if err := tablename.Check(table); err != nil {
 		return nil, fmt.Errorf("fence-table: %w", err)
 	}
 	return &fence{db: db, postgres: dialect == "postgres", table: table, namespace: namespace}, nil

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/lock"
 	"github.com/schemagate/schemagate/tablename"
@@ -217,9 +215,12 @@ func (j *Journal) Ensure(ctx context.Context) error {
 	return nil
 }
 
+// createRace reports whether err is PostgreSQL's unique_violation (23505) or duplicate_table
+// (42P07): what a CREATE TABLE IF NOT EXISTS that raced another gets. The driver's error is
+// matched by its SQLState method, so the journal does not depend on one driver.
 func createRace(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07")
+	var coded interface{ SQLState() string }
+	return errors.As(err, &coded) && (coded.SQLState() == "23505" || coded.SQLState() == "42P07")
 }
 
 // StartRun records that replica became the migrator and will move the schema from one version

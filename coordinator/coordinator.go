@@ -210,13 +210,13 @@ func (g *gate) stepReplicated(ctx context.Context, rep lock.Replicated) (bool, e
 	out := rep.Outcome()
 	g.cluster = out.Cluster
 	mine := out.Fingerprint == c.Engine.Plan().Fingerprint
-	waited := out.Seq > g.firstOutcome.Seq || g.firstOutcome.Phase == "migrating" || c.cfg.Mode == ModeWait
-	if out.Phase == "failed" && mine && waited {
+	waited := out.Seq > g.firstOutcome.Seq || g.firstOutcome.Phase == lock.PhaseMigrating || c.cfg.Mode == ModeWait
+	if out.Phase == lock.PhaseFailed && mine && waited {
 		f := &MigrationFailedError{Migration: out.Migration, Replica: out.Replica, Cause: c.redact(out.Error)}
 		g.publish(PhaseFailed, false, f.Error())
 		return true, f
 	}
-	if out.Phase == "done" && out.Seq != g.readOutcome || g.stranded(out) {
+	if out.Phase == lock.PhaseDone && out.Seq != g.readOutcome || g.stranded(out) {
 		st, err := c.Engine.Status(ctx)
 		if err != nil {
 			return false, err

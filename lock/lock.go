@@ -188,12 +188,25 @@ type Replicated interface {
 	Outcome() Outcome
 }
 
+// Phase is where a migration run stands, as a Replicated backend knows it. The zero Phase means
+// no run yet.
+type Phase string
+
+const (
+	// PhaseMigrating: a migrator claimed the run and applies migrations.
+	PhaseMigrating Phase = "migrating"
+	// PhaseDone: the run applied every migration.
+	PhaseDone Phase = "done"
+	// PhaseFailed: the run stopped at a migration that failed.
+	PhaseFailed Phase = "failed"
+)
+
 // Outcome is how a migration run stands, as a Replicated backend knows it.
 type Outcome struct {
 	// Seq grows with every change; equal Seqs mean nothing changed.
 	Seq uint64
-	// Phase is "" (no run yet), "migrating", "done" or "failed".
-	Phase string
+	// Phase is where the run stands; "" before the first run.
+	Phase Phase
 	// Fingerprint is the migration set of the run.
 	Fingerprint string
 	// Replica is the migrator.

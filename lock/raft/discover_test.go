@@ -185,7 +185,7 @@ func TestVotersAndFollowers(t *testing.T) {
 			continue
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for n.Outcome().Phase != "done" {
+		for n.Outcome().Phase != lock.PhaseDone {
 			if time.Now().After(deadline) {
 				t.Fatalf("follower %s never saw the run end: %+v", id, n.Outcome())
 			}

@@ -6,19 +6,21 @@ import (
 	"sync"
 
 	hraft "github.com/hashicorp/raft"
+
+	"github.com/schemagate/schemagate/lock"
 )
 
 // State is the replicated state: how the cluster's migration run stands. It is a hint for
 // waiters; the database's version table stays the truth, checked by every replica before it
 // reports ready.
 type State struct {
-	Phase       string `json:"phase,omitempty"` // "", migrating, done, failed
-	Fingerprint string `json:"fingerprint,omitempty"`
-	Migrator    string `json:"migrator,omitempty"`
-	Epoch       int64  `json:"epoch,omitempty"`
-	Version     int64  `json:"version,omitempty"`
-	Migration   string `json:"migration,omitempty"`
-	Error       string `json:"error,omitempty"`
+	Phase       lock.Phase `json:"phase,omitempty"`
+	Fingerprint string     `json:"fingerprint,omitempty"`
+	Migrator    string     `json:"migrator,omitempty"`
+	Epoch       int64      `json:"epoch,omitempty"`
+	Version     int64      `json:"version,omitempty"`
+	Migration   string     `json:"migration,omitempty"`
+	Error       string     `json:"error,omitempty"`
 	// Index is the Raft log index of the last change.
 	Index uint64 `json:"index,omitempty"`
 }
@@ -55,13 +57,13 @@ func (f *fsm) Apply(l *hraft.Log) any {
 	defer f.mu.Unlock()
 	switch c.Op {
 	case "claim":
-		f.st = State{Phase: "migrating", Fingerprint: c.Fingerprint, Migrator: c.Replica, Epoch: c.Epoch}
+		f.st = State{Phase: lock.PhaseMigrating, Fingerprint: c.Fingerprint, Migrator: c.Replica, Epoch: c.Epoch}
 	case "progress":
 		f.st.Version, f.st.Migration = c.Version, c.Migration
 	case "done":
-		f.st.Phase, f.st.Version, f.st.Migration, f.st.Error = "done", c.Version, "", ""
+		f.st.Phase, f.st.Version, f.st.Migration, f.st.Error = lock.PhaseDone, c.Version, "", ""
 	case "failed":
-		f.st.Phase, f.st.Migration, f.st.Error = "failed", c.Migration, c.Error
+		f.st.Phase, f.st.Migration, f.st.Error = lock.PhaseFailed, c.Migration, c.Error
 	}
 	f.st.Index = l.Index
 	return nil

@@ -45,7 +45,7 @@ func (n *Node) TryAcquire(ctx context.Context) (lock.Lease, error) {
 	}
 	// A new leader first applies what its predecessor committed: if that ended a run, the
 	// caller must look at it before anyone migrates again.
-	if after := n.fsm.state(); after.Index != before.Index && after.Phase != "migrating" {
+	if after := n.fsm.state(); after.Index != before.Index && after.Phase != lock.PhaseMigrating {
 		return nil, lock.ErrHeld
 	}
 	epoch, err := n.fence.bump(ctx, n.cfg.Replica)
@@ -81,8 +81,8 @@ func (n *Node) Holder(context.Context) (*lock.Holder, error) {
 	if !n.sawHolder {
 		return nil, nil
 	}
-	h := &lock.Holder{Replica: leader, Name: "raft leader " + leader, State: st.Phase}
-	if st.Phase == "migrating" && st.Migrator != "" {
+	h := &lock.Holder{Replica: leader, Name: "raft leader " + leader, State: string(st.Phase)}
+	if st.Phase == lock.PhaseMigrating && st.Migrator != "" {
 		h.Replica = st.Migrator
 		if st.Migration != "" {
 			h.Query = "applying " + st.Migration

@@ -338,7 +338,7 @@ func (n *Node) ended() bool {
 		return false
 	}
 	phase := n.fsm.state().Phase
-	return phase == "done" || phase == "failed"
+	return phase == lock.PhaseDone || phase == lock.PhaseFailed
 }
 
 // wait waits for f at most d.

@@ -156,6 +156,3 @@ func (m *Monitor) Migrated(mig engine.Migration, took time.Duration, err error) 
 
 // Gated records how long the replica waited until the schema was ready.
 func (m *Monitor) Gated(waited time.Duration) { m.metrics.wait.Observe(waited.Seconds()) }
-
-// Snapshot returns the latest state.
-func (m *Monitor) Snapshot() coordinator.Snapshot { return m.state.Load().snap }

@@ -51,9 +51,6 @@ func NewLocker(s *Session, namespace string) *Locker {
 // Key returns the advisory lock key.
 func (l *Locker) Key() int64 { return l.key }
 
-// Channel returns the LISTEN/NOTIFY channel of the namespace.
-func (l *Locker) Channel() string { return l.channel }
-
 // TryAcquire takes the lock if it is free. The lock is session-level: it stays until Release or
 // until the session ends, whatever happens to transactions in between.
 func (l *Locker) TryAcquire(ctx context.Context) (lock.Lease, error) {

@@ -1,5 +1,4 @@
-// Package goose applies pressly/goose migrations: SQL files from a directory and, through the
-// Go API, transactional Go migrations.
+// Package goose applies pressly/goose SQL migrations from a directory.
 //
 // goose's own locking is not used: the coordinator holds the election and hands this engine a
 // *sql.DB that only ever reaches the migrator's session. goose's version table and ordering
@@ -44,9 +43,6 @@ type Options struct {
 	TargetVersion int64
 	// AllowOutOfOrder lets pending migrations older than the newest applied one be applied.
 	AllowOutOfOrder bool
-	// GoMigrations are Go migrations registered through the Go API. They must be
-	// transactional: a non-transactional one would run outside the migrator's session.
-	GoMigrations []*goose.Migration
 	// DDLLockTimeout, when positive, bounds how long a migration's statement waits for a table
 	// lock (PostgreSQL's lock_timeout, set on the migrator's session for each migration): a
 	// DDL statement queued behind a long transaction otherwise blocks every query on that
@@ -125,14 +121,8 @@ func New(db *sql.DB, opts Options) (*Engine, error) {
 	if findings := Lint(opts.FS); len(findings) > 0 {
 		return nil, inputErrorf("migration file %s", findings[0])
 	}
-	if err := checkFiles(opts); err != nil {
+	if err := checkFiles(opts.FS); err != nil {
 		return nil, err
-	}
-	for _, m := range opts.GoMigrations {
-		if m.UpFnNoTxContext != nil {
-			return nil, inputErrorf("go migration %d runs without a transaction; schemagate applies only "+
-				"transactional Go migrations, on the migrator's session", m.Version)
-		}
 	}
 	inner, err := database.NewStore(opts.Dialect, opts.Table)
 	if err != nil {
@@ -153,30 +143,23 @@ func newProvider(db *sql.DB, d goose.Dialect, opts Options, extra ...goose.Provi
 	popts := append([]goose.ProviderOption{
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithAllowOutofOrder(opts.AllowOutOfOrder),
-		goose.WithGoMigrations(opts.GoMigrations...),
 	}, extra...)
 	return goose.NewProvider(d, db, opts.FS, popts...)
 }
 
-// checkFiles rejects .go files that no registered Go migration stands for (Lint checks the
-// .sql files).
-func checkFiles(opts Options) error {
-	if opts.FS == nil {
-		return inputErrorf("no migrations directory")
-	}
-	goFiles, err := fs.Glob(opts.FS, "*.go")
+// checkFiles rejects Go migration files, which only a program they are compiled into can run
+// (Lint checks the .sql files).
+func checkFiles(fsys fs.FS) error {
+	goFiles, err := fs.Glob(fsys, "*.go")
 	if err != nil {
 		return &InputError{Err: err}
 	}
 	for _, f := range goFiles {
-		v, err := goose.NumericComponent(path.Base(f))
-		if err != nil || strings.HasSuffix(f, "_test.go") {
+		if _, err := goose.NumericComponent(path.Base(f)); err != nil || strings.HasSuffix(f, "_test.go") {
 			continue
 		}
-		if !slices.ContainsFunc(opts.GoMigrations, func(m *goose.Migration) bool { return m.Version == v }) {
-			return inputErrorf("migration file %s: Go migrations run only when compiled into a program "+
-				"that registers them through schemagate's Go API; the command line applies .sql files", f)
-		}
+		return inputErrorf("migration file %s: Go migrations run only when compiled into a program; "+
+			"schemagate applies .sql files", f)
 	}
 	return nil
 }
@@ -200,9 +183,6 @@ func buildPlan(opts Options, sources []*goose.Source) (engine.Plan, map[int64][]
 	var p engine.Plan
 	for _, src := range sources {
 		m := engine.Migration{Version: src.Version, Name: path.Base(src.Path), Transactional: modes[src.Version]}
-		if m.Name == "." || m.Name == "" {
-			m.Name = fmt.Sprintf("%d (go)", src.Version)
-		}
 		fmt.Fprintf(h, "%d\x00%s\x00", m.Version, m.Name)
 		if src.Path != "" && opts.FS != nil {
 			content, err := fs.ReadFile(opts.FS, src.Path)

@@ -29,10 +29,6 @@ func transactionModes(opts Options) (map[int64]bool, map[int64][]string, error) 
 	modes := make(map[int64]bool)
 	statements := make(map[int64][]string)
 	for _, src := range p.ListSources() {
-		if src.Type == goose.TypeGo {
-			modes[src.Version] = true // New refused the non-transactional ones.
-			continue
-		}
 		rec.began, rec.statements = false, nil
 		if _, err := p.ApplyVersion(context.Background(), src.Version, true); err != nil {
 			return nil, nil, inputErrorf("migration file %s: %s", src.Path, parseReason(err))

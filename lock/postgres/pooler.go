@@ -2,10 +2,18 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 )
+
+// ErrTransactionPooler is returned when the database URL leads to a pooler in transaction
+// (or statement) mode, such as PgBouncer with pool_mode=transaction. Session advisory locks
+// and LISTEN do not work through it.
+var ErrTransactionPooler = errors.New("the database URL leads to a connection pooler in transaction mode " +
+	"(such as PgBouncer with pool_mode=transaction): session advisory locks and LISTEN do not work through it; " +
+	"point the database URL at PostgreSQL itself or at a session-mode pool")
 
 // checkPooler refuses a connection that goes through a pooler in transaction or statement mode.
 // pid is what pg_backend_pid() returned on conn.

@@ -84,7 +84,7 @@ func New(cfg Config, d Deps) (*Coordinator, error) {
 
 // Run gates until the schema is ready for this replica, migrating it if this replica wins the
 // election (in ModeMigrate). It returns nil when ready; otherwise one of this package's error
-// types, which ExitCode maps to an exit code.
+// types, each of which knows its exit code (schemagate.ExitCodeOf).
 func (c *Coordinator) Run(ctx context.Context) error {
 	if c.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -212,7 +212,7 @@ func (g *gate) stepReplicated(ctx context.Context, rep lock.Replicated) (bool, e
 	mine := out.Fingerprint == c.Engine.Plan().Fingerprint
 	waited := out.Seq > g.firstOutcome.Seq || g.firstOutcome.Phase == lock.PhaseMigrating || c.cfg.Mode == ModeWait
 	if out.Phase == lock.PhaseFailed && mine && waited {
-		f := &MigrationFailedError{Migration: out.Migration, Replica: out.Replica, Cause: c.redact(out.Error)}
+		f := &MigrationFailedError{Migration: out.Migration, Replica: out.Replica, Cause: errors.New(c.redact(out.Error))}
 		g.publish(PhaseFailed, false, f.Error())
 		return true, f
 	}

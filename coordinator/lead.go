@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -235,19 +234,6 @@ func (m *migrator) hooks() engine.Hooks {
 	}
 }
 
-// InterruptedError is a non-transactional migration that a vanished migrator left half-done.
-type InterruptedError struct{ Entries []journal.Entry }
-
-func (e *InterruptedError) Error() string {
-	parts := make([]string, len(e.Entries))
-	for i, x := range e.Entries {
-		parts[i] = fmt.Sprintf("%s (started by replica %s at %s)", x.Name, x.Replica, x.StartedAt.Format(time.RFC3339))
-	}
-	return "non-transactional migration " + strings.Join(parts, ", ") + " was interrupted midway and may have " +
-		"left part of its change behind; check the database, then run schemagate resolve --migration " +
-		e.Entries[0].Name + " with --mark-applied (you finished it by hand) or --allow-rerun (it may run again)"
-}
-
 // checkInterrupted refuses to go on past a non-transactional migration that was interrupted
 // midway and is still pending, unless told to run it again.
 func (m *migrator) checkInterrupted(ctx context.Context, st engine.Status) error {
@@ -292,6 +278,7 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 	defer cancel()
 	var progress *engine.Progress
 	statement := ""
+	failure := err // what the MigrationFailedError wraps, before the engine's details are taken off
 	if me := (*engine.MigrationError)(nil); errors.As(err, &me) {
 		progress, err = me.Progress, me.Err
 		if me.Statement != "" {
@@ -344,7 +331,7 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 			c.Log.Warn().Err(aerr).Msg("could not announce the failure; waiters will see it at their next poll")
 		}
 	}
-	f := &MigrationFailedError{Replica: c.cfg.ReplicaID, Cause: cause, Here: true}
+	f := &MigrationFailedError{Replica: c.cfg.ReplicaID, Cause: &causeError{text: cause, err: failure}, Here: true}
 	if mig != nil {
 		f.Migration = mig.Name
 	}

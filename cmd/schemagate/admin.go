@@ -236,13 +236,14 @@ takes is named after the database and the version table, or --lock-namespace.`,
 	return cmd
 }
 
-// commandExit is the exit code of an admin command that schemagate ran.
+// commandExit is the end of an admin command that schemagate ran: run exits with its code.
 type commandExit struct{ err *command.ExitError }
 
 func (e *commandExit) Error() string { return e.err.Error() }
+func (e *commandExit) Unwrap() error { return e.err }
 
-// code is the command's exit code, 128+signal when a signal ended it.
-func (e *commandExit) code() schemagate.ExitCode {
+// ExitCode is the command's exit code, 128+signal when a signal ended it.
+func (e *commandExit) ExitCode() schemagate.ExitCode {
 	if e.err.Signal != 0 {
 		return schemagate.ExitCode(128 + int(e.err.Signal))
 	}

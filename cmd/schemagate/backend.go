@@ -11,6 +11,7 @@ import (
 	"github.com/pressly/goose/v3/database"
 	"github.com/rs/zerolog"
 
+	"github.com/schemagate/schemagate/coordinator"
 	"github.com/schemagate/schemagate/lock"
 	"github.com/schemagate/schemagate/lock/file"
 	"github.com/schemagate/schemagate/lock/postgres"
@@ -125,6 +126,20 @@ func (b *backend) elect(s *gateSettings, fingerprint string, log zerolog.Logger)
 		return fmt.Errorf("lock: %q must be postgres, file or raft", kind)
 	}
 	return nil
+}
+
+// settingsRefused makes an error by which PostgreSQL refused the database URL's settings invalid
+// input (exit code 2): a URL that leads to a pooler in transaction mode, or that asks for a
+// setting the server rejects. The URL must change; retrying does not help. lock/postgres says
+// which errors these are. A migration run that failed stays a failed run (exit code 3).
+func settingsRefused(err error) error {
+	if err == nil || !errors.Is(err, postgres.ErrTransactionPooler) && !postgres.BadSetting(err) {
+		return err
+	}
+	if _, failed := errors.AsType[*coordinator.MigrationFailedError](err); failed {
+		return err
+	}
+	return &coordinator.InputError{Err: err}
 }
 
 // readOnly is the election of a command that only reads: it never holds, and sees no holder.

@@ -98,4 +98,5 @@ func (e *appNotStartedError) Error() string {
 	return fmt.Sprintf("the schema is ready, but the app could not be started: exec %s: %v", e.path, e.err)
 }
 
-func (e *appNotStartedError) Unwrap() error { return e.err }
+func (e *appNotStartedError) Unwrap() error                 { return e.err }
+func (e *appNotStartedError) ExitCode() schemagate.ExitCode { return schemagate.ExitAppNotStarted }

@@ -73,7 +73,7 @@ func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
 	}
 	defer g.close()
 	g.logStart(log, cmd.Name(), s, mode)
-	return fn(cmd.Context(), g)
+	return settingsRefused(fn(cmd.Context(), g))
 }
 
 // allowsUnready reports whether the command takes --when-ahead=unready: it keeps running

@@ -21,10 +21,8 @@ import (
 
 	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
-	"github.com/schemagate/schemagate/engine/sqlversion"
 	"github.com/schemagate/schemagate/internal/proctree"
 	"github.com/schemagate/schemagate/internal/redact"
-	"github.com/schemagate/schemagate/lock/postgres"
 )
 
 func main() {
@@ -131,43 +129,26 @@ func signalName(sig os.Signal) string {
 	return sig.String()
 }
 
-// run executes the command line args and returns the exit code.
+// run executes the command line args and returns the exit code: schemagate.ExitCodeOf the
+// error the command ended with, which every error that decides a code knows.
 func (a *app) run(ctx context.Context, args []string) int {
 	root := a.rootCommand()
-	if err := knownCommand(root, args); err != nil {
-		a.report(err, schemagate.ExitInvalidInput)
-		return int(schemagate.ExitInvalidInput)
-	}
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	err := knownCommand(root, args)
 	if err == nil {
-		return int(schemagate.ExitReady)
+		root.SetArgs(args)
+		err = root.ExecuteContext(ctx)
 	}
-	if code, ok := probeExitCode(err); ok {
+	code := schemagate.ExitCodeOf(err)
+	switch {
+	case err == nil:
+	case errors.As(err, new(*probeError)):
 		fmt.Fprintf(a.stderr, "schemagate probe: %s\n", messageLine(err))
-		return int(code)
-	}
-	code := exitCode(err)
-	if code != schemagate.ExitNotReady && !errors.As(err, new(*commandExit)) {
-		a.report(err, code) // an admin command's own failure speaks for itself
+	case code == schemagate.ExitNotReady, errors.As(err, new(*commandExit)):
+		// check printed its verdict; an admin command's own failure speaks for itself.
+	default:
+		a.report(err, code)
 	}
 	return int(code)
-}
-
-// exitCode maps any error of a command to its exit code.
-func exitCode(err error) schemagate.ExitCode {
-	var usage *usageError
-	var admin *commandExit
-	switch {
-	case errors.As(err, &admin):
-		return admin.code()
-	case errors.As(err, new(*appNotStartedError)):
-		return schemagate.ExitAppNotStarted
-	case errors.As(err, &usage), errors.Is(err, postgres.ErrTransactionPooler), postgres.BadSetting(err),
-		errors.As(err, new(*sqlversion.QueryError)):
-		return schemagate.ExitInvalidInput
-	}
-	return coordinator.ExitCode(err)
 }
 
 // report prints the error that ends the process: one line, through the logger once there is

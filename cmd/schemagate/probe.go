@@ -19,8 +19,9 @@ import (
 // (healthy) and 1 (unhealthy), and reserves 2, so probe never exits with anything else.
 type probeError struct{ err error }
 
-func (e *probeError) Error() string { return e.err.Error() }
-func (e *probeError) Unwrap() error { return e.err }
+func (e *probeError) Error() string                 { return e.err.Error() }
+func (e *probeError) Unwrap() error                 { return e.err }
+func (e *probeError) ExitCode() schemagate.ExitCode { return schemagate.ExitNotReady }
 
 func (a *app) probeCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -94,13 +95,4 @@ func (a *app) probe(cmd *cobra.Command, _ []string) error {
 	}
 	fmt.Fprintf(a.stdout, "%s: %s\n", resp.Status, line)
 	return nil
-}
-
-// probeExitCode maps probe's errors to 1.
-func probeExitCode(err error) (schemagate.ExitCode, bool) {
-	var pe *probeError
-	if errors.As(err, &pe) {
-		return schemagate.ExitNotReady, true
-	}
-	return 0, false
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/schemagate/schemagate"
 )
 
 // usageError is a problem with the command line itself (an unknown command or flag, a stray
@@ -18,8 +20,9 @@ type usageError struct {
 	hint string
 }
 
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
+func (e *usageError) Error() string                 { return e.err.Error() }
+func (e *usageError) Unwrap() error                 { return e.err }
+func (e *usageError) ExitCode() schemagate.ExitCode { return schemagate.ExitInvalidInput }
 
 // migrationToolVerbs are the commands of migration tools (goose's) that people type by habit,
 // and what to do instead.

@@ -20,6 +20,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/lock"
 	"github.com/schemagate/schemagate/tablename"
@@ -202,11 +203,12 @@ func queryError(err error) error {
 }
 
 // QueryError is a version query whose result cannot be read: a mistake in the settings, not an
-// unavailable database.
+// unavailable database. It is invalid input (exit code 2).
 type QueryError struct{ Err error }
 
-func (e *QueryError) Error() string { return e.Err.Error() }
-func (e *QueryError) Unwrap() error { return e.Err }
+func (e *QueryError) Error() string                 { return e.Err.Error() }
+func (e *QueryError) Unwrap() error                 { return e.Err }
+func (e *QueryError) ExitCode() schemagate.ExitCode { return schemagate.ExitInvalidInput }
 
 // badQuery: the query itself is wrong (PostgreSQL's class 42, syntax error or access rule
 // violation, but for a missing table and a missing privilege; SQLite's syntax errors and

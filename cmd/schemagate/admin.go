@@ -23,35 +23,17 @@ import (
 // The verbs a coordinator owns besides the gate. Each is journaled with who (--by) and why
 // (--reason), and resolve and run hold the election while they act.
 
-// addAdminFlags adds the gate's settings and --by and --reason. The Raft settings are
-// hidden: the admin verbs refuse --lock raft. So are the settings of applying migrations and
-// of judging the schema, which they do not do.
-func addAdminFlags(fs *pflag.FlagSet) {
-	addGateFlags(fs)
-	addWaitFlags(fs)
-	hideFlags(fs, flagNames(addRaftFlags)...)
-	hideFlags(fs, "ddl-lock-timeout", "ddl-lock-retries", "target-version", "allow-out-of-order", "when-ahead")
+// addActorFlags adds --by and --reason, of the commands that administer.
+func addActorFlags(fs *pflag.FlagSet) {
 	fs.String("by", "", "who acts, for the journal (default: $USER@host)")
 	fs.String("reason", "", "why, for the journal (required)")
 }
 
-// adminInput reads the settings of an admin command, and who acts and why; its error is
-// invalid input.
-func adminInput(cmd *cobra.Command) (l *loader, by, reason string, err error) {
-	if l, err = newLoader(cmd.Flags()); err == nil {
-		by, reason, err = actor(l)
-	}
-	if err != nil {
-		return nil, "", "", &coordinator.InputError{Err: err}
-	}
-	return l, by, reason, nil
-}
-
-// actor reads --by and --reason.
+// actor reads --by and --reason; its error is invalid input.
 func actor(l *loader) (by, reason string, err error) {
 	by, reason = l.string("by"), l.string("reason")
 	if reason == "" {
-		return "", "", errors.New("reason: required: say why, for the journal and whoever reads it next")
+		return "", "", &coordinator.InputError{Err: errors.New("reason: required: say why, for the journal and whoever reads it next")}
 	}
 	if by == "" {
 		by = whoami()
@@ -95,25 +77,25 @@ Both are journaled with --by and --reason. Never edit schemagate's tables by han
 			"# You dropped what it left behind: the next migrator runs it once more",
 			`schemagate resolve --dir /migrations --migration 5 --allow-rerun --reason "dropped the invalid index"`),
 		Args: noArgs,
-		RunE: a.resolve,
 	}
 	setExitCodes(cmd, "",
 		exit{schemagate.ExitReady, "resolved: the decision is recorded"},
 		exit{schemagate.ExitInvalidInput, "no interrupted migration by that name, bad flags, or --lock raft"},
 		exit{schemagate.ExitTimeout, "timed out waiting for the lock (a migrator holds it)"},
 		exit{schemagate.ExitUnreachable, "the database was unreachable"})
-	addAdminFlags(cmd.Flags())
-	// resolve loads the engine as a migrator does: with --engine command, --migrate-command is
-	// required, so it stays in view; --migrate-env does nothing.
-	hideFlags(cmd.Flags(), "migrate-env")
+	// resolve waits to take the election, and loads the engine as a migrator does: with
+	// --engine command, --migrate-command is required.
+	a.does(cmd, abilities{administers: true, waits: true, alsoReads: []string{"migrate-command"}}, a.resolve)
+	addActorFlags(cmd.Flags())
 	cmd.Flags().String("migration", "", "the interrupted migration: its file name or version (status names it)")
 	cmd.Flags().Bool("mark-applied", false, "mark it applied: a person finished it by hand")
 	cmd.Flags().Bool("allow-rerun", false, "let the next migrator run it once more")
 	return cmd
 }
 
-func (a *app) resolve(cmd *cobra.Command, _ []string) error {
-	l, by, reason, err := adminInput(cmd)
+func (a *app) resolve(c *call) error {
+	l := c.settings
+	by, reason, err := actor(l)
 	if err != nil {
 		return err
 	}
@@ -133,7 +115,7 @@ func (a *app) resolve(cmd *cobra.Command, _ []string) error {
 		return &coordinator.InputError{Err: errors.New("mark-applied, allow-rerun: give exactly one: --mark-applied (finished by hand) or " +
 			"--allow-rerun (may run once more)")}
 	}
-	return a.withGate(cmd, coordinator.ModeMigrate, func(ctx context.Context, g *gate) error {
+	return a.withGate(c, coordinator.ModeMigrate, func(ctx context.Context, g *gate) error {
 		done, err := g.coordinator.Resolve(ctx, coordinator.Resolution{Migration: migration, Applied: applied, By: by,
 			Reason: reason})
 		if err != nil {
@@ -160,22 +142,22 @@ fix what made you abort first. To let a waiter take over at once instead, end th
 			"# Give the migrator longer to let go before its session is ended",
 			`schemagate abort --dir /migrations --grace 30s --by alice --reason "waits on a lock held by a report"`),
 		Args: noArgs,
-		RunE: a.abort,
 	}
 	setExitCodes(cmd, "",
 		exit{schemagate.ExitReady, "aborted, or nothing to abort (no replica holds the lock)"},
 		exit{schemagate.ExitInvalidInput, "bad flags, or a lock without database sessions (raft, file)"},
 		exit{schemagate.ExitUnreachable, "the database was unreachable"})
-	addAdminFlags(cmd.Flags())
-	// abort waits for no lock and runs no command.
-	hideFlags(cmd.Flags(), "poll-interval", "progress-interval", "migrate-command", "migrate-env")
+	// abort waits for no lock: it stops the holder.
+	a.does(cmd, abilities{administers: true}, a.abort)
+	addActorFlags(cmd.Flags())
 	cmd.Flags().Duration("grace", 5*time.Second, "how long the migrator has to let go after its statement is cancelled, "+
 		"before its session is ended")
 	return cmd
 }
 
-func (a *app) abort(cmd *cobra.Command, _ []string) error {
-	l, by, reason, err := adminInput(cmd)
+func (a *app) abort(c *call) error {
+	l := c.settings
+	by, reason, err := actor(l)
 	if err != nil {
 		return err
 	}
@@ -183,7 +165,7 @@ func (a *app) abort(cmd *cobra.Command, _ []string) error {
 	if err != nil || grace <= 0 {
 		return &coordinator.InputError{Err: errors.New("grace: must be a positive duration")}
 	}
-	return a.withGate(cmd, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
+	return a.withGate(c, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
 		done, err := g.coordinator.Abort(ctx, by, reason, grace)
 		var nothing *coordinator.NothingToDoError
 		if errors.As(err, &nothing) {
@@ -222,7 +204,6 @@ takes is named after the database and the version table, or --lock-namespace.`,
 			}
 			return nil
 		},
-		RunE: a.runAdmin,
 	}
 	setExitCodes(cmd, "COMMAND's own once it ran (128+N when signal N ended it); before that:",
 		exit{schemagate.ExitInvalidInput, "bad flags, COMMAND not found, or --lock raft"},
@@ -230,9 +211,9 @@ takes is named after the database and the version table, or --lock-namespace.`,
 		exit{schemagate.ExitTimeout, "timed out waiting for the lock (a migrator holds it)"},
 		exit{schemagate.ExitUnreachable, "the database was unreachable"})
 	cmd.Flags().SetInterspersed(false)
-	addAdminFlags(cmd.Flags())
-	// COMMAND is not a migrate command: --migrate-command does nothing (--migrate-env does).
-	hideFlags(cmd.Flags(), "migrate-command")
+	// run waits to take the election; --migrate-env adds to COMMAND's environment.
+	a.does(cmd, abilities{administers: true, waits: true, alsoReads: []string{"migrate-env"}}, a.runAdmin)
+	addActorFlags(cmd.Flags())
 	return cmd
 }
 
@@ -250,16 +231,17 @@ func (e *commandExit) ExitCode() schemagate.ExitCode {
 	return schemagate.ExitCode(e.err.Code)
 }
 
-func (a *app) runAdmin(cmd *cobra.Command, args []string) error {
-	_, by, reason, err := adminInput(cmd)
+func (a *app) runAdmin(c *call) error {
+	by, reason, err := actor(c.settings)
 	if err != nil {
 		return err
 	}
+	args := c.args
 	if _, err := exec.LookPath(args[0]); err != nil {
 		return &coordinator.InputError{Err: fmt.Errorf("run: %s: command not found or not executable", args[0])}
 	}
 	// Wait mode: run applies no migration itself, so --engine command needs no --migrate-command.
-	return a.withGate(cmd, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
+	return a.withGate(c, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
 		opts := commandOptions(g.settings, g.backend, g.journal, g.children, g.log)
 		eng, err := command.New(nil, opts)
 		if err != nil {

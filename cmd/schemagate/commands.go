@@ -34,18 +34,14 @@ written.`,
 			"# An app that migrates with Alembic: schemagate elects the migrator, alembic applies",
 			`schemagate migrate --engine command --version-source alembic:migrations --migrate-command "alembic upgrade head"`),
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withGate(cmd, coordinator.ModeMigrate, func(ctx context.Context, g *gate) error {
-				return g.coordinator.Run(ctx)
-			})
-		},
 	}
 	setExitCodes(cmd, "", gateExitCodes("the schema is ready for this replica (migrated here or by another replica)",
 		"a migration failed, here or on the replica this one waited for; or an interrupted one awaits schemagate resolve")...)
-	addGateFlags(cmd.Flags())
-	addWaitFlags(cmd.Flags())
-	addRerunFlag(cmd.Flags())
-	return cmd
+	return a.does(cmd, abilities{migrates: true, waits: true}, func(c *call) error {
+		return a.withGate(c, coordinator.ModeMigrate, func(ctx context.Context, g *gate) error {
+			return g.coordinator.Run(ctx)
+		})
+	})
 }
 
 // gateExitCodes are the exit codes of a command that gates: ready, and what can stop it.
@@ -76,25 +72,15 @@ migrator succeeds.`,
 			"# Wait for another tool's migrations: alembic_version at the heads of this release's revisions",
 			"schemagate wait --engine command --version-source alembic:/app/migrations"),
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withGate(cmd, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
-				return g.coordinator.Run(ctx)
-			})
-		},
 	}
 	setExitCodes(cmd, "", gateExitCodes("the schema is ready for this replica",
 		"the migration failed on the migrator this replica waited for; or an interrupted one awaits schemagate resolve")...)
-	fs := cmd.Flags()
-	addGateFlags(fs)
-	addWaitFlags(fs)
-	// wait applies nothing: the settings of applying migrations do nothing here.
-	hideFlags(fs, applyingFlags...)
-	return cmd
+	return a.does(cmd, abilities{waits: true}, func(c *call) error {
+		return a.withGate(c, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
+			return g.coordinator.Run(ctx)
+		})
+	})
 }
-
-// applyingFlags matter only to a replica that applies migrations (or, for --migrate-env, runs
-// a command of the app's).
-var applyingFlags = []string{"ddl-lock-timeout", "ddl-lock-retries", "migrate-command", "migrate-env"}
 
 func (a *app) checkCommand() *cobra.Command {
 	cmd := &cobra.Command{
@@ -113,19 +99,6 @@ health check its own).`,
 			"# A readiness command that keeps a replica out of service while the database is ahead of it",
 			"schemagate check --dir /migrations --when-ahead unready --timeout 5s"),
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withGate(cmd, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
-				_, verdict, err := g.coordinator.Check(ctx)
-				if err == nil || errors.Is(err, coordinator.ErrNotReady) {
-					word := "ready"
-					if err != nil {
-						word = "not ready"
-					}
-					fmt.Fprintf(a.stdout, "%s: %s\n", word, verdict)
-				}
-				return err
-			})
-		},
 	}
 	setExitCodes(cmd, "",
 		exit{schemagate.ExitReady, "ready: the schema is at the version this replica needs"},
@@ -133,11 +106,19 @@ health check its own).`,
 		exit{schemagate.ExitInvalidInput, "invalid input: a flag, the config file, the database URL or the migration files"},
 		exit{schemagate.ExitUnreachable, "the database could not be read"},
 		exit{schemagate.ExitAhead, "the database holds migrations this replica does not know, and --when-ahead is exit"})
-	fs := cmd.Flags()
-	addGateFlags(fs)
-	addIgnoredFlags(fs, addWaitFlags)
-	hideFlags(fs, applyingFlags...)
-	return cmd
+	return a.does(cmd, abilities{readOnly: true}, func(c *call) error {
+		return a.withGate(c, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
+			_, verdict, err := g.coordinator.Check(ctx)
+			if err == nil || errors.Is(err, coordinator.ErrNotReady) {
+				word := "ready"
+				if err != nil {
+					word = "not ready"
+				}
+				fmt.Fprintf(a.stdout, "%s: %s\n", word, verdict)
+			}
+			return err
+		})
+	})
 }
 
 func (a *app) statusCommand() *cobra.Command {
@@ -159,53 +140,49 @@ file changed since. --output json prints the document serve answers at /status.`
 			"# Every applied migration, as JSON for a script",
 			"schemagate status --dir /migrations --applied --output json"),
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := newLoader(cmd.Flags())
-			if err != nil {
-				return &coordinator.InputError{Err: err}
-			}
-			output, err := l.oneOf("output", "text", "json")
-			if err != nil {
-				return &coordinator.InputError{Err: err}
-			}
-			entries, err := l.int("journal-entries")
-			if err != nil || entries < 0 {
-				return &coordinator.InputError{Err: fmt.Errorf("journal-entries: must be a whole number, 0 or more")}
-			}
-			applied, err := l.bool("applied")
-			if err != nil {
-				return &coordinator.InputError{Err: err}
-			}
-			return a.withGate(cmd, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
-				r, err := g.coordinator.Report(ctx, g.identity(), coordinator.ReportOptions{Journal: int(entries), Applied: applied})
-				if err != nil {
-					return err
-				}
-				if output == "json" {
-					enc := json.NewEncoder(a.stdout)
-					enc.SetIndent("", "  ")
-					return enc.Encode(r)
-				}
-				writeReport(a.stdout, r)
-				return nil
-			})
-		},
 	}
 	setExitCodes(cmd, "",
 		exit{schemagate.ExitReady, "the status was printed, whatever the schema's state"},
 		exit{schemagate.ExitInvalidInput, "invalid input: a flag, the config file, the database URL or the migration files"},
 		exit{schemagate.ExitUnreachable, "the database could not be read"})
+	// status shows the migrate command a holder runs, and reads what it can without the files.
+	a.does(cmd, abilities{readOnly: true, alsoReads: []string{"migrate-command"}, filesOptional: true}, a.status)
 	fs := cmd.Flags()
-	addGateFlags(fs)
-	addIgnoredFlags(fs, addWaitFlags)
-	// status shows the migrate command a holder runs; the other settings of applying do nothing.
-	hideFlags(fs, "ddl-lock-timeout", "ddl-lock-retries", "migrate-env")
 	fs.StringP("output", "o", "text", "text or json")
 	inGroup(fs, outputFlags, "output")
 	fs.Int("journal-entries", 10, "how many journal entries to show")
 	fs.Bool("applied", false, "also list every applied migration: when, by which replica and run, how long it "+
 		"took, and whether its file changed since")
 	return cmd
+}
+
+func (a *app) status(c *call) error {
+	l := c.settings
+	output, err := l.oneOf("output", "text", "json")
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	entries, err := l.int("journal-entries")
+	if err != nil || entries < 0 {
+		return &coordinator.InputError{Err: fmt.Errorf("journal-entries: must be a whole number, 0 or more")}
+	}
+	applied, err := l.bool("applied")
+	if err != nil {
+		return &coordinator.InputError{Err: err}
+	}
+	return a.withGate(c, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
+		r, err := g.coordinator.Report(ctx, g.identity(), coordinator.ReportOptions{Journal: int(entries), Applied: applied})
+		if err != nil {
+			return err
+		}
+		if output == "json" {
+			enc := json.NewEncoder(a.stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(r)
+		}
+		writeReport(a.stdout, r)
+		return nil
+	})
 }
 
 func (a *app) versionCommand() *cobra.Command {

@@ -33,6 +33,9 @@ func registerCompletions(root *cobra.Command) {
 				sub.ValidArgsFunction = cobra.NoFileCompletions
 			}
 			sub.Flags().VisitAll(func(f *pflag.Flag) {
+				if _, ok := sub.GetFlagCompletionFunc(f.Name); ok {
+					return // the command's own (--when-ahead's, from what it may do)
+				}
 				if complete := flagCompletion(f); complete != nil {
 					if err := sub.RegisterFlagCompletionFunc(f.Name, complete); err != nil {
 						panic(err) // registered twice: a mistake in this package
@@ -59,8 +62,6 @@ func flagCompletion(f *pflag.Flag) cobra.CompletionFunc {
 		return cobra.FixedCompletions(nil, cobra.ShellCompDirectiveDefault)
 	case "version-source":
 		return completeVersionSource
-	case "when-ahead":
-		return completeWhenAhead
 	}
 	if values := flagValues[f.Name]; values != nil {
 		return cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveKeepOrder)
@@ -83,14 +84,14 @@ var flagValues = map[string][]cobra.Completion{
 	"serve-detail": {"full\terror texts, the holder's statement and address", "summary\tphases, versions and reasons only"},
 }
 
-// completeWhenAhead offers the --when-ahead policies the command takes: unready only where a
-// replica keeps running or only reports.
-func completeWhenAhead(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+// completeWhenAhead offers the --when-ahead policies a command takes: unready only where a
+// replica keeps running or only reports (abilities.allowsUnready).
+func completeWhenAhead(allowsUnready bool) cobra.CompletionFunc {
 	values := []cobra.Completion{"ready\trun anyway", "exit\trefuse with exit code 6"}
-	if allowsUnready(cmd.Name()) {
+	if allowsUnready {
 		values = append(values, "unready\tstay up, but not ready")
 	}
-	return values, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
+	return cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveKeepOrder)
 }
 
 // completeVersionSource offers goose, sql and alembic:, then the directories after alembic:.

@@ -15,21 +15,6 @@ import (
 	"github.com/spf13/viper"
 )
 
-// knownKeys are the flags of every command that reads a config file: the keys a config file
-// may hold.
-var knownKeys = map[string]bool{}
-
-// learnKeys records the flags of cmd and its subcommands as config-file keys, skipping the
-// commands without --config (probe): a key only they have would be read by nothing.
-func learnKeys(cmd *cobra.Command) {
-	if cmd.Flags().Lookup("config") != nil {
-		cmd.Flags().VisitAll(func(f *pflag.Flag) { knownKeys[f.Name] = true })
-	}
-	for _, sub := range cmd.Commands() {
-		learnKeys(sub)
-	}
-}
-
 // loader reads settings with the precedence flags > environment (SCHEMAGATE_*) > config file >
 // defaults, and parses every value strictly: a value that does not parse is an error naming the
 // key, never a silent zero.
@@ -47,10 +32,11 @@ func (l *loader) given(key string) bool {
 	return l.flags.Changed(key) || os.Getenv(env) != "" || l.fileKeys[key]
 }
 
-// newLoader binds flags, the environment and, when --config (or SCHEMAGATE_CONFIG) names one,
-// a config file. Keys in the file that no flag of the command knows are an error: a typo must
+// newLoader binds the flags of cmd, the environment and, when --config (or SCHEMAGATE_CONFIG)
+// names one, a config file. A key in the file that no command takes is an error: a typo must
 // not silently fall back to a default.
-func newLoader(flags *pflag.FlagSet) (*loader, error) {
+func newLoader(cmd *cobra.Command) (*loader, error) {
+	flags := cmd.Flags()
 	v := viper.New()
 	v.SetEnvPrefix("SCHEMAGATE")
 	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
@@ -77,8 +63,9 @@ func newLoader(flags *pflag.FlagSet) (*loader, error) {
 	}
 	// One file may serve every command (a ConfigMap mounted into the sidecar and the Job): a
 	// key another command takes is ignored here; a key no command takes is a typo.
+	known := configKeys(cmd.Root())
 	for _, key := range file.AllKeys() {
-		if (flags.Lookup(key) == nil && !knownKeys[key]) || key == "config" {
+		if !known[key] {
 			return nil, fmt.Errorf("config: %s: unknown key %q", filepath.Base(path), key)
 		}
 	}
@@ -92,8 +79,26 @@ func newLoader(flags *pflag.FlagSet) (*loader, error) {
 	return l, nil
 }
 
+// configKeys are the keys a config file may hold: the flags of every command under root that
+// reads one (probe does not: a key only it had would be read by nothing), but config itself.
+func configKeys(root *cobra.Command) map[string]bool {
+	keys := map[string]bool{}
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		if cmd.Flags().Lookup("config") != nil {
+			cmd.Flags().VisitAll(func(f *pflag.Flag) { keys[f.Name] = true })
+		}
+		for _, sub := range cmd.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	delete(keys, "config") // a config file cannot name another
+	return keys
+}
+
 // takes reports whether the command reads key: it has the flag, and not only as one it accepts
-// and ignores (see addIgnoredFlags).
+// and ignores (see abilities.reads).
 func (l *loader) takes(key string) bool {
 	f := l.flags.Lookup(key)
 	return f != nil && f.Annotations[ignoredAnnotation] == nil
@@ -180,9 +185,21 @@ func (l *loader) oneOf(key string, allowed ...string) (string, error) {
 	return s, nil
 }
 
-// keyValues reads a repeatable KEY=VALUE flag; through the environment or a config file, a
-// string takes entries separated by commas.
+// keyValues reads a repeatable KEY=VALUE flag.
 func (l *loader) keyValues(key string) ([]string, error) {
+	entries := l.entries(key)
+	for _, e := range entries {
+		k, _, ok := strings.Cut(e, "=")
+		if !ok || k == "" || strings.ContainsAny(k, " \t\n") {
+			return nil, fmt.Errorf("%s: %q must be KEY=VALUE", key, e)
+		}
+	}
+	return entries, nil
+}
+
+// entries reads a repeatable flag as given, unchecked; through the environment or a config
+// file, a string takes entries separated by commas.
+func (l *loader) entries(key string) []string {
 	var entries []string
 	switch raw := l.v.Get(key).(type) {
 	case []string:
@@ -196,13 +213,7 @@ func (l *loader) keyValues(key string) ([]string, error) {
 			entries = append(entries, fmt.Sprint(e))
 		}
 	}
-	for _, e := range entries {
-		k, _, ok := strings.Cut(e, "=")
-		if !ok || k == "" || strings.ContainsAny(k, " \t\n") {
-			return nil, fmt.Errorf("%s: %q must be KEY=VALUE", key, e)
-		}
-	}
-	return entries, nil
+	return entries
 }
 
 // oneLine squeezes a multi-line message onto one line.

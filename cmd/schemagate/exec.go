@@ -38,26 +38,20 @@ Through the environment, SCHEMAGATE_ENV takes KEY=VALUE entries separated by com
 			}
 			return nil
 		},
-		RunE: a.exec,
 	}
 	setExitCodes(cmd, "COMMAND's own, once the gate passed and COMMAND took schemagate's place; before that:",
 		append(gateExitCodes("", "a migration failed, here or on the replica this one waited for; or an interrupted one "+
 			"awaits schemagate resolve")[1:],
 			exit{schemagate.ExitAppNotStarted, "the schema is ready, but COMMAND could not be started (execve failed)"})...)
 	cmd.Flags().SetInterspersed(false)
-	addGateFlags(cmd.Flags())
-	addWaitFlags(cmd.Flags())
-	addRerunFlag(cmd.Flags())
+	a.does(cmd, abilities{migrates: true, waits: true}, a.exec)
 	cmd.Flags().StringArray("env", nil, "KEY=VALUE to add to the command's environment (repeatable)")
 	cmd.Flags().Bool("never-migrate", false, "wait for another replica to migrate; never become the migrator")
 	return cmd
 }
 
-func (a *app) exec(cmd *cobra.Command, args []string) error {
-	l, err := newLoader(cmd.Flags())
-	if err != nil {
-		return &coordinator.InputError{Err: err}
-	}
+func (a *app) exec(c *call) error {
+	l, args := c.settings, c.args
 	path, err := exec.LookPath(args[0])
 	if err != nil {
 		return &coordinator.InputError{Err: fmt.Errorf("exec: %s: command not found or not executable", args[0])}
@@ -71,7 +65,7 @@ func (a *app) exec(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return &coordinator.InputError{Err: err}
 	}
-	return a.withGate(cmd, mode, func(ctx context.Context, g *gate) error {
+	return a.withGate(c, mode, func(ctx context.Context, g *gate) error {
 		if err := g.coordinator.Run(ctx); err != nil {
 			return err
 		}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/pressly/goose/v3/database"
 	"github.com/rs/zerolog"
-	"github.com/spf13/cobra"
 
 	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
@@ -44,42 +43,43 @@ func (g *gate) identity() coordinator.Identity {
 		Lock: g.lockName, MigrationSet: g.fingerprint, Command: g.command}
 }
 
-// withGate loads the settings of cmd, builds the parts, and runs fn with them. Every problem
-// found before fn runs is invalid input: nothing has touched the database yet.
-func (a *app) withGate(cmd *cobra.Command, mode coordinator.Mode, fn func(context.Context, *gate) error) error {
-	return a.withObservedGate(cmd, mode, nil, fn)
+// withGate loads the settings of the call, builds the parts, and runs fn with them. Every
+// problem found before fn runs is invalid input: nothing has touched the database yet.
+func (a *app) withGate(c *call, mode coordinator.Mode, fn func(context.Context, *gate) error) error {
+	return a.withObservedGate(c, mode, nil, fn)
 }
 
 // withObservedGate is withGate with an observer for the coordinator, made once the replica's
 // identity is known.
-func (a *app) withObservedGate(cmd *cobra.Command, mode coordinator.Mode,
+func (a *app) withObservedGate(c *call, mode coordinator.Mode,
 	observer func(coordinator.Identity) coordinator.Observer, fn func(context.Context, *gate) error) error {
-	l, err := newLoader(cmd.Flags())
+	g, err := a.openGate(c, mode, observer)
 	if err != nil {
-		return &coordinator.InputError{Err: err}
+		return err
 	}
-	s, err := loadGate(l, mode, allowsUnready(cmd.Name()), cmd.Name() == "status")
+	defer g.close()
+	a.warnIgnored(c)
+	return settingsRefused(fn(c.cmd.Context(), g))
+}
+
+// openGate reads the settings of the call and builds the parts, the logger first. Its errors
+// are invalid input.
+func (a *app) openGate(c *call, mode coordinator.Mode, observer func(coordinator.Identity) coordinator.Observer) (*gate, error) {
+	s, err := loadGate(c.settings, c.can, mode)
 	if s != nil {
 		a.hide(s.secrets...)
 	}
 	if err != nil {
-		return &coordinator.InputError{Err: err}
+		return nil, &coordinator.InputError{Err: err}
 	}
 	log := newLogger(a.stderr, s.logFormat, s.logLevel, s.coordinator.ReplicaID)
 	a.setLogger(log)
 	g, err := build(s, log, observer, a.children, a.redactor)
 	if err != nil {
-		return &coordinator.InputError{Err: err}
+		return nil, &coordinator.InputError{Err: err}
 	}
-	defer g.close()
-	g.logStart(log, cmd.Name(), s, mode)
-	return settingsRefused(fn(cmd.Context(), g))
-}
-
-// allowsUnready reports whether the command takes --when-ahead=unready: it keeps running
-// (serve) or only reports (check, status), so a replica can be up and not ready.
-func allowsUnready(command string) bool {
-	return command == "check" || command == "status" || command == "serve"
+	g.logStart(log, c.cmd.Name(), s, mode)
+	return g, nil
 }
 
 // logStart logs, once, what this process gates: at info for the commands that wait or migrate,

@@ -22,8 +22,8 @@ const (
 	groupAnnotation = "schemagate-group"
 	// exitCodesAnnotation holds a command's exit codes, as its help shows them.
 	exitCodesAnnotation = "schemagate-exit-codes"
-	// ignoredAnnotation marks a flag a command accepts and does nothing with: it is there so
-	// that one command line, environment or config file serves every gate command.
+	// ignoredAnnotation marks a shared flag a command accepts and does not read: it is there so
+	// that one command line, environment or config file serves every command (see abilities).
 	ignoredAnnotation = "schemagate-ignored"
 )
 
@@ -53,46 +53,6 @@ func inGroup(fs *pflag.FlagSet, group string, names ...string) {
 			panic(err)
 		}
 	}
-}
-
-// hideFlags keeps the named flags out of --help: they do nothing for this command. They stay
-// defined, so that a setting shared with other commands (a config file, SCHEMAGATE_*, a
-// command line copied from another command) is still accepted.
-func hideFlags(fs *pflag.FlagSet, names ...string) {
-	for _, name := range names {
-		if err := fs.MarkHidden(name); err != nil {
-			panic(err)
-		}
-	}
-}
-
-// flagNames lists the flags add defines.
-func flagNames(add func(*pflag.FlagSet)) []string {
-	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
-	add(fs)
-	var names []string
-	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
-	return names
-}
-
-// addIgnoredFlags adds the flags add defines, hidden and ignored: the command accepts them (on
-// its command line, as SCHEMAGATE_* or in a config file) and reads none of them. check,
-// status and validate take the waiting commands' Raft and polling settings this way: a command
-// line copied from a sidecar still runs.
-func addIgnoredFlags(fs *pflag.FlagSet, add func(*pflag.FlagSet)) {
-	extra := pflag.NewFlagSet("", pflag.ContinueOnError)
-	add(extra)
-	extra.VisitAll(func(f *pflag.Flag) {
-		if fs.Lookup(f.Name) != nil {
-			return
-		}
-		f.Hidden = true
-		if f.Annotations == nil {
-			f.Annotations = map[string][]string{}
-		}
-		f.Annotations[ignoredAnnotation] = []string{"true"}
-		fs.AddFlag(f)
-	})
 }
 
 // exit is one line of a command's "Exit codes" help: a code and what it means for the command.

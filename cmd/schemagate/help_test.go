@@ -24,11 +24,29 @@ func subcommand(t *testing.T, root *cobra.Command, name string) *cobra.Command {
 	return nil
 }
 
+// testCall binds a run of the command name of a new command tree with args, as the command
+// would before its body runs.
+func testCall(t *testing.T, name string, args ...string) *call {
+	t.Helper()
+	a := newApp(os.Stdout, os.Stderr)
+	cmd := subcommand(t, a.rootCommand(), name)
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatalf("%s %q: %v", name, args, err)
+	}
+	c, err := a.call(cmd, cmd.Flags().Args())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestHelpGroupsEverySharedFlag: every flag several commands share is listed under a heading of
 // its own in --help, so that a new one does not land among a command's own flags.
 func TestHelpGroupsEverySharedFlag(t *testing.T) {
-	shared := append(flagNames(addGateFlags), flagNames(addWaitFlags)...)
-	shared = append(shared, flagNames(addRerunFlag)...)
+	var shared []string
+	fs := pflag.NewFlagSet("", pflag.ContinueOnError)
+	addSharedFlags(fs, abilities{migrates: true})
+	fs.VisitAll(func(f *pflag.Flag) { shared = append(shared, f.Name) })
 	for _, cmd := range documented(testRoot()) {
 		if cmd.Flags().Lookup("database-url") == nil {
 			continue // no gate settings: probe's --timeout is its own
@@ -42,8 +60,8 @@ func TestHelpGroupsEverySharedFlag(t *testing.T) {
 }
 
 // TestIgnoredFlagsAreNotRead: check, status and validate accept the waiting commands' Raft and
-// polling settings and read none of them, as before they accepted them: a value that would stop
-// wait does not stop them, and they join no Raft cluster.
+// polling settings and the migrating commands' settings of applying, and read none of them: a
+// value that would stop wait or migrate does not stop them, and they join no Raft cluster.
 func TestIgnoredFlagsAreNotRead(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "00001_a.sql"), []byte("-- +goose Up\nSELECT 1;\n"), 0o644); err != nil {
@@ -51,21 +69,16 @@ func TestIgnoredFlagsAreNotRead(t *testing.T) {
 	}
 	t.Setenv("SCHEMAGATE_POLL_INTERVAL", "not-a-duration")
 	t.Setenv("SCHEMAGATE_RAFT_PEERS", "not a peer list")
+	t.Setenv("SCHEMAGATE_DDL_LOCK_TIMEOUT", "not-a-duration")
+	t.Setenv("SCHEMAGATE_MIGRATE_ENV", "NOT-KEY-VALUE")
 	args := []string{"--database-url", "postgres://postgres@127.0.0.1:1/db", "--dir", dir, "--lock", "raft",
 		"--raft-listen", ":1", "--replica-id", "r1"}
-	load := func(name string) (*gateSettings, error) {
-		cmd := subcommand(t, testRoot(), name)
-		if err := cmd.ParseFlags(args); err != nil {
-			t.Fatalf("%s %q: %v", name, args, err)
-		}
-		l, err := newLoader(cmd.Flags())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return loadGate(l, coordinator.ModeWait, allowsUnready(name), name == "status")
+	load := func(name string, mode coordinator.Mode) (*gateSettings, error) {
+		c := testCall(t, name, args...)
+		return loadGate(c.settings, c.can, mode)
 	}
 	for _, name := range []string{"check", "status", "validate"} {
-		s, err := load(name)
+		s, err := load(name, coordinator.ModeWait)
 		switch {
 		case err != nil:
 			t.Errorf("%s: %v", name, err)
@@ -73,7 +86,12 @@ func TestIgnoredFlagsAreNotRead(t *testing.T) {
 			t.Errorf("%s joins the Raft cluster on %s", name, s.raft.Listen)
 		}
 	}
-	if _, err := load("wait"); err == nil {
+	if _, err := load("wait", coordinator.ModeWait); err == nil {
 		t.Error("wait took SCHEMAGATE_POLL_INTERVAL=not-a-duration: the test's bad values are not read at all")
+	}
+	t.Setenv("SCHEMAGATE_POLL_INTERVAL", "")
+	t.Setenv("SCHEMAGATE_RAFT_PEERS", "")
+	if _, err := load("migrate", coordinator.ModeMigrate); err == nil {
+		t.Error("migrate took SCHEMAGATE_DDL_LOCK_TIMEOUT=not-a-duration: the test's bad values are not read at all")
 	}
 }

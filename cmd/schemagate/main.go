@@ -53,6 +53,8 @@ type app struct {
 	children *proctree.Reaper
 	// redactor hides every secret the invocation knows in everything it writes or serves.
 	redactor *redact.Redactor
+	// declared is what each command may do, as it declared (see does).
+	declared map[*cobra.Command]abilities
 }
 
 // hide adds secrets to what the invocation hides, from now on.
@@ -226,6 +228,5 @@ precedence. "schemagate COMMAND --help" shows a command's examples, exit codes a
 		a.statusCommand(), a.validateCommand(), a.resolveCommand(), a.abortCommand(), a.runCommand(), a.probeCommand(),
 		a.installCommand(), a.versionCommand(), a.reapCommand())
 	registerCompletions(root)
-	learnKeys(root)
 	return root
 }

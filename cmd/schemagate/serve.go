@@ -41,7 +41,6 @@ exits 0. Every change of its verdict (ready, unready, behind, ahead, failed) is 
 			"# Probes reachable from outside the pod: no error texts or statements in /status",
 			"schemagate serve --dir /migrations --serve-detail summary"),
 		Args: noArgs,
-		RunE: a.serve,
 	}
 	setExitCodes(cmd, "",
 		exit{schemagate.ExitReady, "stopped by SIGTERM or SIGINT (a migration under way is rolled back first)"},
@@ -51,8 +50,7 @@ exits 0. Every change of its verdict (ready, unready, behind, ahead, failed) is 
 		exit{schemagate.ExitTimeout, "the schema was not ready within --timeout (none by default)"},
 		exit{schemagate.ExitUnreachable, "the database was unreachable until --timeout"},
 		exit{schemagate.ExitAhead, "the database holds migrations this replica does not know, and --when-ahead is exit"})
-	addGateFlagsWithTimeout(cmd.Flags(), 0)
-	addWaitFlags(cmd.Flags())
+	a.does(cmd, abilities{migrates: true, waits: true, serves: true}, a.serve)
 	addServeFlags(cmd)
 	return cmd
 }
@@ -68,7 +66,6 @@ func addServeFlags(cmd *cobra.Command) {
 	fs.Bool("never-migrate", false, "wait for another replica to migrate; never become the migrator")
 	fs.Bool("exit-on-failure", false, "exit 3 when the migration run fails, instead of serving unready until the schema "+
 		"is fixed: a fast CrashLoopBackOff for the pod")
-	addRerunFlag(fs)
 }
 
 type serveSettings struct {
@@ -111,11 +108,8 @@ func modeOf(l *loader) (coordinator.Mode, error) {
 	return coordinator.ModeMigrate, err
 }
 
-func (a *app) serve(cmd *cobra.Command, _ []string) error {
-	l, err := newLoader(cmd.Flags())
-	if err != nil {
-		return &coordinator.InputError{Err: err}
-	}
+func (a *app) serve(c *call) error {
+	l := c.settings
 	ss, err := loadServe(l)
 	if err != nil {
 		return &coordinator.InputError{Err: err}
@@ -131,7 +125,7 @@ func (a *app) serve(cmd *cobra.Command, _ []string) error {
 		monitor = health.NewMonitor(id, reg, health.Options{Detail: ss.detail, Redact: a.redactor.String})
 		return monitor
 	}
-	return a.withObservedGate(cmd, mode, observe, func(ctx context.Context, g *gate) error {
+	return a.withObservedGate(c, mode, observe, func(ctx context.Context, g *gate) error {
 		srv, err := health.Listen(ss.listen, health.Handler(monitor, reg), *a.log)
 		if err != nil {
 			return &coordinator.InputError{Err: err}
@@ -145,7 +139,7 @@ func (a *app) serve(cmd *cobra.Command, _ []string) error {
 			return a.gateAndWatch(gctx, g, ss)
 		})
 		err = group.Wait()
-		if cmd.Context().Err() != nil {
+		if c.cmd.Context().Err() != nil {
 			a.log.Info().Msg("stopped: signal received")
 		}
 		return err

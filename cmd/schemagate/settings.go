@@ -3,16 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/spf13/pflag"
 
 	"github.com/schemagate/schemagate/coordinator"
 	"github.com/schemagate/schemagate/engine/alembic"
@@ -22,99 +17,6 @@ import (
 	"github.com/schemagate/schemagate/lock/postgres"
 	"github.com/schemagate/schemagate/lock/raft"
 )
-
-// Flags every gate command (migrate, wait, check, status) takes. Each has an environment
-// variable SCHEMAGATE_<NAME> (dashes become underscores) and a config-file key of the same name.
-func addGateFlags(fs *pflag.FlagSet) {
-	addGateFlagsWithTimeout(fs, coordinator.DefaultConfig().Timeout)
-}
-
-// addGateFlagsWithTimeout is addGateFlags with another default deadline: serve waits as long as
-// its probes let it.
-func addGateFlagsWithTimeout(fs *pflag.FlagSet, timeout time.Duration) {
-	cd := coordinator.DefaultConfig()
-	pg := postgres.DefaultConfig()
-	fs.String("config", "", "read settings from this YAML, JSON or TOML file (flags and environment take precedence)")
-	fs.String("database-url", "", "PostgreSQL URL (postgres://USER@HOST:5432/DB, the password as USER:PASSWORD@ or in PGPASSWORD; or key=value) or SQLite "+
-		"file (sqlite:////data/app.db, four slashes: absolute); DATABASE_URL is used when neither this nor SCHEMAGATE_DATABASE_URL is set")
-	fs.String("database-url-file", "", "read the database URL from this file (a mounted secret)")
-	fs.String("dir", "migrations", "directory of goose migration files (VERSION_description.sql)")
-	fs.String("table", "", "version table, optionally schema-qualified (default: goose_db_version; alembic_version with an alembic source)")
-	fs.String("target-version", "", "version this replica needs (goose: default the highest in --dir; required with --version-source sql)")
-	fs.String("engine", "goose", "what applies the migrations: goose (the files in --dir) or command (--migrate-command)")
-	fs.String("version-source", "goose", "how the target and the database's version are known: goose (--dir), "+
-		"alembic:DIR (an Alembic script or versions directory) or sql (--version-query and --target-version)")
-	fs.String("version-query", "", "with --version-source sql: a SELECT returning the database's version, and optionally a dirty flag")
-	fs.String("migrate-command", "", "with --engine command: what the elected migrator runs (by /bin/sh -c) to apply the migrations")
-	fs.StringArray("migrate-env", nil, "KEY=VALUE added to the migrate command's environment (repeatable)")
-	fs.Duration("ddl-lock-timeout", 0, "bound on how long a migration statement waits for a table lock (PostgreSQL lock_timeout; "+
-		"0: wait as long as it takes); a transactional migration that times out is rolled back and retried")
-	fs.Int("ddl-lock-retries", 10, "how many times a migration that hit --ddl-lock-timeout is retried (pauses 1 s, 2 s, 4 s … up to 30 s)")
-	fs.Bool("allow-out-of-order", false, "apply pending migrations older than the newest applied one")
-	fs.String("when-ahead", string(cd.WhenAhead), "when the database holds migrations this replica does not know: "+
-		"ready, unready (serve, check and status only) or exit (code 6)")
-	fs.String("lock", "", "how replicas elect the migrator: postgres (advisory lock; default for PostgreSQL), "+
-		"file (flock beside the database; default for SQLite) or raft")
-	fs.String("lock-file", "", "lock file of --lock file (default: beside the SQLite file, <file>.schemagate-lock)")
-	fs.String("lock-namespace", "", "name the election is held under (default: <database>/<table>); replicas that share it elect one migrator")
-	fs.String("journal-table", journal.DefaultTable, "table recording migrator runs, optionally schema-qualified")
-	fs.Duration("timeout", timeout, "overall deadline: connecting, waiting and migrating (0: none)")
-	fs.String("replica-id", "", "name of this replica in logs, the journal and pg_stat_activity (default: the host name)")
-	fs.String("log-format", "auto", "json, console, or auto (console when stderr is a terminal)")
-	fs.String("log-level", "info", "debug, info, warn or error")
-	fs.Duration("keepalive-idle", pg.KeepaliveIdle, "server-side tcp_keepalives_idle of this replica's session")
-	fs.Duration("keepalive-interval", pg.KeepaliveInterval, "server-side tcp_keepalives_interval")
-	fs.Int("keepalive-count", pg.KeepaliveCount, "server-side tcp_keepalives_count")
-	fs.Duration("tcp-user-timeout", pg.TCPUserTimeout, "tcp_user_timeout on both ends of the session (0: system default)")
-	fs.Duration("connection-check-interval", pg.ConnectionCheckInterval, "client_connection_check_interval (PostgreSQL 14+; 0: off)")
-	fs.Duration("connect-timeout", pg.ConnectTimeout, "bound on one connection attempt")
-
-	inGroup(fs, essentialFlags, "config", "database-url", "database-url-file", "dir", "timeout", "replica-id")
-	inGroup(fs, migrationFlags, "table", "target-version", "allow-out-of-order", "when-ahead", "ddl-lock-timeout",
-		"ddl-lock-retries")
-	inGroup(fs, engineFlags, "engine", "version-source", "version-query", "migrate-command", "migrate-env")
-	inGroup(fs, electionFlags, "lock", "lock-file", "lock-namespace", "journal-table")
-	inGroup(fs, connectionFlags, "keepalive-idle", "keepalive-interval", "keepalive-count", "tcp-user-timeout",
-		"connection-check-interval", "connect-timeout")
-	inGroup(fs, outputFlags, "log-format", "log-level")
-}
-
-// addRerunFlag adds --rerun-interrupted, of the commands that may migrate.
-func addRerunFlag(fs *pflag.FlagSet) {
-	fs.Bool("rerun-interrupted", false, "run again a non-transactional migration that was interrupted midway "+
-		"(check what it left behind first)")
-	inGroup(fs, migrationFlags, "rerun-interrupted")
-}
-
-// addWaitFlags adds the flags of the commands that wait (migrate, wait, serve, exec).
-func addWaitFlags(fs *pflag.FlagSet) {
-	addRaftFlags(fs)
-	cd := coordinator.DefaultConfig()
-	fs.Duration("poll-interval", cd.PollInterval, "how often a waiter re-reads the database when nothing wakes it sooner (jittered ±25%)")
-	fs.Duration("progress-interval", cd.ProgressInterval, "how soon a waiter logs whom it waits for, and the migrator "+
-		"what it applies; the lines then back off to one a minute while nothing changes")
-	inGroup(fs, waitingFlags, "poll-interval", "progress-interval")
-}
-
-// addRaftFlags adds the settings of --lock raft.
-func addRaftFlags(fs *pflag.FlagSet) {
-	rc := raft.DefaultConfig()
-	fs.String("raft-listen", rc.Listen, "address the Raft member listens on (--lock raft)")
-	fs.String("raft-advertise", "", "address the other replicas reach this one on, host:port (in Kubernetes $(POD_IP):9091; "+
-		"default: this replica's entry in --raft-peers)")
-	fs.String("raft-peers", "", "the members, id=host:port,… (the same list on every replica, this one included)")
-	fs.String("raft-discover", "", "find the members by DNS instead: dns:NAME (a headless Service with publishNotReadyAddresses)")
-	fs.Int("raft-expect", 0, "how many members --raft-discover must find before the cluster forms")
-	fs.Int("raft-voters", rc.Voters, "how many members vote (the first by id); the others follow the voters' state")
-	fs.String("raft-secret", "", "shared secret authenticating the members (prefer SCHEMAGATE_RAFT_SECRET or --raft-secret-file)")
-	fs.String("raft-secret-file", "", "read the shared secret from this file (a mounted secret)")
-	fs.Duration("raft-heartbeat-timeout", rc.HeartbeatTimeout, "Raft heartbeat timeout")
-	fs.Duration("raft-election-timeout", rc.ElectionTimeout, "Raft election timeout (at least the heartbeat timeout)")
-	fs.Duration("raft-lease-timeout", rc.LeaderLeaseTimeout, "Raft leader lease timeout (at most the heartbeat timeout)")
-	fs.String("fence-table", raft.DefaultFenceTable, "table of the Raft leader's fencing epochs, optionally schema-qualified")
-	inGroup(fs, raftFlags, "raft-listen", "raft-advertise", "raft-peers", "raft-discover", "raft-expect", "raft-voters",
-		"raft-secret", "raft-secret-file", "raft-heartbeat-timeout", "raft-election-timeout", "raft-lease-timeout", "fence-table")
-}
 
 // gateSettings is everything a gate command needs, loaded and validated.
 type gateSettings struct {
@@ -140,7 +42,6 @@ type gateSettings struct {
 	ddlLockTimeout         time.Duration
 	ddlLockRetries         int
 	allowOutOfOrder        bool
-	rerun                  bool
 	coordinator            coordinator.Config
 	postgres               postgres.Config
 	raft                   raft.Config
@@ -154,10 +55,11 @@ type gateSettings struct {
 	secrets []string
 }
 
-// loadGate reads and validates the settings of a gate command. Nothing touches the database.
-func loadGate(l *loader, mode coordinator.Mode, allowUnready, filesOptional bool) (*gateSettings, error) {
-	s := &gateSettings{coordinator: coordinator.DefaultConfig(), postgres: postgres.DefaultConfig(), allowUnready: allowUnready,
-		filesOptional: filesOptional}
+// loadGate reads and validates the settings of a command that reads the schema, those it reads
+// given what it may do. Nothing touches the database.
+func loadGate(l *loader, can abilities, mode coordinator.Mode) (*gateSettings, error) {
+	s := &gateSettings{coordinator: coordinator.DefaultConfig(), postgres: postgres.DefaultConfig(),
+		allowUnready: can.allowsUnready(), filesOptional: can.filesOptional}
 	s.coordinator.Mode = mode
 	var err error
 	if s.logFormat, err = l.oneOf("log-format", "auto", "json", "console"); err != nil {
@@ -170,7 +72,7 @@ func loadGate(l *loader, mode coordinator.Mode, allowUnready, filesOptional bool
 		return s, err
 	}
 	s.dsn = postgres.Canonical(s.dsn) // a SQLAlchemy URL names the same database
-	s.secrets = secretsOf(s.dsn)
+	s.secrets = secretsIn(l, s.dsn)
 	s.dir, s.table, s.journalTable = l.string("dir"), l.string("table"), l.string("journal-table")
 	if err := journal.ValidateTable(s.journalTable); err != nil {
 		return s, err
@@ -178,7 +80,6 @@ func loadGate(l *loader, mode coordinator.Mode, allowUnready, filesOptional bool
 	if err := s.loadEngine(l, mode); err != nil {
 		return s, err
 	}
-	s.secrets = append(s.secrets, secretValues(s.migrateEnv)...)
 	if s.allowOutOfOrder, err = l.bool("allow-out-of-order"); err != nil {
 		return s, err
 	}
@@ -257,31 +158,6 @@ func (s *gateSettings) loadPostgres(l *loader) error {
 	return p.Validate()
 }
 
-// databaseURL finds the database URL: --database-url (SCHEMAGATE_DATABASE_URL), or the file
-// --database-url-file names, or DATABASE_URL.
-func databaseURL(l *loader) (string, error) {
-	direct, file := l.string("database-url"), l.string("database-url-file")
-	switch {
-	case direct != "" && file != "":
-		return "", errors.New("database-url and database-url-file are both set; give one")
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("database-url-file: %s cannot be read: %s", file, describeFileError(err))
-		}
-		dsn := strings.TrimSpace(string(b))
-		if dsn == "" {
-			return "", fmt.Errorf("database-url-file: %s is empty", file)
-		}
-		return dsn, nil
-	case direct != "":
-		return direct, nil
-	case os.Getenv("DATABASE_URL") != "":
-		return strings.TrimSpace(os.Getenv("DATABASE_URL")), nil
-	}
-	return "", errors.New("database-url: not set (use --database-url, SCHEMAGATE_DATABASE_URL, --database-url-file or DATABASE_URL)")
-}
-
 func describeFileError(err error) string {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -290,53 +166,6 @@ func describeFileError(err error) string {
 		return "permission denied"
 	}
 	return oneLine(err.Error())
-}
-
-var keywordPassword = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
-
-// secretsOf finds the password in a database URL, however it is written, so that output can be
-// scrubbed of it.
-func secretsOf(dsn string) []string {
-	var out []string
-	if cfg, err := pgx.ParseConfig(dsn); err == nil && cfg.Password != "" {
-		out = append(out, cfg.Password)
-	}
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
-		}
-	}
-	for _, m := range keywordPassword.FindAllStringSubmatch(dsn, -1) {
-		out = append(out, strings.Trim(m[1], "'"))
-	}
-	// A URL that does not parse may still carry user:password@.
-	if i := strings.Index(dsn, "://"); i >= 0 {
-		rest := dsn[i+3:]
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			if colon := strings.Index(rest[:at], ":"); colon >= 0 {
-				out = append(out, rest[colon+1:at])
-			}
-		}
-	}
-	return out
-}
-
-// secretName matches the names of variables whose values are secrets: WEBUI_SECRET_KEY,
-// PGPASSWORD, API_TOKEN, AWS_SECRET_ACCESS_KEY, DATABASE_PASS.
-var secretName = regexp.MustCompile(`(?i)(secret|passw|pass$|_pass_|token|credential|private|(^|_)key$|api_?key|auth)`)
-
-// secretValues finds, among KEY=VALUE entries (--migrate-env, --env), the values to hide: the
-// whole value of a secret-looking name, and the password of any URL or connection string.
-func secretValues(kvs []string) []string {
-	var out []string
-	for _, kv := range kvs {
-		k, v, _ := strings.Cut(kv, "=")
-		if secretName.MatchString(k) {
-			out = append(out, v)
-		}
-		out = append(out, secretsOf(v)...)
-	}
-	return out
 }
 
 func checkDir(dir string) error {
@@ -384,8 +213,11 @@ func replicaID(l *loader) (string, error) {
 	return host, nil
 }
 
-// loadDDLLock reads --ddl-lock-timeout and --ddl-lock-retries.
+// loadDDLLock reads --ddl-lock-timeout and --ddl-lock-retries, of the commands that migrate.
 func (s *gateSettings) loadDDLLock(l *loader) error {
+	if !l.takes("ddl-lock-timeout") {
+		return nil
+	}
 	var err error
 	if s.ddlLockTimeout, err = l.duration("ddl-lock-timeout"); err != nil {
 		return err
@@ -421,9 +253,13 @@ func (s *gateSettings) loadEngine(l *loader, mode coordinator.Mode) error {
 	}
 	s.target = strings.TrimSpace(l.string("target-version"))
 	s.versionQuery = strings.TrimSpace(l.string("version-query"))
-	s.migrateCommand = strings.TrimSpace(l.string("migrate-command"))
-	if s.migrateEnv, err = l.keyValues("migrate-env"); err != nil {
-		return err
+	if l.takes("migrate-command") {
+		s.migrateCommand = strings.TrimSpace(l.string("migrate-command"))
+	}
+	if l.takes("migrate-env") {
+		if s.migrateEnv, err = l.keyValues("migrate-env"); err != nil {
+			return err
+		}
 	}
 	source := strings.TrimSpace(l.string("version-source"))
 	switch {
@@ -505,7 +341,7 @@ func (s *gateSettings) namespaceFor(database string) string {
 // loadRaft reads the Raft settings; Config.Validate checks them once the cluster is named.
 func (s *gateSettings) loadRaft(l *loader) error {
 	if !l.takes("raft-listen") {
-		return nil // check, status and validate read the database only; they join no cluster
+		return nil // a command that only reads joins no cluster
 	}
 	r := raft.DefaultConfig()
 	r.Replica = s.coordinator.ReplicaID
@@ -549,20 +385,4 @@ func (s *gateSettings) loadRaft(l *loader) error {
 	s.raft = r
 	s.fenceTable = l.string("fence-table")
 	return nil
-}
-
-// secretFrom reads a secret from --KEY or the file --KEY-file names (trimmed), never both.
-func secretFrom(l *loader, key string) (string, error) {
-	direct, file := l.string(key), l.string(key+"-file")
-	switch {
-	case direct != "" && file != "":
-		return "", fmt.Errorf("%s and %s-file are both set; give one", key, key)
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("%s-file: %s cannot be read: %s", key, file, describeFileError(err))
-		}
-		return strings.TrimSpace(string(b)), nil
-	}
-	return direct, nil
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
@@ -37,33 +36,22 @@ migrate, wait, serve and exec run the same file checks before they connect.`,
 			`schemagate validate --dir migrations --database-url "$STAGING_DATABASE_URL"`,
 			"schemagate validate --dir migrations --output json"),
 		Args: noArgs,
-		RunE: a.validate,
 	}
 	setExitCodes(cmd, "",
 		exit{schemagate.ExitReady, "no finding"},
 		exit{schemagate.ExitInvalidInput, "findings (each printed with its file, line and fix), or bad flags"},
 		exit{schemagate.ExitUnreachable, "the database could not be read"})
+	// The gate's other settings do not change what validate finds.
+	a.does(cmd, abilities{readOnly: true, only: []string{"config", "database-url", "database-url-file", "dir", "table",
+		"allow-out-of-order", "timeout", "log-format", "log-level"}}, a.validate)
 	fs := cmd.Flags()
-	addGateFlags(fs)
-	addIgnoredFlags(fs, addWaitFlags)
 	fs.StringP("output", "o", "text", "text or json")
 	inGroup(fs, outputFlags, "output")
-	// The gate's other settings do not change what validate finds.
-	keep := map[string]bool{"dir": true, "database-url": true, "database-url-file": true, "table": true,
-		"allow-out-of-order": true, "output": true, "timeout": true, "config": true, "log-format": true, "log-level": true}
-	fs.VisitAll(func(f *pflag.Flag) {
-		if !keep[f.Name] {
-			fs.MarkHidden(f.Name)
-		}
-	})
 	return cmd
 }
 
-func (a *app) validate(cmd *cobra.Command, _ []string) error {
-	l, err := newLoader(cmd.Flags())
-	if err != nil {
-		return &coordinator.InputError{Err: err}
-	}
+func (a *app) validate(c *call) error {
+	l := c.settings
 	output, err := l.oneOf("output", "text", "json")
 	if err != nil {
 		return &coordinator.InputError{Err: err}
@@ -75,9 +63,11 @@ func (a *app) validate(cmd *cobra.Command, _ []string) error {
 	findings := goose.Lint(os.DirFS(dir))
 	withDB := l.string("database-url") != "" || l.string("database-url-file") != ""
 	if len(findings) == 0 && withDB {
-		if findings, err = a.orderFindings(cmd); err != nil {
+		if findings, err = a.orderFindings(c); err != nil {
 			return err
 		}
+	} else {
+		a.warnIgnored(c)
 	}
 	if output == "json" {
 		enc := json.NewEncoder(a.stdout)
@@ -104,9 +94,9 @@ func (a *app) validate(cmd *cobra.Command, _ []string) error {
 
 // orderFindings reads the database and reports pending migrations older than the newest
 // applied one.
-func (a *app) orderFindings(cmd *cobra.Command) ([]goose.Finding, error) {
+func (a *app) orderFindings(c *call) ([]goose.Finding, error) {
 	var findings []goose.Finding
-	err := a.withGate(cmd, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
+	err := a.withGate(c, coordinator.ModeWait, func(ctx context.Context, g *gate) error {
 		r, err := g.coordinator.Report(ctx, g.identity(), coordinator.ReportOptions{})
 		if err != nil {
 			return err

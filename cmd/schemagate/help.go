@@ -22,6 +22,9 @@ const (
 	groupAnnotation = "schemagate-group"
 	// exitCodesAnnotation holds a command's exit codes, as its help shows them.
 	exitCodesAnnotation = "schemagate-exit-codes"
+	// envAnnotation names a flag's own environment variable, when it is not SCHEMAGATE_<FLAG>
+	// (probe's).
+	envAnnotation = "schemagate-env"
 	// ignoredAnnotation marks a shared flag a command accepts and does not read: it is there so
 	// that one command line, environment or config file serves every command (see abilities).
 	ignoredAnnotation = "schemagate-ignored"

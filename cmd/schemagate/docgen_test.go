@@ -1,5 +1,9 @@
 package main
 
+// The generator of the sections of docs/reference.md (and README.md) between the "generated"
+// markers. It is test code, not part of the binary: TestReferenceDoc compares the sections with
+// what it renders from the command tree, and rewrites them with -update.
+
 import (
 	"fmt"
 	"slices"
@@ -89,9 +93,6 @@ func flagEnv(f *pflag.Flag) string {
 	}
 	return envName(f.Name)
 }
-
-// envAnnotation names a flag's own environment variable.
-const envAnnotation = "schemagate-env"
 
 func envName(flag string) string {
 	return "SCHEMAGATE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,7 +29,12 @@ func subcommand(t *testing.T, root *cobra.Command, name string) *cobra.Command {
 // would before its body runs.
 func testCall(t *testing.T, name string, args ...string) *call {
 	t.Helper()
-	a := newApp(os.Stdout, os.Stderr)
+	return testCallOf(t, newApp(io.Discard, io.Discard), name, args...)
+}
+
+// testCallOf is testCall of a's command tree.
+func testCallOf(t *testing.T, a *app, name string, args ...string) *call {
+	t.Helper()
 	cmd := subcommand(t, a.rootCommand(), name)
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatalf("%s %q: %v", name, args, err)

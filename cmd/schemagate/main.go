@@ -134,12 +134,7 @@ func signalName(sig os.Signal) string {
 // run executes the command line args and returns the exit code: schemagate.ExitCodeOf the
 // error the command ended with, which every error that decides a code knows.
 func (a *app) run(ctx context.Context, args []string) int {
-	root := a.rootCommand()
-	err := knownCommand(root, args)
-	if err == nil {
-		root.SetArgs(args)
-		err = root.ExecuteContext(ctx)
-	}
+	err := a.execute(ctx, args)
 	code := schemagate.ExitCodeOf(err)
 	switch {
 	case err == nil:
@@ -151,6 +146,16 @@ func (a *app) run(ctx context.Context, args []string) int {
 		a.report(err, code)
 	}
 	return int(code)
+}
+
+// execute runs the command line args and returns the error the command ended with.
+func (a *app) execute(ctx context.Context, args []string) error {
+	root := a.rootCommand()
+	if err := knownCommand(root, args); err != nil {
+		return err
+	}
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
 }
 
 // report prints the error that ends the process: one line, through the logger once there is

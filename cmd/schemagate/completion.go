@@ -15,9 +15,11 @@ import (
 // of values offers those, --dir offers directories, the flags that name a file offer files,
 // and every other flag offers nothing rather than file names that cannot be right.
 
-// takesArguments are the commands whose positional arguments are files or a command line:
-// the shell's own completion (files, commands) serves them. The others take no arguments.
-var takesArguments = map[string]bool{"exec": true, "run": true, "install": true}
+// takesArguments reports whether the command's positional arguments are files or a command
+// line: the shell's own completion (files, commands) serves them. The others take no arguments.
+func takesArguments(command string) bool {
+	return command == "exec" || command == "run" || command == "install"
+}
 
 // registerCompletions adds cobra's completion command to root and sets how the arguments and
 // flag values of every command under it complete.
@@ -29,7 +31,7 @@ func registerCompletions(root *cobra.Command) {
 			if sub.Name() == "completion" || sub.Name() == "help" || sub.Hidden {
 				continue
 			}
-			if sub.ValidArgsFunction == nil && !takesArguments[sub.Name()] {
+			if sub.ValidArgsFunction == nil && !takesArguments(sub.Name()) {
 				sub.ValidArgsFunction = cobra.NoFileCompletions
 			}
 			sub.Flags().VisitAll(func(f *pflag.Flag) {
@@ -63,7 +65,7 @@ func flagCompletion(f *pflag.Flag) cobra.CompletionFunc {
 	case "version-source":
 		return completeVersionSource
 	}
-	if values := flagValues[f.Name]; values != nil {
+	if values := flagValues(f.Name); values != nil {
 		return cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp|cobra.ShellCompDirectiveKeepOrder)
 	}
 	if f.NoOptDefVal != "" {
@@ -72,16 +74,28 @@ func flagCompletion(f *pflag.Flag) cobra.CompletionFunc {
 	return cobra.NoFileCompletions
 }
 
-// flagValues are the values of the flags that take one of a fixed set, each with what it does.
-var flagValues = map[string][]cobra.Completion{
-	"log-format": {"auto\tconsole on a terminal, else json", "json\tone JSON object per line", "console\tfor a person to read"},
-	"log-level":  {"debug", "info", "warn", "error"},
-	"engine": {"goose\tapply the goose files in --dir",
-		"command\trun --migrate-command, the app's own migration tool"},
-	"lock": {"postgres\tadvisory lock (default for PostgreSQL)", "file\tflock beside a SQLite file (default for SQLite)",
-		"raft\tthe replicas elect a leader among themselves"},
-	"output":       {"text", "json"},
-	"serve-detail": {"full\terror texts, the holder's statement and address", "summary\tphases, versions and reasons only"},
+// flagValues are the values of a flag that takes one of a fixed set, each with what it does;
+// nil for any other flag.
+func flagValues(flag string) []cobra.Completion {
+	switch flag {
+	case "log-format":
+		return []cobra.Completion{"auto\tconsole on a terminal, else json", "json\tone JSON object per line",
+			"console\tfor a person to read"}
+	case "log-level":
+		return []cobra.Completion{"debug", "info", "warn", "error"}
+	case "engine":
+		return []cobra.Completion{"goose\tapply the goose files in --dir",
+			"command\trun --migrate-command, the app's own migration tool"}
+	case "lock":
+		return []cobra.Completion{"postgres\tadvisory lock (default for PostgreSQL)",
+			"file\tflock beside a SQLite file (default for SQLite)", "raft\tthe replicas elect a leader among themselves"}
+	case "output":
+		return []cobra.Completion{"text", "json"}
+	case "serve-detail":
+		return []cobra.Completion{"full\terror texts, the holder's statement and address",
+			"summary\tphases, versions and reasons only"}
+	}
+	return nil
 }
 
 // completeWhenAhead offers the --when-ahead policies a command takes: unready only where a

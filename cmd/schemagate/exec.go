@@ -76,7 +76,7 @@ func (a *app) exec(c *call) error {
 		}
 		a.log.Info().Str("command", path).Strs("args", args[1:]).Msg("schema ready; starting the app")
 		// schemagate's own secrets go no further than schemagate.
-		err := syscall.Exec(path, args, command.Environ(os.Environ(), extra, privateEnv...))
+		err := syscall.Exec(path, args, command.Environ(os.Environ(), extra, privateEnv()...))
 		return &appNotStartedError{path: path, err: err}
 	})
 }

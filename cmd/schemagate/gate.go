@@ -97,13 +97,15 @@ func (g *gate) logStart(log zerolog.Logger, command string, s *gateSettings, mod
 		Msgf("schemagate %s %s: gating %s (%s), target %s", schemagate.Version, command, g.target, g.lockName, target)
 }
 
-// privateEnv are the variables that hold schemagate's own secrets or lead to them (a file, the
+// privateEnv lists the variables that hold schemagate's own secrets or lead to them (a file, the
 // config file). Neither the app that exec starts nor a migrate command inherits them: they get
 // what their own environment gives them, DATABASE_URL included, and --env or --migrate-env.
-var privateEnv = []string{
-	"SCHEMAGATE_RAFT_SECRET", "SCHEMAGATE_RAFT_SECRET_FILE",
-	"SCHEMAGATE_DATABASE_URL", "SCHEMAGATE_DATABASE_URL_FILE",
-	"SCHEMAGATE_CONFIG",
+func privateEnv() []string {
+	return []string{
+		"SCHEMAGATE_RAFT_SECRET", "SCHEMAGATE_RAFT_SECRET_FILE",
+		"SCHEMAGATE_DATABASE_URL", "SCHEMAGATE_DATABASE_URL_FILE",
+		"SCHEMAGATE_CONFIG",
+	}
 }
 
 // newEngine makes what reads the versions and applies the migrations: goose, or a command
@@ -173,7 +175,7 @@ func commandOptions(s *gateSettings, b *backend, j *journal.Journal, children *p
 		Self:    self,
 		Command: s.migrateCommand,
 		Env:     s.migrateEnv,
-		Drop:    privateEnv,
+		Drop:    privateEnv(),
 		Log:     log,
 	}
 	if children != nil {

@@ -45,8 +45,10 @@ const (
 
 // flagGroups are the headings in the order --help lists them; "" stands for the command's own
 // flags.
-var flagGroups = []string{essentialFlags, migrationFlags, engineFlags, electionFlags, raftFlags, waitingFlags,
-	connectionFlags, outputFlags, ""}
+func flagGroups() []string {
+	return []string{essentialFlags, migrationFlags, engineFlags, electionFlags, raftFlags, waitingFlags,
+		connectionFlags, outputFlags, ""}
+}
 
 // inGroup lists the named flags of fs under group in --help. A name fs does not have is a
 // mistake in this package, found by any test that builds the commands.
@@ -162,7 +164,7 @@ func groupedFlags(cmd *cobra.Command) []flagSection {
 		byGroup[group].AddFlag(f)
 	})
 	var out []flagSection
-	for _, group := range flagGroups {
+	for _, group := range flagGroups() {
 		fs := byGroup[group]
 		if fs == nil {
 			continue

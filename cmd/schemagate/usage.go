@@ -24,20 +24,28 @@ func (e *usageError) Error() string                 { return e.err.Error() }
 func (e *usageError) Unwrap() error                 { return e.err }
 func (e *usageError) ExitCode() schemagate.ExitCode { return schemagate.ExitInvalidInput }
 
-// migrationToolVerbs are the commands of migration tools (goose's) that people type by habit,
-// and what to do instead.
-var migrationToolVerbs = map[string]string{
-	"up":        "schemagate migrate applies the pending migrations, with one migrator per rollout",
-	"up-by-one": "schemagate migrate --target-version VERSION applies the pending migrations up to VERSION",
-	"up-to":     "schemagate migrate --target-version VERSION applies the pending migrations up to VERSION",
-	"apply":     "schemagate migrate applies the pending migrations, with one migrator per rollout",
-	"down":      "rolling back is goose's own command (goose down); schemagate only applies, see docs/operations.md#rolling-back-by-hand",
-	"down-to":   "rolling back is goose's own command (goose down-to); schemagate only applies, see docs/operations.md#rolling-back-by-hand",
-	"redo":      "goose redo is goose's own command; schemagate only applies, see docs/operations.md#rolling-back-by-hand",
-	"reset":     "goose reset is goose's own command; schemagate only applies, see docs/operations.md#rolling-back-by-hand",
-	"create":    "goose create writes a new migration file; schemagate only applies them",
-	"fix":       "goose fix renumbers migration files; schemagate only applies them",
-	"rollback":  "rolling back is goose's own command (goose down); schemagate only applies, see docs/operations.md#rolling-back-by-hand",
+// migrationToolHint says what to do instead of a command of a migration tool (goose's) that
+// people type by habit; "" for any other word.
+func migrationToolHint(verb string) string {
+	switch verb {
+	case "up", "apply":
+		return "schemagate migrate applies the pending migrations, with one migrator per rollout"
+	case "up-by-one", "up-to":
+		return "schemagate migrate --target-version VERSION applies the pending migrations up to VERSION"
+	case "down", "rollback":
+		return "rolling back is goose's own command (goose down); schemagate only applies, see docs/operations.md#rolling-back-by-hand"
+	case "down-to":
+		return "rolling back is goose's own command (goose down-to); schemagate only applies, see docs/operations.md#rolling-back-by-hand"
+	case "redo":
+		return "goose redo is goose's own command; schemagate only applies, see docs/operations.md#rolling-back-by-hand"
+	case "reset":
+		return "goose reset is goose's own command; schemagate only applies, see docs/operations.md#rolling-back-by-hand"
+	case "create":
+		return "goose create writes a new migration file; schemagate only applies them"
+	case "fix":
+		return "goose fix renumbers migration files; schemagate only applies them"
+	}
+	return ""
 }
 
 // knownCommand refuses a first argument that names no command, before anything runs: a typo
@@ -58,7 +66,7 @@ func knownCommand(root *cobra.Command, args []string) error {
 		return nil
 	}
 	err := &usageError{err: fmt.Errorf("unknown command %q", name)}
-	if hint, ok := migrationToolVerbs[name]; ok {
+	if hint := migrationToolHint(name); hint != "" {
 		err.hint = hint
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/schemagate/schemagate/lock/raft"
 )
 
-// gateSettings is everything a gate command needs, loaded and validated.
+// gateSettings is everything a command that reads the schema needs, loaded and validated.
 type gateSettings struct {
 	// filesOptional: the command can do without the migration files (status); noFiles: it
 	// does, since none were given and the default directory is missing.
@@ -48,10 +48,10 @@ type gateSettings struct {
 	fenceTable             string
 	logFormat              string
 	logLevel               string
-	// allowUnready: the command keeps running (serve) or only reports (check, status), so
-	// --when-ahead=unready means something.
+	// allowUnready: the command keeps running or only reports, so --when-ahead=unready means
+	// something (abilities.allowsUnready).
 	allowUnready bool
-	// secrets are strings that must never be printed: the database password.
+	// secrets are strings that must never be printed (see secretsIn).
 	secrets []string
 }
 

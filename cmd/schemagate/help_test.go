@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -99,5 +100,31 @@ func TestIgnoredFlagsAreNotRead(t *testing.T) {
 	t.Setenv("SCHEMAGATE_RAFT_PEERS", "")
 	if _, err := load("migrate", coordinator.ModeMigrate); err == nil {
 		t.Error("migrate took SCHEMAGATE_DDL_LOCK_TIMEOUT=not-a-duration: the test's bad values are not read at all")
+	}
+}
+
+// TestIgnoredFlagsAreNamed: a flag given on the command line to a command that ignores it is
+// named in a warning, and the command runs as without it; from the environment, which serves
+// every command, it passes silently; a command that reads it says nothing.
+func TestIgnoredFlagsAreNamed(t *testing.T) {
+	run := func(args ...string) string {
+		var stderr strings.Builder
+		a := newApp(io.Discard, &stderr)
+		if code := a.run(t.Context(), args); code != 0 && code != 1 {
+			t.Fatalf("%q: exit %d:\n%s", args, code, stderr.String())
+		}
+		return stderr.String()
+	}
+	db, dir := sqliteDB(t), migrations(t, 1)
+	const warning = "ignored: --ddl-lock-timeout, --poll-interval do nothing for check"
+	if out := run("check", "--database-url", db, "--dir", dir, "--ddl-lock-timeout", "5s", "--poll-interval", "1s"); !strings.Contains(out, warning) {
+		t.Errorf("check with a migrator's flags does not warn %q:\n%s", warning, out)
+	}
+	t.Setenv("SCHEMAGATE_DDL_LOCK_TIMEOUT", "5s")
+	if out := run("check", "--database-url", db, "--dir", dir); strings.Contains(out, "ignored") {
+		t.Errorf("check warns of a variable of the environment:\n%s", out)
+	}
+	if out := run("migrate", "--database-url", db, "--dir", dir, "--ddl-lock-timeout", "5s"); strings.Contains(out, "ignored") {
+		t.Errorf("migrate warns of a flag it reads:\n%s", out)
 	}
 }

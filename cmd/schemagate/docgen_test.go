@@ -1,8 +1,8 @@
 package main
 
-// The generator of the sections of docs/reference.md (and README.md) between the "generated"
-// markers. It is test code, not part of the binary: TestReferenceDoc compares the sections with
-// what it renders from the command tree, and rewrites them with -update.
+// The generator of the sections of docs/reference.md between the "generated" markers. It is
+// test code, not part of the binary: TestReferenceDoc compares the sections with what it
+// renders from the command tree, and rewrites them with -update.
 
 import (
 	"fmt"
@@ -14,43 +14,6 @@ import (
 
 	"github.com/schemagate/schemagate"
 )
-
-// flagReference renders every flag of every command as a Markdown table: flag, environment
-// variable, default, the commands it does something for, and what it does. A flag hidden from
-// a command's --help does nothing there, and is not listed for it. The README carries the
-// table between markers, and a test fails when the two differ.
-func flagReference(root *cobra.Command) string {
-	type entry struct {
-		flag     *pflag.Flag
-		commands []string
-	}
-	// A flag that means the same on several commands is one row; one whose default or meaning
-	// differs by command (--timeout) gets a row per variant.
-	entries := map[string]*entry{}
-	var names []string
-	for _, cmd := range documented(root) {
-		visibleFlags(cmd, func(f *pflag.Flag) {
-			key := f.Name + "\x00" + f.DefValue + "\x00" + f.Usage
-			e, ok := entries[key]
-			if !ok {
-				e = &entry{flag: f}
-				entries[key] = e
-				names = append(names, key)
-			}
-			e.commands = append(e.commands, cmd.Name())
-		})
-	}
-	slices.Sort(names)
-	var b strings.Builder
-	b.WriteString("| flag | environment | default | commands | description |\n|---|---|---|---|---|\n")
-	for _, key := range names {
-		e := entries[key]
-		name := e.flag.Name
-		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s | %s |\n", name, flagEnv(e.flag), code(defaultOf(e.flag)),
-			strings.Join(e.commands, ", "), cell(e.flag.Usage))
-	}
-	return b.String()
-}
 
 // documented returns the commands a person runs, in the order cobra lists them: not the hidden
 // ones, nor cobra's own.

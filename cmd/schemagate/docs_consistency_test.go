@@ -60,7 +60,7 @@ var (
 // TestDocsNameWhatExists fails when README.md or a page under docs/ names a flag, an
 // environment variable, an exit code, a command or an endpoint of serve that the code no
 // longer has: a rename must reach every page that mentions the old name. The generated tables
-// are checked against the code by TestReadmeFlagReference and TestReferenceDoc; this test
+// are checked against the code by TestReferenceDoc; this test
 // reads the prose and the examples.
 func TestDocsNameWhatExists(t *testing.T) {
 	k := knownNames(t)

@@ -28,11 +28,15 @@ func StartCluster(t testing.TB, settings ...string) *Cluster {
 	return StartClusterWith(t, ClusterOptions{Settings: settings})
 }
 
-// StartClusterWith initialises and starts a cluster shaped by opts.
+// StartClusterWith initialises and starts a cluster shaped by opts. Without PostgreSQL's server
+// binaries the test is skipped (failed with CI set).
 func StartClusterWith(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if _, err := ServerBinaries(ctx); err != nil {
+		Unavailable(t, "a test cluster needs PostgreSQL's server binaries: %v", err)
+	}
 	s, err := pgscratch.StartServer(ctx, opts)
 	if err != nil {
 		t.Fatalf("start a test cluster: %v", err)

@@ -3,7 +3,8 @@
 // tests that restart or break the server.
 //
 // The shared server is found through SCHEMAGATE_TEST_DATABASE_URL, by default
-// postgres://postgres@127.0.0.1:5432/postgres.
+// postgres://postgres@127.0.0.1:5432/postgres. A test that needs it is skipped when nothing
+// answers there, or failed when CI is set (RequireServer).
 package pgtest
 
 import (
@@ -26,10 +27,11 @@ func AdminURL() string {
 }
 
 // NewDatabase creates an empty database on the shared server and returns its URL. The
-// database is dropped when the test ends, connections and all.
+// database is dropped when the test ends, connections and all. When nothing answers at the
+// shared server, the test is skipped (failed with CI set): see RequireServer.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	return createDatabase(t, AdminURL())
+	return createDatabase(t, RequireServer(t))
 }
 
 func createDatabase(t testing.TB, adminURL string) string {
@@ -54,8 +56,12 @@ func createDatabase(t testing.TB, adminURL string) string {
 func WithDatabase(rawURL, name string) string { return pgscratch.WithDatabase(rawURL, name) }
 
 // Connect opens a plain pgx connection for a test's own queries and closes it when the test ends.
+// A connection to the shared server's maintenance database needs that server (RequireServer).
 func Connect(t testing.TB, rawURL string) *pgx.Conn {
 	t.Helper()
+	if rawURL == AdminURL() {
+		RequireServer(t)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, rawURL)

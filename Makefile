@@ -3,10 +3,12 @@
 #   make demo    three real rollouts, narrated (SQLite; DATABASE_URL=postgres://… or
 #                DEMOFLAGS=--postgres for PostgreSQL)
 #   make build   static binary in bin/schemagate
-#   make test    go vet, gofmt check, and every test under the race detector
-#                (needs PostgreSQL at SCHEMAGATE_TEST_DATABASE_URL, default
-#                postgres://postgres@127.0.0.1:5432/postgres; some tests need root
-#                for iptables, and pgbouncer on PATH)
+#   make test    go vet, gofmt check, and every test under the race detector, against
+#                PostgreSQL at SCHEMAGATE_TEST_DATABASE_URL (default
+#                postgres://postgres@127.0.0.1:5432/postgres); when nothing answers there
+#                and the server binaries are installed (pg_config --bindir), against a
+#                throwaway server started for the run (internal/pgtest/testdb). Some tests
+#                need root for iptables, and pgbouncer on PATH
 #   make bench   the herd, wake-up, failover, serve and Raft benchmarks
 #   make image   the container image, ghcr.io/schemagate/schemagate:<version> as a release tags
 #                it, for this machine (needs docker or podman)
@@ -43,7 +45,7 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 test: vet fmt-check
-	$(GO) test -race -count=1 -timeout 75m ./...
+	$(GO) run ./internal/pgtest/testdb -- $(GO) test -race -count=1 -timeout 75m ./...
 	cd deploy && $(GO) test -race -count=1 -timeout 15m ./...
 
 bench:

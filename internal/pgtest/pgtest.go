@@ -9,11 +9,15 @@ package pgtest
 
 import (
 	"context"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/schemagate/schemagate/internal/pgscratch"
 )
@@ -92,4 +96,28 @@ func QueryInt(t testing.TB, conn *pgx.Conn, sql string, args ...any) int64 {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
+}
+
+// WithPort returns rawURL pointing at 127.0.0.1:port instead of its own host and port: the same
+// database through a proxy or a pooler listening there, or at a port where nothing listens. It
+// works whatever port the shared server has (a throwaway one's, under make test).
+func WithPort(t testing.TB, rawURL string, port int) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		t.Fatalf("cannot point %s at port %d: not a URL with a host", pgscratch.Redact(rawURL), port)
+	}
+	u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	return u.String()
+}
+
+// ServerAddress returns the host and port of the shared server, for a pooler or a proxy to
+// forward to.
+func ServerAddress(t testing.TB) (host string, port uint16) {
+	t.Helper()
+	cfg, err := pgconn.ParseConfig(RequireServer(t))
+	if err != nil {
+		t.Fatalf("parse SCHEMAGATE_TEST_DATABASE_URL: %v", err)
+	}
+	return cfg.Host, cfg.Port
 }

@@ -3,7 +3,6 @@ package journal_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -105,7 +104,6 @@ func TestEnsureRaces(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, db *sql.DB, dialect journal.Dialect) {
 		ctx := ctx30(t)
 		db.SetMaxOpenConns(8)
-		var known error
 		for table := range 5 {
 			name := fmt.Sprint("journal_", table)
 			var wg sync.WaitGroup
@@ -115,19 +113,10 @@ func TestEnsureRaces(t *testing.T) {
 			}
 			wg.Wait()
 			for i, err := range errs {
-				if err != nil && !knownCreateRace(err) {
+				if err != nil {
 					t.Errorf("Ensure %d of %s: %v", i, name, err)
 				}
-				if err != nil {
-					known = err
-				}
 			}
-		}
-		if known != nil && !t.Failed() {
-			// Ensure does not yet take duplicate_object for the race it is: remove this, and
-			// knownCreateRace, once it does.
-			t.Skipf("KNOWN BUG: concurrent Ensure failed with duplicate_object (42710), which journal's createRace "+
-				"does not treat as the race it is: %v", known)
 		}
 		j := journal.New(db, dialect, "journal_0", "ns-0")
 		mustID(t)(j.StartRun(ctx, "web-1", "set", 0, 2))
@@ -136,13 +125,6 @@ func TestEnsureRaces(t *testing.T) {
 			t.Errorf("after a second Ensure: %+v, %v", run, err)
 		}
 	})
-}
-
-// knownCreateRace reports whether err is PostgreSQL's duplicate_object (42710): what a CREATE
-// TABLE IF NOT EXISTS that raced another gets when the other created the table's row type first.
-func knownCreateRace(err error) bool {
-	var coded interface{ SQLState() string }
-	return errors.As(err, &coded) && coded.SQLState() == "42710"
 }
 
 // TestRunLifecycle: a run as a migrator journals it, read back as waiters and status see it.

@@ -215,12 +215,21 @@ func (j *Journal) Ensure(ctx context.Context) error {
 	return nil
 }
 
-// createRace reports whether err is PostgreSQL's unique_violation (23505) or duplicate_table
-// (42P07): what a CREATE TABLE IF NOT EXISTS that raced another gets. The driver's error is
-// matched by its SQLState method, so the journal does not depend on one driver.
+// createRace reports whether err is what a CREATE TABLE IF NOT EXISTS that raced another gets
+// on PostgreSQL. The driver's error is matched by its SQLState method, so the journal does not
+// depend on one driver.
 func createRace(err error) bool {
 	var coded interface{ SQLState() string }
-	return errors.As(err, &coded) && (coded.SQLState() == "23505" || coded.SQLState() == "42P07")
+	if !errors.As(err, &coded) {
+		return false
+	}
+	switch coded.SQLState() {
+	case "23505", "42P07", "42710":
+		// unique_violation on the catalog, duplicate_table, and duplicate_object: a CREATE
+		// TABLE IF NOT EXISTS that raced another one that created the table's row type first.
+		return true
+	}
+	return false
 }
 
 // StartRun records that replica became the migrator and will move the schema from one version

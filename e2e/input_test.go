@@ -99,10 +99,7 @@ func TestBadInput(t *testing.T) {
 	writeFile(t, filepath.Dir(config), "schemagate.yaml", "timout: 5m\n")
 
 	closedPort := pgtest.FreePort(t)
-	unreachable := strings.Replace(dbURL, "127.0.0.1:5432", fmt.Sprintf("127.0.0.1:%d", closedPort), 1)
-	if unreachable == dbURL {
-		t.Fatalf("cannot point %s at a closed port", d.name)
-	}
+	unreachable := pgtest.WithPort(t, dbURL, closedPort)
 
 	cases := []struct {
 		name string

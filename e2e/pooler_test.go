@@ -34,8 +34,9 @@ func startPgBouncer(t *testing.T, mode string) int {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	port := pgtest.FreePort(t)
+	serverHost, serverPort := pgtest.ServerAddress(t)
 	conf := fmt.Sprintf(`[databases]
-* = host=127.0.0.1 port=5432
+* = host=%s port=%d
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = %d
@@ -46,7 +47,7 @@ pool_mode = %s
 default_pool_size = 20
 max_client_conn = 200
 logfile = %s/pgbouncer.log
-`, port, dir, mode, dir)
+`, serverHost, serverPort, port, dir, mode, dir)
 	writeFile(t, dir, "pgbouncer.ini", conf)
 	writeFile(t, dir, "userlist.txt", `"postgres" ""`+"\n")
 	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
@@ -87,16 +88,6 @@ logfile = %s/pgbouncer.log
 	return port
 }
 
-// viaPort returns rawURL pointing at 127.0.0.1:port instead of the shared server.
-func viaPort(t *testing.T, rawURL string, port int) string {
-	t.Helper()
-	u := strings.Replace(rawURL, "127.0.0.1:5432", fmt.Sprintf("127.0.0.1:%d", port), 1)
-	if u == rawURL {
-		t.Fatalf("cannot reroute %s", rawURL)
-	}
-	return u
-}
-
 // TestTransactionPoolerRefused points schemagate at PgBouncer in transaction mode, where
 // session advisory locks and LISTEN silently break: it refuses with exit 2 and says what to do,
 // and the database is untouched.
@@ -105,7 +96,7 @@ func TestTransactionPoolerRefused(t *testing.T) {
 	port := startPgBouncer(t, "transaction")
 	dir := writeMigrations(t, migrationSet{N: 3})
 	before := d.snapshot(t)
-	r := start(t, "pooled", []string{"migrate", "--database-url", viaPort(t, d.url, port), "--dir", dir, "--timeout", "30s"})
+	r := start(t, "pooled", []string{"migrate", "--database-url", pgtest.WithPort(t, d.url, port), "--dir", dir, "--timeout", "30s"})
 	if code := r.wait(t, time.Minute); code != 2 {
 		t.Fatalf("exit %d, want 2:\n%s", code, r.output())
 	}
@@ -123,7 +114,7 @@ func TestSessionPoolerWorks(t *testing.T) {
 	d := newDB(t)
 	port := startPgBouncer(t, "session")
 	dir := writeMigrations(t, migrationSet{N: 5, Slow: map[int]float64{2: 1}})
-	rs := startAll(t, 4, "session", []string{"migrate", "--database-url", viaPort(t, d.url, port), "--dir", dir})
+	rs := startAll(t, 4, "session", []string{"migrate", "--database-url", pgtest.WithPort(t, d.url, port), "--dir", dir})
 	waitAll(t, rs, time.Minute, 0)
 	d.assertAppliedOnce(t, 5)
 }

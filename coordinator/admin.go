@@ -34,16 +34,16 @@ type Held struct {
 func (c *Coordinator) Hold(ctx context.Context, what string, fn func(ctx context.Context, h Held) error) error {
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
-	if _, replicated := c.Locker.(lock.Replicated); replicated {
+	if _, replicated := c.deps.Locker.(lock.Replicated); replicated {
 		return &InputError{Err: errors.New("lock: " + what + " needs a lock this process can take alone; with --lock raft " +
 			"only a member of the rollout's cluster can lead: run it where no rollout runs, with --lock postgres")}
 	}
-	if err := c.Journal.Ensure(ctx); err != nil {
+	if err := c.deps.Journal.Ensure(ctx); err != nil {
 		return err
 	}
 	p := pacer{every: c.cfg.ProgressInterval}
 	for {
-		lease, err := c.Locker.TryAcquire(ctx)
+		lease, err := c.deps.Locker.TryAcquire(ctx)
 		if err == nil {
 			return c.holding(ctx, lease, fn)
 		}
@@ -56,9 +56,9 @@ func (c *Coordinator) Hold(ctx context.Context, what string, fn func(ctx context
 			name = "replica " + h.String()
 		}
 		if p.due(name) {
-			c.Log.Info().Msg("waiting to take the lock for " + what + ": " + name + " holds it")
+			c.deps.Log.Info().Msg("waiting to take the lock for " + what + ": " + name + " holds it")
 		}
-		if err := c.Locker.Wait(ctx, c.cfg.PollInterval); err != nil || ctx.Err() != nil {
+		if err := c.deps.Locker.Wait(ctx, c.cfg.PollInterval); err != nil || ctx.Err() != nil {
 			if ctx.Err() != nil {
 				return &TimeoutError{Waited: c.cfg.Timeout, Last: name + " held the lock all along"}
 			}
@@ -69,16 +69,9 @@ func (c *Coordinator) Hold(ctx context.Context, what string, fn func(ctx context
 
 // holding runs fn under lease and releases it.
 func (c *Coordinator) holding(ctx context.Context, lease lock.Lease, fn func(ctx context.Context, h Held) error) error {
-	work, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stop()
-	go func() {
-		select {
-		case <-lease.Lost():
-			stop()
-		case <-work.Done():
-		}
-	}()
-	h := Held{Lease: lease, Journal: c.Journal.Fenced(lease.Fence),
+	work, end := watchLease(ctx, lease, nil) // fn sees the stop through its hooks
+	defer end()
+	h := Held{Lease: lease, Journal: c.deps.Journal.Fenced(lease.Fence),
 		Hooks: engine.Hooks{Stop: ctx.Done(), Lost: lease.Lost(), Check: lease.Check}}
 	err := fn(work, h)
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
@@ -106,7 +99,7 @@ type Resolution struct {
 func (c *Coordinator) Resolve(ctx context.Context, r Resolution) (string, error) {
 	var done string
 	err := c.Hold(ctx, "resolve", func(ctx context.Context, h Held) error {
-		entries, err := c.Journal.Interrupted(ctx)
+		entries, err := c.deps.Journal.Interrupted(ctx)
 		if err != nil {
 			return err
 		}
@@ -137,7 +130,7 @@ func (c *Coordinator) Resolve(ctx context.Context, r Resolution) (string, error)
 			done = fmt.Sprintf("%s may run once more: the next migrator applies it", found.Name)
 			return nil
 		}
-		marker, ok := c.Engine.(interface {
+		marker, ok := c.deps.Engine.(interface {
 			MarkApplied(ctx context.Context, version int64, inTx func(ctx context.Context, tx lock.Execer) error) error
 		})
 		if !ok {
@@ -147,7 +140,7 @@ func (c *Coordinator) Resolve(ctx context.Context, r Resolution) (string, error)
 			if err := h.Lease.Fence(ctx, tx); err != nil {
 				return err
 			}
-			return c.Journal.SetOutcome(ctx, tx, found.ID, journal.Resolved)
+			return c.deps.Journal.SetOutcome(ctx, tx, found.ID, journal.Resolved)
 		})
 		if err != nil {
 			return err
@@ -168,7 +161,7 @@ func (c *Coordinator) Resolve(ctx context.Context, r Resolution) (string, error)
 func (c *Coordinator) Abort(ctx context.Context, by, reason string, grace time.Duration) (string, error) {
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
-	stopper, ok := c.Locker.(lock.HolderStopper)
+	stopper, ok := c.deps.Locker.(lock.HolderStopper)
 	if !ok {
 		return "", &InputError{Err: errors.New("lock: abort stops a migrator through its database session; this lock " +
 			"has none (stop its process instead)")}
@@ -188,10 +181,10 @@ func (c *Coordinator) Abort(ctx context.Context, by, reason string, grace time.D
 	if run != nil && run.Outcome == journal.Running {
 		mig = engine.Migration{Version: run.Version, Name: run.Name}
 	}
-	if err := c.Journal.Ensure(ctx); err != nil {
+	if err := c.deps.Journal.Ensure(ctx); err != nil {
 		return "", err
 	}
-	if _, err := c.Journal.Record(ctx, journal.KindAbort, by, mig, journal.Cancelled,
+	if _, err := c.deps.Journal.Record(ctx, journal.KindAbort, by, mig, journal.Cancelled,
 		fmt.Sprintf("aborted the run of replica %s: %s", h.Replica, c.redact(reason))); err != nil {
 		return "", err
 	}
@@ -214,7 +207,7 @@ func (c *Coordinator) Abort(ctx context.Context, by, reason string, grace time.D
 func (c *Coordinator) released(ctx context.Context, h *lock.Holder, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		now, err := c.Locker.Holder(ctx)
+		now, err := c.deps.Locker.Holder(ctx)
 		if err == nil && (now == nil || now.PID != h.PID) {
 			return true
 		}

@@ -403,9 +403,8 @@ func TestRun(t *testing.T) {
 					return r.locker.Locker.TryAcquire(ctx)
 				}, nil)
 			},
-			// The last snapshot still says migrating here (the gate publishes nothing after
-			// this failure); the phase is not checked.
 			want: errors.New("migration 00002_m2.sql failed on replica web-0: boom"), code: schemagate.ExitMigrationFailed,
+			phase:    PhaseFailed,
 			versions: []int64{1}, runs: []journal.Outcome{journal.Failed}, tries: 1,
 		},
 	}

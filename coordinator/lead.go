@@ -16,75 +16,102 @@ import (
 // release the lock.
 const cleanupTimeout = 5 * time.Second
 
-// lead is the migrator's part: re-read under the lock, journal, apply, announce, release. It
-// returns done=false only when the lock was lost (the session ended): nothing more was committed
-// on it, and the replica goes back to waiting, so that it still ends ready with the others.
-func (g *gate) lead(ctx context.Context, lease lock.Lease) (bool, error) {
+// ended says how a migrator's work ended.
+type ended int
+
+const (
+	// endedHere: the work ended on this replica (the schema is ready, a migration failed, a
+	// signal or the deadline stopped it); its error says which.
+	endedHere ended = iota
+	// leaseLost: the election was lost under the work. Nothing more is committed on the lost
+	// session, and the next migrator finds what the run left.
+	leaseLost
+)
+
+// lead is the migrator's part: re-read under the lock, journal, apply, announce, release. When
+// the lock is lost (the session ended) the replica goes back to waiting (again), so that it
+// still ends ready with the others.
+func (g *gate) lead(ctx context.Context, lease lock.Lease) (next, error) {
 	c := g.c
-	c.Log.Debug().Msg("won the election; reading the schema again under the lock")
-	c.Observer.Elected(time.Since(g.started))
+	c.deps.Log.Debug().Msg("won the election; reading the schema again under the lock")
+	c.deps.Observer.Elected(time.Since(g.started))
 	g.holder = nil
 	g.publish(PhaseMigrating, false, "migrating: this replica is the migrator")
 	g.progress = pacer{every: c.cfg.ProgressInterval}
 
-	// The work runs on a context of its own. Cancelling a context under a running transaction
-	// makes database/sql drop the connection, and with it the lock, before the outcome can be
-	// journaled. So a stop (SIGTERM, the deadline) interrupts the running statement on the
-	// server instead, and the hooks refuse to go on; only a lost lease cancels the work outright.
-	work, stop := context.WithCancel(context.WithoutCancel(ctx))
+	// A stop (SIGTERM, the deadline) interrupts the running statement on the server, and the
+	// hooks refuse to go on; only a lost lease cancels the work outright (see watchLease).
+	work, end := watchLease(ctx, lease, func(cancel context.CancelFunc) { g.interrupt(lease, cancel) })
+	m := &migrator{g: g, lease: lease, stopped: ctx, journal: c.deps.Journal.Fenced(lease.Fence)}
+	how, err := m.run(work)
+	end()
+
+	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if rerr := lease.Release(cleanup); rerr != nil && how == endedHere && err == nil {
+		// Everything committed; only the unlock failed. The server drops the lock with the
+		// session, so this is worth a warning, not a failure.
+		c.deps.Log.Warn().Err(rerr).Msg("could not release the lock after migrating; it goes with the session")
+	}
+	if how == leaseLost {
+		cause := m.lossCause()
+		c.deps.Log.Warn().Err(err).Msg("lost the election while migrating: " + cause + "; waiting for the next migrator")
+		if m.runID != 0 {
+			m.record(cleanup, "the lost run", func(ctx context.Context) error {
+				return c.deps.Journal.FinishLost(ctx, m.runID, cause)
+			})
+		}
+		c.role = RoleWaiter
+		return again, nil
+	}
+	if err != nil {
+		return finished, err
+	}
+	// Report ready from what the database says now, like every other replica.
+	st, err := c.deps.Engine.Status(cleanup)
+	if err != nil {
+		return finished, fmt.Errorf("read the schema after migrating: %w", err)
+	}
+	g.status = &st
+	if decided, err := g.verdict(st); decided {
+		return finished, err
+	}
+	return finished, fmt.Errorf("after migrating, %s", st.Describe())
+}
+
+// watchLease runs work under lease on a context of its own, which ends when the lease is lost
+// or end is called. Cancelling a context under a running transaction makes database/sql drop
+// the connection, and with it the lock, before the outcome can be journaled; so the end of ctx
+// (a stop) does not end the work's context: onStop runs instead, given the work's cancel, or
+// nothing happens when onStop is nil (the work watches ctx itself). end stops the watch and
+// waits for it.
+func watchLease(ctx context.Context, lease lock.Lease, onStop func(cancel context.CancelFunc)) (work context.Context, end func()) {
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopped := ctx.Done()
+	if onStop == nil {
+		stopped = nil
+	}
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
 		select {
 		case <-lease.Lost():
-			stop()
-		case <-ctx.Done():
-			g.interrupt(lease, stop)
+			cancel()
+		case <-stopped:
+			onStop(cancel)
 		case <-work.Done():
 		}
 	}()
-	m := &migrator{g: g, lease: lease, stopped: ctx, journal: c.Journal.Fenced(lease.Fence)}
-	done, err := m.run(work)
-	stop()
-	<-watched
-
-	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	if rerr := lease.Release(cleanup); rerr != nil && done && err == nil {
-		// Everything committed; only the unlock failed. The server drops the lock with the
-		// session, so this is worth a warning, not a failure.
-		c.Log.Warn().Err(rerr).Msg("could not release the lock after migrating; it goes with the session")
+	return work, func() {
+		cancel()
+		<-watched
 	}
-	if !done {
-		cause := m.lossCause()
-		c.Log.Warn().Err(err).Msg("lost the election while migrating: " + cause + "; waiting for the next migrator")
-		if m.runID != 0 {
-			m.record(cleanup, "the lost run", func(ctx context.Context) error {
-				return c.Journal.FinishLost(ctx, m.runID, cause)
-			})
-		}
-		c.role = RoleWaiter
-		return false, nil
-	}
-	if err != nil {
-		return true, err
-	}
-	// Report ready from what the database says now, like every other replica.
-	st, err := c.Engine.Status(cleanup)
-	if err != nil {
-		return true, fmt.Errorf("read the schema after migrating: %w", err)
-	}
-	g.status = &st
-	if done, err := g.verdict(st); done {
-		return true, err
-	}
-	return true, fmt.Errorf("after migrating, %s", st.Describe())
 }
 
 // interrupt stops the work under lease after the replica was told to stop: through the
 // lease when it can interrupt its running statement, else by cancelling the work's context.
 func (g *gate) interrupt(lease lock.Lease, cancel context.CancelFunc) {
-	g.c.Log.Warn().Msg("stopping: interrupting the running migration, which rolls back if transactional")
+	g.c.deps.Log.Warn().Msg("stopping: interrupting the running migration, which rolls back if transactional")
 	in, ok := lease.(lock.Interrupter)
 	if !ok {
 		cancel()
@@ -93,7 +120,7 @@ func (g *gate) interrupt(lease lock.Lease, cancel context.CancelFunc) {
 	ctx, done := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer done()
 	if err := in.Interrupt(ctx); err != nil {
-		g.c.Log.Warn().Err(err).Msg("could not interrupt the running statement; cancelling")
+		g.c.deps.Log.Warn().Err(err).Msg("could not interrupt the running statement; cancelling")
 		cancel()
 	}
 }
@@ -116,18 +143,18 @@ type migrator struct {
 	work atomic.Pointer[work]
 }
 
-// run does the work under the lease. done=false means the lease was lost.
-func (m *migrator) run(ctx context.Context) (bool, error) {
+// run does the work under the lease.
+func (m *migrator) run(ctx context.Context) (ended, error) {
 	c := m.g.c
-	st, err := c.Engine.Status(ctx)
+	st, err := c.deps.Engine.Status(ctx)
 	if err != nil {
 		return m.failed(ctx, nil, err)
 	}
 	m.g.status = &st
 	if _, _, err := c.judge(st); err != nil || st.Ready() {
-		return true, err // another migrator finished just before this one won; lead reports it
+		return endedHere, err // another migrator finished just before this one won; lead reports it
 	}
-	if err := c.Journal.Ensure(ctx); err != nil {
+	if err := c.deps.Journal.Ensure(ctx); err != nil {
 		return m.failed(ctx, nil, err)
 	}
 	run, err := c.lastRun(ctx)
@@ -135,13 +162,13 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 		return m.failed(ctx, nil, err)
 	}
 	if m.g.waitedFor(run) {
-		return true, failedRun(run, false)
+		return endedHere, m.g.failedBefore(run)
 	}
 	orphaned, err := m.journal.Abandon(ctx)
 	if err != nil {
 		return m.failed(ctx, nil, err)
 	}
-	if m.runID, err = m.journal.StartRun(ctx, c.cfg.ReplicaID, c.Engine.Plan().Fingerprint, st.Current, st.Target); err != nil {
+	if m.runID, err = m.journal.StartRun(ctx, c.cfg.ReplicaID, c.deps.Engine.Plan().Fingerprint, st.Current, st.Target); err != nil {
 		return m.failed(ctx, nil, err)
 	}
 	c.ranRun = m.runID
@@ -153,9 +180,9 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 	}
 	// Only now, with work to do: a replica that won the election just after another finished
 	// found the schema ready above and is not a migrator.
-	c.Log.Info().Msg("this replica is the migrator")
+	c.deps.Log.Info().Msg("this replica is the migrator")
 	c.role = RoleMigrator
-	c.Log.Info().Int64("db_version", st.Current).Int64("target_version", st.Target).Int("pending", len(st.Pending)).
+	c.deps.Log.Info().Int64("db_version", st.Current).Int64("target_version", st.Target).Int("pending", len(st.Pending)).
 		Msg("applying migrations")
 
 	hooks := m.hooks()
@@ -163,7 +190,7 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 	beat, stopBeat := context.WithCancel(ctx)
 	defer stopBeat()
 	go m.heartbeat(beat, &m.work)
-	if err := c.Engine.Migrate(ctx, st, hooks); err != nil {
+	if err := c.deps.Engine.Migrate(ctx, st, hooks); err != nil {
 		var me *engine.MigrationError
 		if errors.As(err, &me) {
 			return m.failed(ctx, &me.Migration, err)
@@ -176,7 +203,7 @@ func (m *migrator) run(ctx context.Context) (bool, error) {
 	if err := m.lease.Announce(ctx, nil, lock.Event{Kind: lock.EventDone, Replica: c.cfg.ReplicaID, Version: st.Target}); err != nil {
 		return m.failed(ctx, nil, err)
 	}
-	return true, nil
+	return endedHere, nil
 }
 
 // hooks journal and fence each migration.
@@ -197,7 +224,7 @@ func (m *migrator) hooks() engine.Hooks {
 				}
 				m.nonTx = id
 			}
-			c.Log.Info().Int64("version", mig.Version).Str("migration", mig.Name).
+			c.deps.Log.Info().Int64("version", mig.Version).Str("migration", mig.Name).
 				Bool("transactional", mig.Transactional).Msg("applying " + mig.Name)
 			m.current, m.since = &mig, time.Now()
 			m.work.Store(&work{migration: mig, since: m.since, waiting: c.waitingReplicas(ctx)})
@@ -211,7 +238,7 @@ func (m *migrator) hooks() engine.Hooks {
 			if err := m.lease.Fence(ctx, tx); err != nil {
 				return err
 			}
-			if err := c.Journal.RecordApplied(ctx, tx, m.runID, c.cfg.ReplicaID, mig, m.since); err != nil {
+			if err := c.deps.Journal.RecordApplied(ctx, tx, m.runID, c.cfg.ReplicaID, mig, m.since); err != nil {
 				return err
 			}
 			return m.lease.Announce(ctx, tx, lock.Event{Kind: lock.EventApplied, Replica: c.cfg.ReplicaID,
@@ -224,9 +251,9 @@ func (m *migrator) hooks() engine.Hooks {
 				}
 				m.nonTx = 0
 			}
-			c.Log.Info().Int64("version", mig.Version).Str("migration", mig.Name).Str("took", took.Round(time.Millisecond).String()).
+			c.deps.Log.Info().Int64("version", mig.Version).Str("migration", mig.Name).Str("took", took.Round(time.Millisecond).String()).
 				Msg("applied " + mig.Name)
-			c.Observer.Migrated(mig, took, nil)
+			c.deps.Observer.Migrated(mig, took, nil)
 			m.current = nil
 			m.work.Store(nil)
 			return nil
@@ -238,7 +265,7 @@ func (m *migrator) hooks() engine.Hooks {
 // midway and is still pending, unless told to run it again.
 func (m *migrator) checkInterrupted(ctx context.Context, st engine.Status) error {
 	c := m.g.c
-	entries, err := c.Journal.Interrupted(ctx)
+	entries, err := c.deps.Journal.Interrupted(ctx)
 	if err != nil {
 		return err
 	}
@@ -259,7 +286,7 @@ func (m *migrator) checkInterrupted(ctx context.Context, st engine.Status) error
 		return &InterruptedError{Entries: blocking}
 	}
 	for _, e := range blocking {
-		c.Log.Warn().Str("migration", e.Name).Str("interrupted_on", e.Replica).
+		c.deps.Log.Warn().Str("migration", e.Name).Str("interrupted_on", e.Replica).
 			Msg("running an interrupted non-transactional migration again (--rerun-interrupted)")
 		if err := m.journal.MarkRerun(ctx, e.ID); err != nil {
 			return err
@@ -272,7 +299,7 @@ func (m *migrator) checkInterrupted(ctx context.Context, st engine.Status) error
 // a dead session; the next migrator marks the run abandoned). A stop (signal, deadline) is
 // journaled as cancelled, saying truthfully what it interrupted. Anything else is a failed
 // run: journaled, announced, and returned as a MigrationFailedError naming mig.
-func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error) (bool, error) {
+func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error) (ended, error) {
 	c := m.g.c
 	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
@@ -289,13 +316,13 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 		}
 	}
 	if m.lost(err) {
-		return false, err
+		return leaseLost, err
 	}
 	// Work outside the session may fail because the election was lost under it (a successor
 	// ended the command's sessions): that is a loss, not a failed migration.
 	if mig != nil && mig.External && m.stopped.Err() == nil {
 		if cerr := m.check(cleanup); cerr != nil {
-			return false, fmt.Errorf("%w (and the election was lost: %w)", err, cerr)
+			return leaseLost, fmt.Errorf("%w (and the election was lost: %w)", err, cerr)
 		}
 	}
 	if m.stopped.Err() != nil {
@@ -328,7 +355,7 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 			ev.Migration = mig.Name
 		}
 		if aerr := m.lease.Announce(cleanup, nil, ev); aerr != nil {
-			c.Log.Warn().Err(aerr).Msg("could not announce the failure; waiters will see it at their next poll")
+			c.deps.Log.Warn().Err(aerr).Msg("could not announce the failure; waiters will see it at their next poll")
 		}
 	}
 	f := &MigrationFailedError{Replica: c.cfg.ReplicaID, Cause: &causeError{text: cause, err: failure}, Here: true}
@@ -336,16 +363,16 @@ func (m *migrator) failed(ctx context.Context, mig *engine.Migration, err error)
 		f.Migration = mig.Name
 	}
 	if m.current != nil {
-		c.Observer.Migrated(*m.current, time.Since(m.since), err)
+		c.deps.Observer.Migrated(*m.current, time.Since(m.since), err)
 	}
 	m.g.publish(PhaseFailed, false, fmt.Sprintf("%s (on this replica, %s)", f.Error(), c.cfg.ReplicaID))
-	return true, f
+	return endedHere, f
 }
 
 // reread reads where the schema stopped, for the report, rather than where it stood before
 // the run.
 func (m *migrator) reread(ctx context.Context) {
-	if st, err := m.g.c.Engine.Status(ctx); err == nil {
+	if st, err := m.g.c.deps.Engine.Status(ctx); err == nil {
 		m.g.status, m.g.readAt = &st, time.Now()
 	}
 }
@@ -356,7 +383,7 @@ func (m *migrator) reread(ctx context.Context) {
 // migrator will not run it again until a person has checked (--rerun-interrupted), exactly as
 // after a vanished migrator. Nothing is announced: a stop is not a failure, and the next
 // migrator takes over when this one lets go.
-func (m *migrator) stop(ctx context.Context, mig *engine.Migration, progress *engine.Progress) (bool, error) {
+func (m *migrator) stop(ctx context.Context, mig *engine.Migration, progress *engine.Progress) (ended, error) {
 	reason := stopCause(m.stopped).Error()
 	what, migration := m.interrupted(mig, progress)
 	if m.runID != 0 {
@@ -372,43 +399,9 @@ func (m *migrator) stop(ctx context.Context, mig *engine.Migration, progress *en
 	m.reread(ctx)
 	what += "; " + m.g.describe()
 	if errors.Is(m.stopped.Err(), context.DeadlineExceeded) {
-		return true, &TimeoutError{Waited: time.Since(m.g.started), Last: what}
+		return endedHere, &TimeoutError{Waited: time.Since(m.g.started), Last: what}
 	}
-	return true, &StoppedError{Cause: stopCause(m.stopped), What: what}
-}
-
-// interrupted says what a stop did to the migration under way, and how to journal that
-// migration if it ran without a transaction.
-func (m *migrator) interrupted(mig *engine.Migration, progress *engine.Progress) (what string, migration journal.Outcome) {
-	switch {
-	case mig == nil:
-		return "before a migration started; nothing more was applied in this run", journal.Cancelled
-	case mig.External:
-		return "while the migrate command ran; the command was stopped (SIGTERM, then SIGKILL after its grace period), " +
-			"and what it committed stays", journal.Cancelled
-	case mig.Transactional:
-		return "while applying " + mig.Name + "; its transaction rolled back", journal.Cancelled
-	case progress != nil && progress.Known && len(progress.Completed) == 0:
-		return "while applying " + mig.Name + " (no transaction) before its first statement completed; nothing of it " +
-			"was applied", journal.Cancelled
-	}
-	how := "any of its statements may have completed"
-	if progress != nil {
-		how = progress.Describe()
-	}
-	return "while applying " + mig.Name + " without a transaction: " + how + "; it is recorded as interrupted, and no " +
-		"migrator runs it again until a person has checked the database and decided (schemagate resolve)", journal.Interrupted
-}
-
-// stopCause is what stopped ctx: the signal (from the context's cause), or the deadline.
-func stopCause(ctx context.Context) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return errors.New("the deadline (--timeout) passed")
-	}
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause
-	}
-	return errors.New("stopped")
+	return endedHere, &StoppedError{Cause: stopCause(m.stopped), What: what}
 }
 
 // record writes a journal entry after a failure or a stop. It tries twice: a statement cancel
@@ -419,31 +412,13 @@ func (m *migrator) record(ctx context.Context, what string, write func(context.C
 		err = write(ctx)
 	}
 	if err != nil {
-		m.g.c.Log.Error().Err(err).Msg("could not journal " + what)
+		m.g.c.deps.Log.Error().Err(err).Msg("could not journal " + what)
 	}
 }
 
 // check verifies, on the lease's own connection, that this replica still holds the election
 // (engine.Hooks.Check).
 func (m *migrator) check(ctx context.Context) error { return m.lease.Check(ctx) }
-
-// lossCause says what losing the election meant for the work under way, truthfully for its
-// kind: the fence stopped a migration on the session from committing, but a command with
-// connections of its own commits what it commits.
-func (m *migrator) lossCause() string {
-	switch {
-	case m.current != nil && m.current.External:
-		return "lost while the migrate command ran; the command was killed at once, but its own transactions " +
-			"are not fenced: what it committed before it died stays"
-	case m.current != nil && !m.current.Transactional:
-		return fmt.Sprintf("lost while %s ran without a transaction; the statements it completed before stay, "+
-			"and it is left for the next migrator to find interrupted", m.current.Name)
-	case m.current != nil:
-		return fmt.Sprintf("lost while %s ran; its transaction could not commit without the lock, and nothing "+
-			"more was committed", m.current.Name)
-	}
-	return "lost between migrations; nothing more was committed"
-}
 
 // lost reports whether err means the lease is gone.
 func (m *migrator) lost(err error) bool {
@@ -452,5 +427,5 @@ func (m *migrator) lost(err error) bool {
 		return true
 	default:
 	}
-	return errors.Is(err, lock.ErrLost) || m.g.c.Retryable(err)
+	return errors.Is(err, lock.ErrLost) || m.g.c.deps.Retryable(err)
 }

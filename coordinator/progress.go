@@ -62,7 +62,7 @@ func (g *gate) reportProgress() {
 	if !g.progress.due(key) {
 		return
 	}
-	ev := g.c.Log.Info().Str("waited", time.Since(g.started).Round(time.Millisecond).String())
+	ev := g.c.deps.Log.Info().Str("waited", time.Since(g.started).Round(time.Millisecond).String())
 	if g.holder != nil {
 		ev = ev.Str("holder", g.holder.Replica).Int("holder_pid", g.holder.PID)
 	}
@@ -104,7 +104,7 @@ func (m *migrator) heartbeat(ctx context.Context, current *atomic.Pointer[work])
 		// The first line once a migration has run --progress-interval, then at growing
 		// intervals; the next migration starts over.
 		if w := current.Load(); w != nil && time.Since(w.since) >= c.cfg.ProgressInterval && p.due(w.migration.Name) {
-			m.logHeartbeat(c.Log, w)
+			m.logHeartbeat(c.deps.Log, w)
 		}
 	}
 }
@@ -118,8 +118,8 @@ func (m *migrator) logHeartbeat(log zerolog.Logger, w *work) {
 	if w.migration.External {
 		msg = fmt.Sprintf("the migrate command is still running, for %s", took)
 	}
-	if c.Running != nil {
-		if stmt, from, ok := c.Running(); ok {
+	if c.deps.Running != nil {
+		if stmt, from, ok := c.deps.Running(); ok {
 			stmt = strings.TrimSuffix(strings.TrimSpace(c.redact(stmt)), ";")
 			ev = ev.Str("statement", oneLine(stmt, 200)).Str("statement_elapsed", since(from).String())
 			msg += fmt.Sprintf("; statement running %s: %s", since(from), oneLine(stmt, 120))
@@ -133,13 +133,13 @@ func (m *migrator) logHeartbeat(log zerolog.Logger, w *work) {
 
 // waitingReplicas lists the replicas waiting for the lock, where the backend can tell.
 func (c *Coordinator) waitingReplicas(ctx context.Context) []string {
-	w, ok := c.Locker.(lock.WaiterLister)
+	w, ok := c.deps.Locker.(lock.WaiterLister)
 	if !ok {
 		return nil
 	}
 	names, err := w.Waiters(ctx)
 	if err != nil {
-		c.Log.Debug().Err(err).Msg("could not list the waiting replicas")
+		c.deps.Log.Debug().Err(err).Msg("could not list the waiting replicas")
 	}
 	return names
 }

@@ -15,15 +15,15 @@ import (
 
 // redact hides secrets in s.
 func (c *Coordinator) redact(s string) string {
-	if c.Redact == nil {
+	if c.deps.Redact == nil {
 		return s
 	}
-	return c.Redact(s)
+	return c.deps.Redact(s)
 }
 
 // holder is Locker.Holder, redacted.
 func (c *Coordinator) holder(ctx context.Context) (*lock.Holder, error) {
-	h, err := c.Locker.Holder(ctx)
+	h, err := c.deps.Locker.Holder(ctx)
 	if h != nil {
 		h.Name, h.Query = c.redact(h.Name), c.redact(h.Query)
 		if lock.IsInternal(h.Query) {
@@ -37,7 +37,7 @@ func (c *Coordinator) holder(ctx context.Context) (*lock.Holder, error) {
 
 // lastRun is Journal.LastRun, redacted.
 func (c *Coordinator) lastRun(ctx context.Context) (*journal.Entry, error) {
-	e, err := c.Journal.LastRun(ctx)
+	e, err := c.deps.Journal.LastRun(ctx)
 	if e != nil {
 		c.redactEntry(e)
 	}
@@ -46,7 +46,7 @@ func (c *Coordinator) lastRun(ctx context.Context) (*journal.Entry, error) {
 
 // tail is Journal.Tail, redacted.
 func (c *Coordinator) tail(ctx context.Context, n int) ([]journal.Entry, error) {
-	es, err := c.Journal.Tail(ctx, n)
+	es, err := c.deps.Journal.Tail(ctx, n)
 	for i := range es {
 		c.redactEntry(&es[i])
 	}

@@ -151,9 +151,8 @@ func gateOf(r *replica) *gate {
 	st, _ := r.engine.Status(context.Background())
 	g := &gate{c: r.Coordinator, started: time.Now(), backoff: r.cfg.RetryMin, progress: pacer{every: r.cfg.ProgressInterval}}
 	g.status, g.readAt = &st, time.Now()
-	if rep, ok := r.Locker.(lock.Replicated); ok {
-		g.firstOutcome = rep.Outcome()
-		g.readOutcome = g.firstOutcome.Seq
+	if rep, ok := r.deps.Locker.(lock.Replicated); ok {
+		g.replicated.start(rep.Outcome())
 	}
 	return g
 }
@@ -180,12 +179,12 @@ func TestStranded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := &gate{readAt: time.Now().Add(tc.readAgo)}
 			if tc.leaderlessSince != 0 {
-				g.leaderlessSince = time.Now().Add(tc.leaderlessSince)
+				g.replicated.leaderlessSince = time.Now().Add(tc.leaderlessSince)
 			}
 			if got := g.stranded(lock.Outcome{Leaderless: tc.leaderless}); got != tc.want {
 				t.Errorf("stranded = %v, want %v", got, tc.want)
 			}
-			if set := !g.leaderlessSince.IsZero(); set != tc.wantSince {
+			if set := !g.replicated.leaderlessSince.IsZero(); set != tc.wantSince {
 				t.Errorf("leaderlessSince set: %v, want %v", set, tc.wantSince)
 			}
 		})
@@ -204,40 +203,39 @@ func TestStepReplicated(t *testing.T) {
 		holder     bool                               // web-0 holds the election
 		schema     []int64                            // the version table when the step reads
 
-		done  bool
+		want  next
 		err   error
 		reads int // during the step
-		waits int
 	}{
 		{
 			name: "stranded: no leader for long, the database says ready", holder: true, schema: []int64{1, 2, 3},
 			set: func(w *world, g *gate) {
 				w.elect.SetOutcome(func(o *lock.Outcome) { o.Leaderless = true })
-				g.leaderlessSince, g.readAt = time.Now().Add(-time.Minute), time.Now().Add(-time.Minute)
+				g.replicated.leaderlessSince, g.readAt = time.Now().Add(-time.Minute), time.Now().Add(-time.Minute)
 			},
-			done: true, reads: 1,
+			want: finished, reads: 1,
 		},
 		{
 			name: "no leader for a moment: wait", holder: true, schema: []int64{1, 2, 3},
 			set: func(w *world, g *gate) {
 				w.elect.SetOutcome(func(o *lock.Outcome) { o.Leaderless = true })
 			},
-			reads: 0, waits: 1,
+			want: wait, reads: 0,
 		},
 		{
 			name: "done, not seen before: read, ready", holder: true, schema: []int64{1, 2, 3},
 			set: func(w *world, g *gate) {
 				w.elect.SetOutcome(func(o *lock.Outcome) { o.Phase = lock.PhaseDone })
 			},
-			done: true, reads: 1,
+			want: finished, reads: 1,
 		},
 		{
 			name: "done, and already read: wait", holder: true, schema: []int64{1, 2, 3},
 			set: func(w *world, g *gate) {
 				w.elect.SetOutcome(func(o *lock.Outcome) { o.Phase = lock.PhaseDone })
-				g.readOutcome = w.elect.Outcome().Seq
+				g.replicated.readSeq = w.elect.Outcome().Seq
 			},
-			reads: 0, waits: 1,
+			want: wait, reads: 0,
 		},
 		{
 			name: "lost the race while the state moved: look again without waiting", schema: []int64{1},
@@ -245,26 +243,26 @@ func TestStepReplicated(t *testing.T) {
 				w.elect.SetOutcome(func(o *lock.Outcome) {})
 				return nil, lock.ErrHeld
 			},
-			reads: 0, waits: 0,
+			want: again, reads: 0,
 		},
 		{
 			name: "lost the race, nothing moved: wait", schema: []int64{1},
 			tryAcquire: func(w *world) (lock.Lease, error) { return nil, lock.ErrHeld },
-			reads:      0, waits: 1,
+			want:       wait, reads: 0,
 		},
 		{
 			name: "failed, by another migration set: wait", holder: true, schema: []int64{1},
 			set: func(w *world, g *gate) {
 				w.elect.SetOutcome(func(o *lock.Outcome) { o.Phase, o.Fingerprint = lock.PhaseFailed, "set-0" })
 			},
-			reads: 0, waits: 1,
+			want: wait, reads: 0,
 		},
 		{
 			name: "failed, this set, after the start: the end", holder: true, schema: []int64{1},
 			set: func(w *world, g *gate) {
 				w.elect.SetOutcome(func(o *lock.Outcome) { o.Phase, o.Migration, o.Error = lock.PhaseFailed, "00002_m2.sql", "boom" })
 			},
-			done: true, err: errors.New("migration 00002_m2.sql failed on replica web-0: boom"), reads: 0,
+			want: finished, err: errors.New("migration 00002_m2.sql failed on replica web-0: boom"), reads: 0,
 		},
 	}
 	for _, tc := range cases {
@@ -290,15 +288,12 @@ func TestStepReplicated(t *testing.T) {
 			}
 			w.schema.set(tc.schema...)
 			before := r.engine.reads()
-			done, err := g.stepReplicated(context.Background(), r.Locker.(lock.Replicated))
-			if done != tc.done || mismatch(err, tc.err) != "" {
-				t.Errorf("step: done %v, %v; want %v, %v", done, err, tc.done, tc.err)
+			n, err := g.stepReplicated(context.Background(), r.deps.Locker.(lock.Replicated))
+			if n != tc.want || mismatch(err, tc.err) != "" {
+				t.Errorf("step: %v, %v; want %v, %v", n, err, tc.want, tc.err)
 			}
 			if reads := r.engine.reads() - before; reads != tc.reads {
 				t.Errorf("%d reads, want %d", reads, tc.reads)
-			}
-			if _, waits := r.locker.counts(); waits != tc.waits {
-				t.Errorf("%d waits, want %d", waits, tc.waits)
 			}
 		})
 	}

@@ -17,7 +17,7 @@ import (
 func (c *Coordinator) Check(ctx context.Context) (st engine.Status, verdict string, err error) {
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
-	if st, err = c.Engine.Status(ctx); err != nil {
+	if st, err = c.deps.Engine.Status(ctx); err != nil {
 		return st, "", c.readError(ctx, err)
 	}
 	ready, verdict, err := c.judge(st)
@@ -41,8 +41,8 @@ func (c *Coordinator) Check(ctx context.Context) (st engine.Status, verdict stri
 
 // readError classifies an error of a one-shot read.
 func (c *Coordinator) readError(ctx context.Context, err error) error {
-	if c.Retryable(err) || c.Refused(err) || ctx.Err() != nil {
-		return &UnreachableError{Target: c.Target, Err: err}
+	if c.deps.Retryable(err) || c.deps.Refused(err) || ctx.Err() != nil {
+		return &UnreachableError{Target: c.deps.Target, Err: err}
 	}
 	return err
 }
@@ -146,7 +146,7 @@ func (r *Report) normalize() *Report {
 func (c *Coordinator) Report(ctx context.Context, id Identity, opts ReportOptions) (*Report, error) {
 	ctx, cancel := c.withDeadline(ctx)
 	defer cancel()
-	st, err := c.Engine.Status(ctx)
+	st, err := c.deps.Engine.Status(ctx)
 	if err != nil {
 		return nil, c.readError(ctx, err)
 	}
@@ -164,7 +164,7 @@ func (c *Coordinator) Report(ctx context.Context, id Identity, opts ReportOption
 	r.Run = lastRunOf(r.Journal)
 	r.Position, r.Of = c.position(r.Run)
 	r.Journal = r.Journal[:min(len(r.Journal), opts.Journal)]
-	if _, ok := c.Locker.(lock.WaiterLister); ok {
+	if _, ok := c.deps.Locker.(lock.WaiterLister); ok {
 		r.Waiting, r.WaitingKnown = c.waitingReplicas(ctx), true
 	}
 	if opts.Applied {
@@ -182,7 +182,7 @@ func (c *Coordinator) position(run *journal.Entry) (pos, of int) {
 	if run == nil || run.Outcome != journal.Running || run.Version == 0 {
 		return 0, 0
 	}
-	for _, m := range c.Engine.Plan().All {
+	for _, m := range c.deps.Engine.Plan().All {
 		if m.Version > run.FromVersion && m.Version <= run.ToVersion {
 			of++
 			if m.Version <= run.Version {
@@ -198,7 +198,7 @@ func (c *Coordinator) position(run *journal.Entry) (pos, of int) {
 
 // applied lists what the database has applied, with what the journal knows of each.
 func (c *Coordinator) applied(ctx context.Context) ([]AppliedMigration, error) {
-	h, ok := c.Engine.(engine.Historian)
+	h, ok := c.deps.Engine.(engine.Historian)
 	if !ok {
 		return nil, nil
 	}
@@ -206,7 +206,7 @@ func (c *Coordinator) applied(ctx context.Context) ([]AppliedMigration, error) {
 	if err != nil {
 		return nil, err
 	}
-	records, err := c.Journal.Applied(ctx)
+	records, err := c.deps.Journal.Applied(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func (c *Coordinator) applied(ctx context.Context) ([]AppliedMigration, error) {
 	for _, e := range records {
 		byVersion[e.Version] = e // the last record of a version counts
 	}
-	plan := c.Engine.Plan()
+	plan := c.deps.Engine.Plan()
 	out := make([]AppliedMigration, 0, len(as))
 	for _, a := range as {
 		am := AppliedMigration{Applied: a}

@@ -22,7 +22,8 @@ const journalTail = 10
 // It returns nil when ctx ends, or an *AheadError when the database moves ahead of this replica
 // under --when-ahead=exit.
 func (c *Coordinator) Watch(ctx context.Context, every time.Duration) error {
-	w := &watcher{c: c, backoff: c.cfg.RetryMin, wasReady: c.gated}
+	// Until its first read succeeds, the verdict is the one Run ended with.
+	w := &watcher{c: c, snap: c.last, backoff: c.cfg.RetryMin, wasReady: c.gated}
 	for {
 		if err := w.read(ctx); err != nil {
 			return err
@@ -34,7 +35,7 @@ func (c *Coordinator) Watch(ctx context.Context, every time.Duration) error {
 		} else {
 			w.backoff = c.cfg.RetryMin
 		}
-		if err := c.Locker.WaitForAnnouncement(ctx, wait); err != nil && ctx.Err() == nil {
+		if err := c.deps.Locker.WaitForAnnouncement(ctx, wait); err != nil && ctx.Err() == nil {
 			// The connection broke while waiting; the next read reconnects or reports it.
 			w.fail(ctx, err)
 		}
@@ -57,7 +58,7 @@ type watcher struct {
 // publishes the result.
 func (w *watcher) read(ctx context.Context) error {
 	c := w.c
-	st, err := c.Engine.Status(ctx)
+	st, err := c.deps.Engine.Status(ctx)
 	if err != nil {
 		w.fail(ctx, err)
 		return nil
@@ -97,7 +98,7 @@ func (w *watcher) read(ctx context.Context) error {
 	w.snap = Snapshot{Phase: phase, Role: c.role, Ready: ready, Reason: reason, Status: &st, ReadAt: time.Now(),
 		Holder: holder, Journal: tail}
 	w.logChange(prev)
-	c.Observer.Observe(w.snap)
+	c.deps.Observer.Observe(w.snap)
 	return exit
 }
 
@@ -134,19 +135,19 @@ func (w *watcher) fail(ctx context.Context, err error) {
 	}
 	if w.snap.Unreachable == nil {
 		w.snap.UnreachableSince = time.Now()
-		w.c.Log.Warn().Err(err).Msg("database unavailable; the verdict stays that of the last read")
+		w.c.deps.Log.Warn().Err(err).Msg("database unavailable; the verdict stays that of the last read")
 	}
 	w.snap.Unreachable = err
 	if w.snap.Phase == "" {
 		w.snap.Phase, w.snap.Role = PhaseStarting, w.c.role
 		w.snap.Reason = "the schema has not been read yet"
 	}
-	w.c.Observer.Observe(w.snap)
+	w.c.deps.Observer.Observe(w.snap)
 }
 
 // logChange logs when the verdict changes, and when the database comes back.
 func (w *watcher) logChange(prev Snapshot) {
-	log := w.c.Log
+	log := w.c.deps.Log
 	if prev.Unreachable != nil {
 		log.Info().Str("unreachable_for", time.Since(prev.UnreachableSince).Round(time.Second).String()).
 			Msg("database reachable again")

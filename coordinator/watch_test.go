@@ -212,6 +212,26 @@ func TestWatchVerdict(t *testing.T) {
 	}
 }
 
+// TestWatchKeepsTheGatesVerdict: when the first read of Watch fails, the replica keeps the
+// verdict its gate ended with (ready), saying since when the database is unreachable, rather
+// than starting over as "not read yet".
+func TestWatchKeepsTheGatesVerdict(t *testing.T) {
+	w := newWorld(t, 3)
+	w.schema.set(1, 2, 3)
+	r := w.replica("web-1", replicaOptions{})
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	from := len(r.obs.all())
+	r.engine.failStatus(errUnavailable)
+	watching(t, r)
+	s, _ := r.obs.await(t, from, "the first read of Watch", func(Snapshot) bool { return true })
+	if !s.Ready || s.Phase != PhaseReady || s.Unreachable == nil {
+		t.Errorf("first report of Watch: %s, ready %v, unreachable %v (%s); want the gate's ready verdict, unreachable",
+			s.Phase, s.Ready, s.Unreachable, s.Reason)
+	}
+}
+
 // TestWatchRole: the migrator of one rollout is a waiter of the next: once the journal's last
 // run is another replica's, the role reported is waiter.
 func TestWatchRole(t *testing.T) {

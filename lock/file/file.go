@@ -3,8 +3,17 @@
 //
 // The kernel releases a flock when the process holding it dies, however it dies, so a crashed
 // migrator never leaves a stale lock. The holder writes who it is into the lock file, for Holder
-// and for people (cat app.db.lock). flock does not work across hosts on most network file
-// systems: use the Raft backend there.
+// and for people (cat app.db.lock).
+//
+// flock does not work across hosts on most network filesystems, and a SQLite database takes
+// writes from one host only anyway, so the locker keeps the database to one host (guard.go). It
+// refuses a database or lock file on a network filesystem (NFS, SMB, CephFS, sshfs, …). Beside
+// the lock file it keeps a host record (RecordPath) of the hosts that used the database in the
+// last hour, each named by a hash of its machine id and by its host name, and it refuses a
+// replica on another machine than one recorded. Both refusals are exit code 2. The machine id
+// is SCHEMAGATE_MACHINE_ID when set, else /etc/machine-id, /var/lib/dbus/machine-id, or the
+// kernel's boot id; SCHEMAGATE_SQLITE_ALLOW_NETWORK_FS=1 lets a database on a network
+// filesystem through when one host alone uses it.
 //
 // The lock path may name something that is not schemagate's. The backend never follows a
 // symbolic link, opens only regular files, and writes only into a lock file it created or one
@@ -42,12 +51,34 @@ type Locker struct {
 	sawHolder bool
 	// seen is the lock file's modification time at the last Holder or Wait, for announcements.
 	seen time.Time
+	// guard keeps the database to one host.
+	guard guard
 }
 
 var _ lock.Locker = (*Locker)(nil)
 
 // New returns a locker on the file at path (created if missing) for replica.
-func New(path, replica string) *Locker { return &Locker{path: path, replica: replica} }
+func New(path, replica string) *Locker {
+	return &Locker{path: path, replica: replica, guard: guard{env: systemEnvironment(), lockFile: path}}
+}
+
+// ForDatabase names the SQLite file the lock is for, so that the host guard checks the
+// filesystem it is on too (the lock file may be elsewhere) and names it when it refuses.
+func (l *Locker) ForDatabase(path string) *Locker {
+	l.guard.database = path
+	return l
+}
+
+// Admit refuses this replica, with an *OtherHostError or a *NetworkFSError, when the database
+// is on a network filesystem or was used from another host within the hour, and otherwise
+// records this host in the host record. TryAcquire and Holder admit first; Admit lets a replica
+// be refused before it reads the database.
+func (l *Locker) Admit() error {
+	if fi, err := os.Lstat(l.path); err == nil && !fi.Mode().IsRegular() {
+		return nil // not a lock file: TryAcquire and Holder refuse it, and nothing is written beside it
+	}
+	return l.guard.admit()
+}
 
 // Path is the lock file.
 func (l *Locker) Path() string { return l.path }
@@ -57,6 +88,7 @@ type holderInfo struct {
 	Replica string     `json:"replica"`
 	PID     int        `json:"pid"`
 	Host    string     `json:"host"`
+	Machine string     `json:"machine,omitempty"`
 	Since   time.Time  `json:"since"`
 	Event   lock.Event `json:"last_event,omitzero"`
 }
@@ -65,6 +97,9 @@ type holderInfo struct {
 func (l *Locker) TryAcquire(context.Context) (lock.Lease, error) {
 	if l.lease != nil {
 		return nil, errors.New("this replica already holds the lock")
+	}
+	if err := l.Admit(); err != nil {
+		return nil, err
 	}
 	f, created, err := openOrCreate(l.path)
 	if err != nil {
@@ -84,9 +119,9 @@ func (l *Locker) TryAcquire(context.Context) (lock.Lease, error) {
 			return nil, err
 		}
 	}
-	host, _ := os.Hostname()
+	m := l.guard.env.machine()
 	ls := &lease{l: l, f: f,
-		info: holderInfo{Replica: l.replica, PID: os.Getpid(), Host: host, Since: time.Now().UTC()}}
+		info: holderInfo{Replica: l.replica, PID: os.Getpid(), Host: m.Name, Machine: m.ID, Since: time.Now().UTC()}}
 	if err := ls.write(); err != nil {
 		f.Close()
 		return nil, err
@@ -119,6 +154,9 @@ func (l *Locker) held() (bool, []byte, error) {
 
 // Holder reads who holds the lock from the lock file, or returns nil when nobody does.
 func (l *Locker) Holder(context.Context) (*lock.Holder, error) {
+	if err := l.Admit(); err != nil {
+		return nil, err
+	}
 	l.seen = l.mtime()
 	held, b, err := l.held()
 	if err != nil {
@@ -226,7 +264,10 @@ func (ls *lease) Fence(context.Context, lock.Execer) error {
 func (ls *lease) Check(ctx context.Context) error { return ls.Fence(ctx, nil) }
 
 // Announce rewrites the lock file with the event: waiters watching its modification time wake.
+// It also renews this host's sighting in the host record: a migrator alone on its host calls
+// nothing else that would while it migrates.
 func (ls *lease) Announce(_ context.Context, _ lock.Execer, ev lock.Event) error {
+	ls.l.guard.renew()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	ls.info.Event = ev

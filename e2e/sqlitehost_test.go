@@ -24,6 +24,20 @@ func TestSQLiteOtherHost(t *testing.T) {
 	d.db.Close() // the test's own connection: nothing but the replicas opens the file from here on
 	before := fileState(t, d.path)
 
+	// The same release on the other host finds the schema ready, but would serve an app that
+	// writes to the file from there: refused all the same, before it reads anything. A check
+	// and a status, which only read, are not refused.
+	same := start(t, "web-3", d.args("migrate", writeMigrations(t, migrationSet{N: 2, SQLite: true})), "SCHEMAGATE_MACHINE_ID=node-b")
+	if code := same.wait(t, time.Minute); code != 2 {
+		t.Fatalf("a replica on another host, schema ready: exit %d, want 2\n%s", code, same.output())
+	}
+	for _, cmd := range []string{"check", "status"} {
+		r := start(t, cmd, d.args(cmd, writeMigrations(t, migrationSet{N: 2, SQLite: true})), "SCHEMAGATE_MACHINE_ID=node-b")
+		if code := r.wait(t, time.Minute); code != 0 {
+			t.Errorf("%s on another host: exit %d, want 0\n%s", cmd, code, r.output())
+		}
+	}
+
 	newer := writeMigrations(t, migrationSet{N: 3, SQLite: true})
 	other := start(t, "web-2", d.args("migrate", newer), "SCHEMAGATE_MACHINE_ID=node-b")
 	if code := other.wait(t, time.Minute); code != 2 {

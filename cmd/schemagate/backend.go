@@ -104,7 +104,17 @@ func (b *backend) elect(s *gateSettings, fingerprint string, log zerolog.Logger)
 		if err := file.Check(path); err != nil {
 			return fmt.Errorf("lock-file: %w", err)
 		}
-		b.locker, b.lockName = file.New(path, s.coordinator.ReplicaID), "file lock "+path
+		l := file.New(path, s.coordinator.ReplicaID).ForDatabase(b.sqlPath)
+		if s.writes {
+			// A replica on another host is refused before it reads anything, even when the
+			// schema is ready: SQLite cannot take its writes (the app's) from several hosts.
+			if err := l.Admit(); err != nil {
+				return err
+			}
+		} else {
+			l.Reader() // check and status only read; they may run anywhere the file is
+		}
+		b.locker, b.lockName = l, "file lock "+path
 	case "raft":
 		if s.raft.Listen == "" {
 			// check and status only read the database; they take no part in the cluster.

@@ -23,31 +23,34 @@ type gateSettings struct {
 	// filesOptional: the command can do without the migration files (status); noFiles: it
 	// does, since none were given and the default directory is missing.
 	filesOptional, noFiles bool
-	dsn                    string
-	lock                   string
-	lockFile               string
-	dir                    string
-	table                  string
-	journalTable           string
-	namespace              string
-	targetVersion          int64
-	target                 string // --target-version as given
-	engine                 string // goose or command
-	source                 string // goose, alembic or sql
-	alembicDir             string
-	alembic                *alembic.Graph
-	versionQuery           string
-	migrateCommand         string
-	migrateEnv             []string
-	ddlLockTimeout         time.Duration
-	ddlLockRetries         int
-	allowOutOfOrder        bool
-	coordinator            coordinator.Config
-	postgres               postgres.Config
-	raft                   raft.Config
-	fenceTable             string
-	logFormat              string
-	logLevel               string
+	// writes: the command may write to the database (all but check, status and validate); on
+	// SQLite it must then be on the database's host, which it records.
+	writes          bool
+	dsn             string
+	lock            string
+	lockFile        string
+	dir             string
+	table           string
+	journalTable    string
+	namespace       string
+	targetVersion   int64
+	target          string // --target-version as given
+	engine          string // goose or command
+	source          string // goose, alembic or sql
+	alembicDir      string
+	alembic         *alembic.Graph
+	versionQuery    string
+	migrateCommand  string
+	migrateEnv      []string
+	ddlLockTimeout  time.Duration
+	ddlLockRetries  int
+	allowOutOfOrder bool
+	coordinator     coordinator.Config
+	postgres        postgres.Config
+	raft            raft.Config
+	fenceTable      string
+	logFormat       string
+	logLevel        string
 	// allowUnready: the command keeps running or only reports, so --when-ahead=unready means
 	// something (abilities.allowsUnready).
 	allowUnready bool
@@ -59,7 +62,7 @@ type gateSettings struct {
 // given what it may do. Nothing touches the database.
 func loadGate(l *loader, can abilities, mode coordinator.Mode) (*gateSettings, error) {
 	s := &gateSettings{coordinator: coordinator.DefaultConfig(), postgres: postgres.DefaultConfig(),
-		allowUnready: can.allowsUnready(), filesOptional: can.filesOptional}
+		allowUnready: can.allowsUnready(), filesOptional: can.filesOptional, writes: !can.readOnly}
 	s.coordinator.Mode = mode
 	var err error
 	if s.logFormat, err = l.oneOf("log-format", "auto", "json", "console"); err != nil {

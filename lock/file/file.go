@@ -53,6 +53,8 @@ type Locker struct {
 	seen time.Time
 	// guard keeps the database to one host.
 	guard guard
+	// reader: the replica only reads (check, status); Holder neither refuses nor records it.
+	reader bool
 }
 
 var _ lock.Locker = (*Locker)(nil)
@@ -66,6 +68,13 @@ func New(path, replica string) *Locker {
 // filesystem it is on too (the lock file may be elsewhere) and names it when it refuses.
 func (l *Locker) ForDatabase(path string) *Locker {
 	l.guard.database = path
+	return l
+}
+
+// Reader marks the replica as one that only reads the database (check, status): Holder then
+// neither refuses it on another host nor records its host. It must not take the lock.
+func (l *Locker) Reader() *Locker {
+	l.reader = true
 	return l
 }
 
@@ -154,8 +163,10 @@ func (l *Locker) held() (bool, []byte, error) {
 
 // Holder reads who holds the lock from the lock file, or returns nil when nobody does.
 func (l *Locker) Holder(context.Context) (*lock.Holder, error) {
-	if err := l.Admit(); err != nil {
-		return nil, err
+	if !l.reader {
+		if err := l.Admit(); err != nil {
+			return nil, err
+		}
 	}
 	l.seen = l.mtime()
 	held, b, err := l.held()

@@ -149,6 +149,23 @@ func TestRunningReplicaRenews(t *testing.T) {
 	}
 }
 
+// TestReaderOnAnotherHost: a replica that only reads (check, status) may read the holder from
+// another host; it is neither refused nor recorded, so that it does not keep a writer out.
+func TestReaderOnAnotherHost(t *testing.T) {
+	ctx := context.Background()
+	path := lockPath(t)
+	c := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	if err := onHost(path, "node-a", "web-1", c).Admit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := onHost(path, "node-b", "status", c).Reader().Holder(ctx); err != nil {
+		t.Errorf("a reader on another host: %v, want let through", err)
+	}
+	if err := onHost(path, "node-a", "web-2", c).Admit(); err != nil {
+		t.Errorf("a writer on the first host after a reader on another: %v, want admitted", err)
+	}
+}
+
 // TestOtherHostWritesMeanwhile: two hosts start at once, and the other host's record lands
 // just after this one's. Reading the record back, this host sees the other and is refused,
 // rather than both going ahead with each one's record naming only itself.

@@ -81,7 +81,7 @@ var typeNames = map[string]string{
 	"duration":    "duration",
 	"int":         "whole number",
 	"int64":       "whole number",
-	"stringArray": "list of KEY=VALUE",
+	"stringArray": "list (repeat the flag; commas in the environment or a config file)",
 }
 
 func typeName(f *pflag.Flag) string {

@@ -27,6 +27,7 @@ func addSharedFlags(fs *pflag.FlagSet, can abilities) {
 	addGateFlags(fs, timeout)
 	addRaftFlags(fs)
 	addWaitingFlags(fs)
+	addFleetFlags(fs)
 	if can.migrates {
 		addRerunFlag(fs)
 	}
@@ -96,6 +97,13 @@ func addWaitingFlags(fs *pflag.FlagSet) {
 	fs.Duration("progress-interval", cd.ProgressInterval, "how soon a waiter logs whom it waits for, and the migrator "+
 		"what it applies; the lines then back off to one a minute while nothing changes")
 	inGroup(fs, waitingFlags, "poll-interval", "progress-interval")
+}
+
+// addFleetFlags adds the settings of the fleet guard: what every replica of an app must have.
+func addFleetFlags(fs *pflag.FlagSet) {
+	fs.StringArray("require-env", nil, "NAME[,NAME…] or NAME=why: variables this replica must have with a non-empty "+
+		"value; without one it is refused before it touches the database (exit 2), saying why (repeatable)")
+	inGroup(fs, fleetFlags, "require-env")
 }
 
 // addRaftFlags adds the settings of --lock raft.

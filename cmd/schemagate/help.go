@@ -39,6 +39,7 @@ const (
 	electionFlags   = "Election and journal flags"
 	raftFlags       = "Raft flags (--lock raft)"
 	waitingFlags    = "Waiting flags"
+	fleetFlags      = "Fleet guard flags"
 	connectionFlags = "Connection tuning flags (PostgreSQL)"
 	outputFlags     = "Logging and output flags"
 )
@@ -47,7 +48,7 @@ const (
 // flags.
 func flagGroups() []string {
 	return []string{essentialFlags, migrationFlags, engineFlags, electionFlags, raftFlags, waitingFlags,
-		connectionFlags, outputFlags, ""}
+		fleetFlags, connectionFlags, outputFlags, ""}
 }
 
 // inGroup lists the named flags of fs under group in --help. A name fs does not have is a

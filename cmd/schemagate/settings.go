@@ -105,6 +105,15 @@ func loadGate(l *loader, can abilities, mode coordinator.Mode) (*gateSettings, e
 			return s, err
 		}
 	}
+	if l.takes("require-env") {
+		reqs, err := parseRequirements(l.entries("require-env"))
+		if err != nil {
+			return s, err
+		}
+		if err := checkRequirements(reqs, os.Getenv); err != nil {
+			return s, err
+		}
+	}
 	return s, nil
 }
 

@@ -34,6 +34,10 @@ type Memory struct {
 	// closed, and replaced, when it changes.
 	waiting      int
 	waitersMoved chan struct{}
+	// members are the replicas' presence entries, by replica; shows every entry shown, in
+	// order (memory_presence.go).
+	members map[string]lock.Member
+	shows   []lock.Member
 }
 
 // NewMemory returns an empty election. fingerprint is the migration set its replicated view
@@ -83,13 +87,14 @@ func (m *Memory) Events() []lock.Event {
 }
 
 // Kill ends the current holder's lease as a crash would: the lease is lost, the election is
-// free, and waiters wake. It reports whether anyone held the election.
+// free, its presence entry goes, and waiters wake. It reports whether anyone held the election.
 func (m *Memory) Kill() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.holder == nil {
 		return false
 	}
+	delete(m.members, m.holder.owner.replica)
 	m.holder.MarkLost()
 	m.holder.owner.lease = nil
 	m.holder = nil
@@ -251,11 +256,13 @@ func (m *Memory) moveWaiters() {
 	m.waitersMoved = make(chan struct{})
 }
 
-// Kill ends this locker's lease, if it holds one, as a crash of its replica would.
+// Kill ends this locker's lease, if it holds one, and takes its presence entry away, as a
+// crash of its replica would.
 func (l *Locker) Kill() {
 	m := l.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	delete(m.members, l.replica)
 	if l.lease == nil || m.holder != l.lease {
 		return
 	}

@@ -143,3 +143,19 @@ func TestMemoryAwaitWaiting(t *testing.T) {
 		t.Fatalf("AwaitWaiting with nobody waiting: %v", err)
 	}
 }
+
+// TestMemoryPresence holds the in-memory election's presence to the contract too.
+func TestMemoryPresence(t *testing.T) {
+	elections := map[*testing.T]*locktest.Memory{}
+	locktest.TestPresence(t, locktest.Backend{
+		New: func(t *testing.T, replica string) lock.Locker {
+			m, ok := elections[t]
+			if !ok {
+				m = locktest.NewMemory("set")
+				elections[t] = m
+			}
+			return m.Locker(replica)
+		},
+		Kill: func(t *testing.T, l lock.Locker) { l.(*locktest.Locker).Kill() },
+	})
+}

@@ -35,6 +35,14 @@ type Locker struct {
 	lease   *lease
 	// sawHolder: the last Holder call found another session holding the lock.
 	sawHolder bool
+
+	// namespace is the election's name; presence the table of the replicas' entries
+	// (presence.go).
+	namespace string
+	presence  string
+	// shown is the entry this replica last showed, and shownOn the backend pid it names.
+	shown   *lock.Member
+	shownOn int32
 }
 
 var _ lock.Locker = (*Locker)(nil)
@@ -43,7 +51,8 @@ var _ lock.Locker = (*Locker)(nil)
 // namespace's channel from its first round trip on, so create the locker before s is used.
 func NewLocker(s *Session, namespace string) *Locker {
 	key := Key(namespace)
-	l := &Locker{s: s, key: key, channel: fmt.Sprintf("schemagate_%016x", key), replica: s.cfg.ReplicaID}
+	l := &Locker{s: s, key: key, channel: fmt.Sprintf("schemagate_%016x", key), replica: s.cfg.ReplicaID,
+		namespace: namespace, presence: DefaultPresenceTable}
 	s.Listen(l.channel)
 	return l
 }
@@ -172,6 +181,7 @@ func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil
 	}
+	l.reshow(ctx)
 	var free bool
 	err := l.s.db.QueryRowContext(ctx,
 		lock.Internal("SELECT pg_try_advisory_xact_lock_shared($1)"),
@@ -224,6 +234,7 @@ func (l *Locker) WaitForAnnouncement(ctx context.Context, d time.Duration) error
 	if d <= 0 {
 		return nil
 	}
+	l.reshow(ctx)
 	begin := time.Now()
 	defer func() {
 		l.s.log.Debug().Str("for", d.String()).Str("took", time.Since(begin).String()).Msg("waited for an announcement")

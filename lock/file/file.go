@@ -15,6 +15,10 @@
 // kernel's boot id; SCHEMAGATE_SQLITE_ALLOW_NETWORK_FS=1 lets a database on a network
 // filesystem through when one host alone uses it.
 //
+// Beside the lock file, too, the presence file (PresencePath) lists the replicas that show
+// themselves to their fleet (lock.Presence), each with its process id and start time, so that
+// the entry of a process that ended is ignored by every reader and dropped by the next writer.
+//
 // The lock path may name something that is not schemagate's. The backend never follows a
 // symbolic link, opens only regular files, and writes only into a lock file it created or one
 // that holds what it writes (nothing, or a holder's JSON); anything else is refused untouched.

@@ -113,28 +113,33 @@ func readRecord(path string) (hostRecord, error) {
 	return r, nil
 }
 
-// writeRecord replaces the host record at path with r: written to a new file beside it, then
-// renamed over it, so that a reader (on this host or another) sees the old record or the new
-// one, never half of one.
+// writeRecord replaces the host record at path with r.
 func writeRecord(path string, r hostRecord, rename func(oldpath, newpath string) error) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
 	}
+	if err := replaceFile(path, append(b, '\n'), rename); err != nil {
+		return fmt.Errorf("write host record %s: %w", path, err)
+	}
+	return nil
+}
+
+// replaceFile replaces the file at path with b: written to a new file beside it, then renamed
+// over it, so that a reader (on this host or another) sees the old content or the new one,
+// never half of one.
+func replaceFile(path string, b []byte, rename func(oldpath, newpath string) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("write host record: %w", err)
+		return err
 	}
 	defer os.Remove(tmp.Name()) // after the rename, there is nothing left to remove
-	_, err = tmp.Write(append(b, '\n'))
+	_, err = tmp.Write(b)
 	err = errors.Join(err, tmp.Chmod(0o644), tmp.Close())
 	if err == nil {
 		err = rename(tmp.Name(), path)
 	}
-	if err != nil {
-		return fmt.Errorf("write host record %s: %w", path, err)
-	}
-	return nil
+	return err
 }
 
 // cannotWrite reports whether err is this replica being unable to write beside the database:

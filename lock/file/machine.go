@@ -30,8 +30,12 @@ type environment struct {
 	// filesystem names the filesystem a directory is on, as mountinfo does.
 	filesystem func(dir string) (string, error)
 	now        func() time.Time
-	// rename puts a new host record in place.
+	// rename puts a new host record or presence file in place.
 	rename func(oldpath, newpath string) error
+	// pid is this process's id, and process tells whether a process runs and since when
+	// (processStart): a presence entry counts while its process runs.
+	pid     func() int
+	process func(pid int) (start string, alive bool)
 }
 
 // systemEnvironment is the machine this process runs on. The two variables are read here, not
@@ -46,6 +50,8 @@ func systemEnvironment() environment {
 		filesystem:     filesystemOf,
 		now:            time.Now,
 		rename:         os.Rename,
+		pid:            os.Getpid,
+		process:        processStart,
 	}
 }
 

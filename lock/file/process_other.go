@@ -1,0 +1,15 @@
+//go:build !linux
+
+package file
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+)
+
+// processStartOf knows no start time here: a process with the pid runs, or none does.
+func processStartOf(pid int) (string, bool) {
+	err := unix.Kill(pid, 0)
+	return "", err == nil || errors.Is(err, unix.EPERM)
+}

@@ -228,6 +228,18 @@ func TestOpenWebUIChartMultiReplicaChecklist(t *testing.T) {
 	if _, ok := env(app, "REDIS_URL"); !ok {
 		t.Error("no REDIS_URL: the replicas would not share their configuration")
 	}
+	// The gate refuses a replica without what --require-env lists: the chart, rendered with the
+	// example, must set each of them, or every replica would be refused.
+	required := envValue(t, app, "SCHEMAGATE_REQUIRE_ENV")
+	if required == "" {
+		t.Error("no SCHEMAGATE_REQUIRE_ENV: a replica rendered without Redis would start")
+	}
+	for _, entry := range strings.Split(required, ",") {
+		name, _, _ := strings.Cut(entry, "=")
+		if e, ok := env(app, name); !ok || e.Value == "" && e.ValueFrom == nil {
+			t.Errorf("SCHEMAGATE_REQUIRE_ENV lists %s, which the rendered chart does not set: every replica would be refused", name)
+		}
+	}
 	if v := envValue(t, app, "VECTOR_DB"); v == "" || v == "chroma" {
 		t.Errorf("VECTOR_DB=%q: the default (Chroma in a SQLite file on the data volume) is for one process", v)
 	}

@@ -18,7 +18,8 @@ import (
 // derivation) and goes into the key: members of releases that speak another version derive
 // another key and refuse each other at the handshake, rather than misreading each other.
 // v2: watches are streams, hellos carry the configuration. v3: the key is derived with argon2id.
-const protocolVersion = "schemagate raft transport v3"
+// v4: watchers acknowledge every view and show their presence entry on the watch; fleet asks.
+const protocolVersion = "schemagate raft transport v4"
 
 // The key is derived with argon2id at OWASP's minimum for it: 19 MiB, 2 passes, 1 lane. The
 // public key is no secret (every peer that connects receives the certificate) and neither is

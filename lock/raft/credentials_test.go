@@ -11,12 +11,12 @@ import (
 // and update the value.
 func TestKeyDerivationIsPinned(t *testing.T) {
 	const secret = "7c90baa41fc3ebb7192e8952806076df2c1a17993fe2ccd32f42e3da05ea9930"
-	if protocolVersion != "schemagate raft transport v3" {
+	if protocolVersion != "schemagate raft transport v4" {
 		t.Fatalf("protocol %q: update the pinned value below", protocolVersion)
 	}
 	// The reference implementation agrees: libargon2's argon2id_hash_raw(2, 19*1024, 1, secret,
-	// "schemagate raft transport v3\x00app/3f9a1c", 32 bytes).
-	const want = "af10af71011d14b414a25a06b9c934f71416ee5cc5a472b594516bfeb2f6e02e"
+	// "schemagate raft transport v4\x00app/3f9a1c", 32 bytes).
+	const want = "c948729e248aa671def36c96387bd2cb020bcfca977814543d6c10970a1b8d0e"
 	if got := hex.EncodeToString(deriveSeed([]byte(secret), "app/3f9a1c")); got != want {
 		t.Errorf("seed %s, want %s", got, want)
 	}

@@ -273,12 +273,13 @@ func (n *Node) tryBootstrap(ctx context.Context, set []Peer, hellos map[string]h
 
 // follow learns the cluster's state, for a node outside the configuration (or not yet in it),
 // from a watch: a stream of views that a member sends at once and again each time its state or
-// leader moves. It asks the member it followed last first, then the voters of the set it sees,
-// and everyone else only when wide (a rollout slow to form, or lists that disagree). When hold,
-// it waits on a voter that has no state yet (a cluster about to form) for up to watchTimeout;
-// a voter waiting to bootstrap does not hold, it only looks. follow returns when the watch
-// ends. When no member answers with a state any more (the cluster's members exited), the view
-// is dropped: the node then has no leader, and the gate asks the database.
+// leader moves; the watch also carries this node's presence entry (presence.go). It asks the
+// member it followed last first, then the voters of the set it sees, and everyone else only
+// when wide (a rollout slow to form, or lists that disagree). When hold, it waits on a voter
+// that has no state yet (a cluster about to form) for up to watchTimeout; a voter waiting to
+// bootstrap does not hold, it only looks. follow returns when the watch ends. When no member
+// answers with a state any more (the cluster's members exited), the view is dropped: the node
+// then has no leader, and the gate asks the database.
 func (n *Node) follow(ctx context.Context, set []Peer, hold, wide bool) {
 	n.mu.Lock()
 	var peers []Peer
@@ -301,7 +302,7 @@ func (n *Node) follow(ctx context.Context, set []Peer, hold, wide bool) {
 		waitOn := hold && slices.ContainsFunc(voters, func(v Peer) bool { return v.Address == p.Address })
 		began := time.Now()
 		learned := false
-		n.stream.watchViews(ctx, p.Address, func(h hello) bool {
+		n.stream.watchViews(ctx, p.Address, n.attach, func(h hello) bool {
 			if n.hasState() && n.member() {
 				return false // a voter the leader reached late: it has the state itself now
 			}
@@ -318,6 +319,7 @@ func (n *Node) follow(ctx context.Context, set []Peer, hold, wide bool) {
 			n.mu.Unlock()
 			return hold
 		})
+		n.detach()
 		if learned {
 			return
 		}

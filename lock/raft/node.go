@@ -63,6 +63,9 @@ type Node struct {
 	started atomic.Bool
 	notify  chan struct{} // closed on leadership changes and remote views
 	lease   *lease
+	// up is the watch this node holds on a voter while it follows, which carries its
+	// presence entry (nil when it holds none).
+	up *upstream
 	// sawHolder: the last Holder call found another replica leading.
 	sawHolder bool
 }

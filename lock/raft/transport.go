@@ -21,17 +21,18 @@ const (
 	kindRaft  byte = 'R' // a Raft RPC stream
 	kindHello byte = 'H' // one hello: the server answers with its view, then closes
 	// kindWatch is a stream of hellos: the server sends its view at once, again each time its
-	// state or its leader changes, and at least every watchTimeout, until either side closes.
-	// It is how a member outside the configuration follows the cluster without polling, and
-	// without a handshake per change.
+	// state or its leader changes, and at least every watchTimeout, until either side closes;
+	// the client acknowledges each, and shows its presence entry on it (watch.go). It is how a
+	// member outside the configuration follows the cluster without polling, and without a
+	// handshake per change.
 	kindWatch byte = 'S'
 	// kindProgress is a hello from a leader checking how far a voter has applied: answered
 	// like one, but it is not a follower polling, so the voter does not linger for it.
 	kindProgress byte = 'P'
+	// kindFleet asks for the presence entries the server holds (see presence.go): answered
+	// with the list, then closed.
+	kindFleet byte = 'F'
 )
-
-// watchTimeout is the longest a watch goes without a view.
-const watchTimeout = 10 * time.Second
 
 // handshakeTimeout bounds a dial and its TLS handshake, a hello's answer, and a watch's write.
 // (An accepted connection has authTimeout to authenticate.)
@@ -47,6 +48,8 @@ type stream struct {
 	hello     func() hello
 	view      func(last *hello, gone <-chan struct{}) (hello, bool)
 	log       zerolog.Logger
+	// roster holds this node's presence entry and those of the members watching it.
+	roster roster
 
 	conns      chan net.Conn
 	handshakes handshakes
@@ -156,6 +159,10 @@ func (s *stream) serve(hs *handshake) {
 		conn.Close()
 	case kindWatch:
 		s.serveWatch(conn)
+	case kindFleet:
+		conn.SetDeadline(time.Now().Add(handshakeTimeout))
+		json.NewEncoder(conn).Encode(s.roster.entries())
+		conn.Close()
 	default:
 		conn.Close()
 	}
@@ -241,58 +248,6 @@ func (s *stream) dial(ctx context.Context, address string, kind byte, timeout ti
 	return conn, nil
 }
 
-// serveWatch streams this node's views to a watcher until it goes away or the node closes.
-func (s *stream) serveWatch(conn net.Conn) {
-	defer conn.Close()
-	s.watches.Add(1)
-	s.watching.Add(1)
-	defer s.watching.Add(-1)
-	gone := make(chan struct{})
-	go func() { // the client sends nothing: a read returns when it closes
-		var b [1]byte
-		conn.Read(b[:])
-		close(gone)
-	}()
-	enc := json.NewEncoder(conn)
-	var last *hello
-	for {
-		h, more := s.view(last, gone)
-		select {
-		case <-gone:
-			return
-		default:
-		}
-		conn.SetWriteDeadline(time.Now().Add(handshakeTimeout))
-		if err := enc.Encode(h); err != nil || !more {
-			return
-		}
-		last = &h
-	}
-}
-
-// watchViews hands see each view the node at address streams, until see returns false, the
-// stream ends (an error says why) or ctx is done.
-func (s *stream) watchViews(ctx context.Context, address string, see func(hello) bool) error {
-	conn, err := s.dial(ctx, address, kindWatch, handshakeTimeout)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	dec := json.NewDecoder(conn)
-	for {
-		conn.SetReadDeadline(time.Now().Add(watchTimeout + handshakeTimeout))
-		var h hello
-		if err := dec.Decode(&h); err != nil {
-			return fmt.Errorf("watch %s: %w", address, err)
-		}
-		if !see(h) {
-			return nil
-		}
-	}
-}
-
 // askHello asks the node at address for its view.
 func (s *stream) askHello(ctx context.Context, address string) (hello, error) {
 	return s.ask(ctx, address, kindHello)
@@ -303,20 +258,35 @@ func (s *stream) askProgress(ctx context.Context, address string) (hello, error)
 	return s.ask(ctx, address, kindProgress)
 }
 
+// askFleet asks the member at address for the presence entries it holds.
+func (s *stream) askFleet(ctx context.Context, address string) ([]shown, error) {
+	var entries []shown
+	err := s.request(ctx, address, kindFleet, "presence entries", &entries)
+	return entries, err
+}
+
 func (s *stream) ask(ctx context.Context, address string, kind byte) (hello, error) {
+	var h hello
+	if err := s.request(ctx, address, kind, "hello", &h); err != nil {
+		return hello{}, err
+	}
+	return h, nil
+}
+
+// request opens a connection of kind to address and decodes its one answer, what, into v.
+func (s *stream) request(ctx context.Context, address string, kind byte, what string, v any) error {
 	conn, err := s.dial(ctx, address, kind, handshakeTimeout)
 	if err != nil {
-		return hello{}, err
+		return err
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	conn.SetDeadline(within(ctx, handshakeTimeout))
-	var h hello
-	if err := json.NewDecoder(conn).Decode(&h); err != nil {
-		return hello{}, fmt.Errorf("hello from %s: %w", address, err)
+	if err := json.NewDecoder(conn).Decode(v); err != nil {
+		return fmt.Errorf("%s from %s: %w", what, address, err)
 	}
-	return h, nil
+	return nil
 }
 
 // within is the deadline d from now, or ctx's deadline when that comes first.

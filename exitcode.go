@@ -35,6 +35,10 @@ const (
 	// in its place (execve failed: the file changed, is not an executable for this machine,
 	// or the arguments are too long). The schema is ready; the app never ran.
 	ExitAppNotStarted ExitCode = 7
+	// ExitFleetDisagrees: the fleet guard (--same-env) held this replica back: the value of a
+	// variable the replicas must agree on differs from the one the ready replicas of its
+	// release hold. The schema is ready; retrying without a change does not help.
+	ExitFleetDisagrees ExitCode = 8
 )
 
 // Retryable reports whether an orchestrator should try again after a process ended with code:
@@ -63,6 +67,8 @@ func (c ExitCode) String() string {
 		return "database ahead"
 	case ExitAppNotStarted:
 		return "app not started"
+	case ExitFleetDisagrees:
+		return "fleet disagrees"
 	}
 	return "unknown"
 }
@@ -70,7 +76,7 @@ func (c ExitCode) String() string {
 // ExitCodes lists every code schemagate exits with, in numeric order.
 func ExitCodes() []ExitCode {
 	return []ExitCode{ExitReady, ExitNotReady, ExitInvalidInput, ExitMigrationFailed,
-		ExitTimeout, ExitUnreachable, ExitAhead, ExitAppNotStarted}
+		ExitTimeout, ExitUnreachable, ExitAhead, ExitAppNotStarted, ExitFleetDisagrees}
 }
 
 // ExitCoder is an error that knows the exit code a process ends with when it is the reason, as

@@ -68,6 +68,11 @@ type Config struct {
 	RerunInterrupted bool
 	// RetryMin and RetryMax bound the backoff between attempts to reach an unavailable database.
 	RetryMin, RetryMax time.Duration
+	// Host names the machine the replica runs on, as its fleet shows it.
+	Host string
+	// SameEnv are, by variable name, the fingerprints of the values the replicas of a release
+	// must agree on (--same-env, internal/fingerprint); empty when the fleet guard is off.
+	SameEnv map[string]string
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -108,6 +113,11 @@ func (c Config) Validate() error {
 	}
 	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
 		return fmt.Errorf("retry backoff (%s to %s) must be positive and increasing", c.RetryMin, c.RetryMax)
+	}
+	for name, fp := range c.SameEnv {
+		if name == "" || fp == "" {
+			return fmt.Errorf("same-env: %q has no fingerprint", name)
+		}
 	}
 	return nil
 }

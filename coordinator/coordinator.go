@@ -65,6 +65,9 @@ type Coordinator struct {
 	ranRun int64
 	// last is what the last Run published last: Watch starts from its verdict.
 	last Snapshot
+	// presence is what the replica shows of itself to its fleet (fleet.go); nil when its
+	// election cannot show it (lock.Presence).
+	presence *presence
 }
 
 // New checks cfg and returns a coordinator.
@@ -78,7 +81,15 @@ func New(cfg Config, d Deps) (*Coordinator, error) {
 	if d.Observer == nil {
 		d.Observer = nopObserver{}
 	}
-	return &Coordinator{cfg: cfg, deps: d, role: RoleWaiter}, nil
+	c := &Coordinator{cfg: cfg, deps: d, role: RoleWaiter}
+	if p, ok := d.Locker.(lock.Presence); ok {
+		c.presence = &presence{p: p}
+	}
+	if len(cfg.SameEnv) > 0 && c.presence == nil {
+		return nil, &InputError{Err: errors.New("same-env: this election cannot show the fleet the replicas must " +
+			"agree with; use --lock postgres or file")}
+	}
+	return c, nil
 }
 
 // Run gates until the schema is ready for this replica, migrating it if this replica wins the
@@ -90,7 +101,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.Timeout)
 		defer cancel()
 	}
-	g := &gate{c: c, started: time.Now(), backoff: c.cfg.RetryMin, progress: pacer{every: c.cfg.ProgressInterval}}
+	g := &gate{c: c, ctx: ctx, started: time.Now(), backoff: c.cfg.RetryMin, progress: pacer{every: c.cfg.ProgressInterval}}
 	c.role, c.gated = RoleWaiter, false
 	g.publish(PhaseStarting, false, "starting: the schema has not been read yet")
 	return g.run(ctx)

@@ -409,6 +409,14 @@ type replicaOptions struct {
 	election func(name string) lock.Locker
 	// replicated gives the replica the Memory's replicated view (lock.Replicated), as Raft.
 	replicated bool
+	// presence lets the replica show itself to the Memory's fleet (lock.Presence), as the
+	// PostgreSQL and file locks; presence.show, when set, replaces its Show.
+	presence *presenceOptions
+}
+
+// presenceOptions shape a replica's presence.
+type presenceOptions struct {
+	show func(ctx context.Context, m lock.Member) error
 }
 
 // replica returns a coordinator named name in w.
@@ -433,6 +441,10 @@ func (w *world) replica(name string, opts replicaOptions) *replica {
 		view := w.elect.ReplicatedLocker(name)
 		r.locker = &locker{Locker: view}
 		l = &replicatedLocker{locker: r.locker, view: view}
+	case opts.presence != nil:
+		m := w.elect.Locker(name)
+		r.locker = &locker{Locker: m}
+		l = &presentLocker{locker: r.locker, Presence: m, show: opts.presence.show}
 	default:
 		r.locker = &locker{Locker: w.elect.Locker(name)}
 		l = r.locker
@@ -547,3 +559,17 @@ type replicatedLocker struct {
 }
 
 func (l *replicatedLocker) Outcome() lock.Outcome { return l.view.Outcome() }
+
+// presentLocker is locker for a lock.Presence.
+type presentLocker struct {
+	*locker
+	lock.Presence
+	show func(ctx context.Context, m lock.Member) error
+}
+
+func (l *presentLocker) Show(ctx context.Context, m lock.Member) error {
+	if l.show != nil {
+		return l.show(ctx, m)
+	}
+	return l.Presence.Show(ctx, m)
+}

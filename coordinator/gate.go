@@ -14,7 +14,10 @@ import (
 
 // gate is the state of one Run.
 type gate struct {
-	c       *Coordinator
+	c *Coordinator
+	// ctx is the Run's, which the gate lives no longer than: each change of phase is shown to
+	// the fleet under it.
+	ctx     context.Context
 	started time.Time
 
 	// first is the latest run in the journal when this replica started; a failure of that run
@@ -30,6 +33,9 @@ type gate struct {
 
 	// replicated is what the gate knows of a replicated backend's state (Raft).
 	replicated replicatedView
+	// fleet is the fleet as the guard last read it, if it did.
+	fleet      []lock.Member
+	fleetKnown bool
 
 	unavailable      error // the last error that made the database unavailable
 	unavailableSince time.Time
@@ -49,13 +55,18 @@ const (
 	finished
 )
 
-// publish tells the observer where the gate stands.
+// publish tells the observer where the gate stands, and the fleet when the phase changed.
 func (g *gate) publish(phase Phase, ready bool, reason string) {
 	g.phase = phase
 	s := Snapshot{Phase: phase, Role: g.c.role, Ready: ready, Reason: reason, Status: g.status,
-		ReadAt: g.readAt, Holder: g.holder, Unreachable: g.unavailable, UnreachableSince: g.unavailableSince}
+		ReadAt: g.readAt, Holder: g.holder, Unreachable: g.unavailable, UnreachableSince: g.unavailableSince,
+		FleetKnown: g.fleetKnown}
 	if g.lastRun != nil {
 		s.Journal = []journal.Entry{*g.lastRun}
+	}
+	g.c.show(g.ctx, phase, false)
+	if g.fleetKnown {
+		s.Fleet = g.c.withSelf(g.fleet)
 	}
 	g.c.last = s
 	g.c.deps.Observer.Observe(s)
@@ -106,8 +117,8 @@ func (g *gate) step(ctx context.Context) (next, error) {
 		return again, err
 	}
 	g.status, g.readAt, g.unavailable = &st, time.Now(), nil
-	if decided, err := g.verdict(st); decided {
-		return finished, err
+	if decided, err := g.verdict(st); decided || err != nil {
+		return decidedOr(decided), err
 	}
 	if g.lastRun, err = c.lastRun(ctx); err != nil {
 		return again, err
@@ -159,9 +170,20 @@ func (g *gate) leadIfFree(ctx context.Context, moved func() bool) (next, error) 
 	return wait, nil
 }
 
+// decidedOr is the next of a step after verdict: finished when it decided, else again (a read
+// of the fleet failed, which the gate retries like any read).
+func decidedOr(decided bool) next {
+	if decided {
+		return finished
+	}
+	return again
+}
+
 // verdict decides whether the gate is done with status st: the replica's migrations are all
 // applied (whatever the database holds beyond them: Watch judges that under the policy), or the
-// database is ahead under --when-ahead=exit.
+// database is ahead under --when-ahead=exit. When the schema is ready, the fleet guard has the
+// last word: a replica that disagrees with its ready fleet ends with a *DisagreeError. An error
+// without a decision is a failed read of the fleet.
 func (g *gate) verdict(st engine.Status) (decided bool, err error) {
 	if err := st.OrderError(); err != nil && !st.Ready() {
 		// The migration files are wrong for this database: refused before any run is
@@ -180,6 +202,13 @@ func (g *gate) verdict(st engine.Status) (decided bool, err error) {
 	phase := PhaseReady
 	if !ready {
 		phase = PhaseUnready
+	} else if err := g.agree(g.ctx); err != nil {
+		if d, ok := errors.AsType[*DisagreeError](err); ok {
+			g.publish(PhaseDisagrees, false, d.Error())
+			g.c.gated = true
+			return true, d
+		}
+		return false, err
 	}
 	g.publish(phase, ready, reason)
 	g.c.gated = true

@@ -73,8 +73,8 @@ func (g *gate) lead(ctx context.Context, lease lock.Lease) (next, error) {
 		return finished, fmt.Errorf("read the schema after migrating: %w", err)
 	}
 	g.status = &st
-	if decided, err := g.verdict(st); decided {
-		return finished, err
+	if decided, err := g.verdict(st); decided || err != nil {
+		return decidedOr(decided), err
 	}
 	return finished, fmt.Errorf("after migrating, %s", st.Describe())
 }

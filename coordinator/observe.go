@@ -18,6 +18,7 @@ const (
 	PhaseReady     Phase = "ready"     // the schema satisfies this replica
 	PhaseUnready   Phase = "unready"   // it did, and no longer does (ahead under unready, or behind)
 	PhaseFailed    Phase = "failed"    // the migration run failed
+	PhaseDisagrees Phase = "disagrees" // the schema is ready, but the fleet guard holds the replica back (--same-env)
 )
 
 // Role is the part this replica played in the rollout.
@@ -48,6 +49,10 @@ type Snapshot struct {
 	Unreachable error
 	// UnreachableSince is when reads started failing.
 	UnreachableSince time.Time
+	// Fleet is the replicas alive that share this election, as last read; FleetKnown is false
+	// until it was read, and where the election cannot show it.
+	Fleet      []lock.Member
+	FleetKnown bool
 }
 
 // Observer learns what the coordinator does, to serve probes and metrics. Its methods are called

@@ -53,8 +53,8 @@ func (g *gate) stepReplicated(ctx context.Context, rep lock.Replicated) (next, e
 		}
 		v.readSeq = out.Seq
 		g.status, g.readAt = &st, time.Now()
-		if decided, err := g.verdict(st); decided {
-			return finished, err
+		if decided, err := g.verdict(st); decided || err != nil {
+			return decidedOr(decided), err
 		}
 	}
 	// The state may move while trying (a new leader catching up): then look again.

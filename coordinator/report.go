@@ -80,6 +80,9 @@ type Report struct {
 	Next string `json:"next_step,omitempty"`
 	// Applied is what the database has applied, when asked for (status --applied).
 	Applied []AppliedMigration `json:"applied,omitempty"`
+	// Fleet is the replicas alive that share the election, by release and phase; nil where
+	// the election cannot show them (Raft, for a command that only reads).
+	Fleet *FleetReport `json:"fleet,omitempty"`
 }
 
 // AppliedMigration is one applied migration, with what the journal knows of it.
@@ -128,6 +131,9 @@ func NewReport(id Identity, s Snapshot) *Report {
 		since := s.UnreachableSince.UTC()
 		r.Unreachable, r.UnreachableSince = s.Unreachable.Error(), &since
 	}
+	if s.FleetKnown {
+		r.Fleet = NewFleetReport(s.Fleet, id.MigrationSet)
+	}
 	return r.normalize()
 }
 
@@ -172,6 +178,7 @@ func (c *Coordinator) Report(ctx context.Context, id Identity, opts ReportOption
 			return nil, c.readError(ctx, err)
 		}
 	}
+	r.Fleet = c.fleetReport(ctx, id.MigrationSet)
 	r.Next = nextStep(r)
 	return r.normalize(), nil
 }

@@ -16,8 +16,12 @@ const journalTail = 10
 // Watch keeps a long-running replica's verdict current after Run: it re-reads the schema each
 // time a migrator announces progress (a newer release migrating, a restore followed by a
 // re-migration) and at least every interval, jittered by ±25 %, and reports every read to the
-// observer. Reads are the only database work it does: one query for the schema, one for the
-// lock holder and one for the journal tail per wake-up.
+// observer. Reads are nearly the only database work it does: one query for the schema, one for
+// the lock holder, one for the journal tail and, where the election shows the fleet, one for
+// the fleet per wake-up. It writes only to show the replica to its fleet when its phase
+// changes. With the fleet guard (--same-env) every read judges the guard again: a ready
+// replica that disagrees with replicas ready before it becomes unready (phase disagrees), and
+// one held back becomes ready once the fleet agrees.
 //
 // It returns nil when ctx ends, or an *AheadError when the database moves ahead of this replica
 // under --when-ahead=exit.
@@ -73,6 +77,15 @@ func (w *watcher) read(ctx context.Context) error {
 		w.fail(ctx, err)
 		return nil
 	}
+	fleet, fleetKnown, err := c.fleet(ctx)
+	if err != nil && c.guarding() {
+		w.fail(ctx, err)
+		return nil
+	}
+	if err != nil {
+		// Only /status and the metrics miss it: the verdict does not depend on it.
+		c.deps.Log.Debug().Err(err).Msg("could not read the fleet")
+	}
 	// The migrator of an earlier rollout is a waiter of a later one.
 	if last := lastRunOf(tail); last != nil && last.ID != c.ranRun {
 		c.role = RoleWaiter
@@ -92,11 +105,19 @@ func (w *watcher) read(ctx context.Context) error {
 		}
 	case !ready:
 		phase = PhaseUnready // ahead, under --when-ahead=unready
+	case c.guarding():
+		if d := c.disagreement(fleet, c.presence.readySince()); d != nil {
+			phase, ready, reason = PhaseDisagrees, false, d.Error()
+		}
 	}
 	w.wasReady = w.wasReady || st.Ready()
+	c.show(ctx, phase, true)
+	if fleetKnown {
+		fleet = c.withSelf(fleet)
+	}
 	prev := w.snap
 	w.snap = Snapshot{Phase: phase, Role: c.role, Ready: ready, Reason: reason, Status: &st, ReadAt: time.Now(),
-		Holder: holder, Journal: tail}
+		Holder: holder, Journal: tail, Fleet: fleet, FleetKnown: fleetKnown}
 	w.logChange(prev)
 	c.deps.Observer.Observe(w.snap)
 	return exit

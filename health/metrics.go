@@ -11,6 +11,7 @@ import (
 	"github.com/schemagate/schemagate/coordinator"
 	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/journal"
+	"github.com/schemagate/schemagate/lock"
 )
 
 // durationBuckets span a trivial migration to a long index build: 10 ms to 1 h.
@@ -33,6 +34,9 @@ type metrics struct {
 	lastSuccess   prometheus.Gauge
 	lastRun       *prometheus.GaugeVec
 	lastRunTime   prometheus.Gauge
+	fleet         *prometheus.GaugeVec
+	// fleetSeries are the label pairs of fleet set by the last read of the fleet.
+	fleetSeries map[[2]string]bool
 }
 
 // runOutcomes are the values of schemagate_last_run's outcome label.
@@ -75,6 +79,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			"whoever ran it."}, []string{"outcome"})
 	m.lastRunTime = f.NewGauge(prometheus.GaugeOpts{Name: "schemagate_last_run_timestamp_seconds",
 		Help: "Unix time the namespace's last migration run ended (or started, while it runs)."})
+	m.fleet = f.NewGaugeVec(prometheus.GaugeOpts{Name: "schemagate_fleet_replicas",
+		Help: "Replicas alive that share this replica's election, by release (migration set) and phase, as this " +
+			"replica last read them."}, []string{"migration_set", "phase"})
 	info := f.NewGaugeVec(prometheus.GaugeOpts{Name: "schemagate_build_info",
 		Help: "Always 1; labels name the build."}, []string{"version", "goversion"})
 	info.WithLabelValues(schemagate.Version, runtime.Version()).Set(1)
@@ -104,6 +111,9 @@ func (m *metrics) observe(s coordinator.Snapshot) {
 		m.lastRunTime.Set(float64(at.UnixNano()) / 1e9)
 		break
 	}
+	if s.FleetKnown {
+		m.observeFleet(s.Fleet)
+	}
 	if st := s.Status; st != nil {
 		m.dbVersion.Set(float64(st.Current))
 		m.targetVersion.Set(float64(st.Target))
@@ -112,6 +122,25 @@ func (m *metrics) observe(s coordinator.Snapshot) {
 		if s.Ready && s.Unreachable == nil {
 			m.lastSuccess.Set(float64(s.ReadAt.UnixNano()) / 1e9)
 		}
+	}
+}
+
+// observeFleet sets the fleet's counts, and removes those of a release and phase no replica
+// has any more, so that a scrape never sums a count that went away.
+func (m *metrics) observeFleet(fleet []lock.Member) {
+	count := map[[2]string]int{}
+	for _, r := range fleet {
+		count[[2]string{r.MigrationSet, r.Phase}]++
+	}
+	for series := range m.fleetSeries {
+		if count[series] == 0 {
+			m.fleet.DeleteLabelValues(series[0], series[1])
+		}
+	}
+	m.fleetSeries = map[[2]string]bool{}
+	for series, n := range count {
+		m.fleet.WithLabelValues(series[0], series[1]).Set(float64(n))
+		m.fleetSeries[series] = true
 	}
 }
 

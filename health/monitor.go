@@ -138,6 +138,14 @@ func summarize(s coordinator.Snapshot) coordinator.Snapshot {
 		s.Holder = &lock.Holder{Replica: s.Holder.Replica, PID: s.Holder.PID, SessionStart: s.Holder.SessionStart,
 			State: s.Holder.State}
 	}
+	if s.Phase == coordinator.PhaseDisagrees {
+		s.Reason = "the fleet disagrees (--same-env); " + withheld
+	}
+	fleet := make([]lock.Member, len(s.Fleet))
+	for i, r := range s.Fleet {
+		fleet[i] = lock.Member{Replica: r.Replica, MigrationSet: r.MigrationSet, Phase: r.Phase, Since: r.Since}
+	}
+	s.Fleet = fleet
 	for i := range s.Journal {
 		if s.Journal[i].Error != "" {
 			s.Journal[i].Error = withheld

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+
+	"github.com/schemagate/schemagate/coordinator"
 )
 
 // Handler routes the probe, status and metrics endpoints on a mux of its own:
@@ -72,9 +74,12 @@ func (m *Monitor) readyz(w http.ResponseWriter, r *http.Request) {
 	default:
 		fmt.Fprintf(&b, "[+]database ok: read %s ago\n", time.Since(s.ReadAt).Round(time.Millisecond))
 	}
-	if s.Ready {
+	switch {
+	case s.Ready:
 		fmt.Fprintf(&b, "[+]schema ok: %s\nreadyz check passed\n", s.Reason)
-	} else {
+	case s.Phase == coordinator.PhaseDisagrees && s.Status != nil:
+		fmt.Fprintf(&b, "[+]schema ok: %s\n[-]fleet failed: %s\nreadyz check failed\n", s.Status.Describe(), s.Reason)
+	default:
 		fmt.Fprintf(&b, "[-]schema failed: %s\nreadyz check failed\n", s.Reason)
 	}
 	w.Write([]byte(b.String()))

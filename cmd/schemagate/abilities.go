@@ -53,7 +53,7 @@ func (can abilities) reads(flag string) bool {
 	switch {
 	case flag == "poll-interval", flag == "progress-interval":
 		return can.waits
-	case flag == "require-env":
+	case flag == "require-env", flag == "same-env":
 		// What a replica of the app must have: the commands that gate one.
 		return can.waits && !can.administers
 	case flag == "ddl-lock-timeout", flag == "ddl-lock-retries", flag == "migrate-command", flag == "migrate-env",

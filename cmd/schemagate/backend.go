@@ -90,7 +90,7 @@ func (b *backend) elect(s *gateSettings, fingerprint string, log zerolog.Logger)
 		if b.session == nil {
 			return errors.New("lock: postgres needs a PostgreSQL database; for SQLite use file or raft")
 		}
-		l := postgres.NewLocker(b.session, b.namespace)
+		l := postgres.NewLocker(b.session, b.namespace).WithPresenceTable(s.presenceTable)
 		b.locker, b.lockName = l, fmt.Sprintf("postgres advisory lock %d (namespace %q)", l.Key(), b.namespace)
 	case "file":
 		if b.sqlPath == "" {

@@ -54,6 +54,8 @@ func gateExitCodes(ready, failed string) []exit {
 		{schemagate.ExitTimeout, "timed out (--timeout) or stopped (SIGTERM, SIGINT) before the schema was ready"},
 		{schemagate.ExitUnreachable, "the database was unreachable until the deadline, or refused this replica"},
 		{schemagate.ExitAhead, "the database holds migrations this replica does not know, and --when-ahead is exit"},
+		{schemagate.ExitFleetDisagrees, "the schema is ready, but a --same-env variable's value differs from the one on " +
+			"the ready replicas of this release"},
 	}
 }
 

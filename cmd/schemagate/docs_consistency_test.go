@@ -84,7 +84,7 @@ func TestDocsCheckerFindsStaleNames(t *testing.T) {
 		"`schemagate status --listen :9090`",
 		"Set `SCHEMAGATE_TIMEOUTS=5m`.",
 		"`check` exits 9 when the moon is full.",
-		"| code | meaning |\n|---|---|\n| 8 | gone |",
+		"| code | meaning |\n|---|---|\n| 12 | gone |",
 		"The sidecar serves `/statusz`.",
 		"```yaml\nreadinessProbe:\n  httpGet: { path: /ready, port: 9090 }\n```",
 		"`curl http://127.0.0.1:9090/health`",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -39,10 +40,12 @@ Through the environment, SCHEMAGATE_ENV takes KEY=VALUE entries separated by com
 			return nil
 		},
 	}
-	setExitCodes(cmd, "COMMAND's own, once the gate passed and COMMAND took schemagate's place; before that:",
-		append(gateExitCodes("", "a migration failed, here or on the replica this one waited for; or an interrupted one "+
-			"awaits schemagate resolve")[1:],
-			exit{schemagate.ExitAppNotStarted, "the schema is ready, but COMMAND could not be started (execve failed)"})...)
+	codes := gateExitCodes("", "a migration failed, here or on the replica this one waited for; or an interrupted one "+
+		"awaits schemagate resolve")[1:]
+	// In numeric order: 7 before the last, 8.
+	codes = slices.Insert(codes, len(codes)-1,
+		exit{schemagate.ExitAppNotStarted, "the schema is ready, but COMMAND could not be started (execve failed)"})
+	setExitCodes(cmd, "COMMAND's own, once the gate passed and COMMAND took schemagate's place; before that:", codes...)
 	cmd.Flags().SetInterspersed(false)
 	a.does(cmd, abilities{migrates: true, waits: true}, a.exec)
 	cmd.Flags().StringArray("env", nil, "KEY=VALUE to add to the command's environment (repeatable)")

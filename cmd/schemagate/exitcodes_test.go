@@ -246,6 +246,18 @@ func exitCases() []exitCase {
 			return execute(t, "run", "--database-url", sqliteDB(t), "--dir", migrations(t, 1), "--reason", "a test",
 				"--", "sh", "-c", "exit 7")
 		}, as(new(*command.ExitError)), "TestRunHoldsTheLock, TestExec (the app's own code)"},
+
+		// 8: fleet disagrees. The first replica's entry stays in the fleet: its process (this
+		// test's) still runs.
+		{schemagate.ExitFleetDisagrees, "goose", "sqlite", "a --same-env value differs from the ready replicas'", func(t *testing.T) error {
+			db, dir := sqliteDB(t), migrations(t, 1)
+			t.Setenv("SECRET_KEY", "the fleet's value")
+			if err := execute(t, "migrate", "--database-url", db, "--dir", dir, "--replica-id", "web-0", "--same-env", "SECRET_KEY"); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("SECRET_KEY", "another value")
+			return execute(t, "migrate", "--database-url", db, "--dir", dir, "--replica-id", "web-1", "--same-env", "SECRET_KEY")
+		}, as(new(*coordinator.DisagreeError)), "TestFleetGuardPostgres, TestFleetGuardSQLite (sqlite)"},
 	}
 }
 

@@ -103,7 +103,10 @@ func addWaitingFlags(fs *pflag.FlagSet) {
 func addFleetFlags(fs *pflag.FlagSet) {
 	fs.StringArray("require-env", nil, "NAME[,NAME…] or NAME=why: variables this replica must have with a non-empty "+
 		"value; without one it is refused before it touches the database (exit 2), saying why (repeatable)")
-	inGroup(fs, fleetFlags, "require-env")
+	fs.StringArray("same-env", nil, "NAME[,NAME…]: variables the ready replicas of a release must agree on; "+
+		"a replica whose value differs is held back (exit 8; serve: unready), naming the variable and the replicas "+
+		"(only fingerprints of the values leave the replica; repeatable)")
+	inGroup(fs, fleetFlags, "require-env", "same-env")
 }
 
 // addRaftFlags adds the settings of --lock raft.

@@ -240,7 +240,9 @@ func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identi
 	if observer != nil {
 		obs = observer(g.identity())
 	}
-	g.coordinator, err = coordinator.New(s.coordinator, coordinator.Deps{
+	cfg := s.coordinator
+	cfg.Host, cfg.SameEnv = hostname(), fingerprints(b.namespace, s.sameEnv)
+	g.coordinator, err = coordinator.New(cfg, coordinator.Deps{
 		Observer:  obs,
 		Locker:    b.locker,
 		Engine:    eng,

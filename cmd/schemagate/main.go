@@ -221,7 +221,9 @@ precedence. "schemagate COMMAND --help" shows a command's examples, exit codes a
 			"schema was ready"},
 		exit{schemagate.ExitUnreachable, "database unreachable: until the deadline, or it refused this replica"},
 		exit{schemagate.ExitAhead, "database ahead: it holds migrations this replica does not know, and --when-ahead is exit"},
-		exit{schemagate.ExitAppNotStarted, "app not started: exec passed the gate, but could not start the app"})
+		exit{schemagate.ExitAppNotStarted, "app not started: exec passed the gate, but could not start the app"},
+		exit{schemagate.ExitFleetDisagrees, "fleet disagrees: a --same-env variable's value differs from the one on the " +
+			"ready replicas of this release"})
 	root.Flags().Bool("version", false, "print the version, as schemagate version does")
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/schemagate/schemagate/coordinator"
 	"github.com/schemagate/schemagate/engine"
 	"github.com/schemagate/schemagate/journal"
+	"github.com/schemagate/schemagate/lock"
 )
 
 // writeReport prints the status report for a person at a terminal: first what is happening and
@@ -49,6 +52,10 @@ func writeReport(w io.Writer, r *coordinator.Report) {
 		fmt.Fprintf(tw, "pending:\t%s\n", strings.Join(names, ", "))
 	}
 	fmt.Fprintf(tw, "waiting:\t%s\n", waitingText(r))
+	fmt.Fprintf(tw, "fleet:\t%s\n", fleetText(r))
+	if r.Fleet != nil && r.Fleet.Releases != "" {
+		fmt.Fprintf(tw, "\t%s\n", r.Fleet.Releases)
+	}
 	if h := r.Holder; h != nil {
 		fmt.Fprintf(tw, "lock holder:\t%s from %s, session started %s, %s\n", h.String(), orDash(h.Address),
 			ago(h.SessionStart, now), orDash(h.State))
@@ -65,6 +72,9 @@ func writeReport(w io.Writer, r *coordinator.Report) {
 	tw.Flush()
 	if len(r.Applied) > 0 {
 		writeApplied(w, r.Applied, now)
+	}
+	if r.Fleet != nil && len(r.Fleet.Replicas) > 0 {
+		writeFleet(w, r, now)
 	}
 	if len(r.Journal) == 0 {
 		fmt.Fprintln(w, "journal: empty")
@@ -162,6 +172,43 @@ func waitingText(r *coordinator.Report) string {
 		return fmt.Sprintf("%d replicas: %s, …", len(r.Waiting), strings.Join(r.Waiting[:8], ", "))
 	}
 	return fmt.Sprintf("%d replica(s): %s", len(r.Waiting), strings.Join(r.Waiting, ", "))
+}
+
+// fleetText says how the fleet stands, in one line.
+func fleetText(r *coordinator.Report) string {
+	if r.Fleet == nil {
+		return "not visible with this lock (with --lock raft, status joins no cluster)"
+	}
+	return r.Fleet.Summary
+}
+
+// maxFleetRows bounds the fleet's table: the summary counts them all.
+const maxFleetRows = 30
+
+// writeFleet lists the replicas of the fleet: this release's first, then by replica.
+func writeFleet(w io.Writer, r *coordinator.Report, now time.Time) {
+	members := slices.Clone(r.Fleet.Replicas)
+	slices.SortStableFunc(members, func(a, b lock.Member) int {
+		return cmp.Compare(b2i(a.MigrationSet != r.MigrationSet), b2i(b.MigrationSet != r.MigrationSet))
+	})
+	fmt.Fprintln(w, "fleet (by replica):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  REPLICA\tHOST\tRELEASE\tPHASE\tSINCE")
+	for _, m := range members[:min(len(members), maxFleetRows)] {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", m.Replica, orDash(m.Host), coordinator.ShortSet(m.MigrationSet),
+			orDash(m.Phase), ago(m.Since, now))
+	}
+	tw.Flush()
+	if n := len(members) - maxFleetRows; n > 0 {
+		fmt.Fprintf(w, "  … and %d more (status --output json lists them all)\n", n)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // writeApplied prints the applied migrations, newest first, and warns of any whose file changed

@@ -152,6 +152,7 @@ func (a *app) serve(c *call) error {
 func (a *app) gateAndWatch(ctx context.Context, g *gate, ss serveSettings) error {
 	err := g.coordinator.Run(ctx)
 	var failed *coordinator.MigrationFailedError
+	var disagrees *coordinator.DisagreeError
 	switch {
 	case ctx.Err() != nil:
 		return nil
@@ -159,6 +160,11 @@ func (a *app) gateAndWatch(ctx context.Context, g *gate, ss serveSettings) error
 		return err // --exit-on-failure: the orchestrator restarts the pod, which retries once
 	case errors.As(err, &failed):
 		a.log.Error().Err(err).Msg("the migration run failed; serving unready until the schema is fixed or this process restarts")
+	case errors.As(err, &disagrees):
+		// The watch checks the fleet again on every read: the replica becomes ready when the
+		// fleet comes to agree (the replicas with the other value are gone, or this one's
+		// value is theirs).
+		a.log.Error().Err(err).Msg("the fleet disagrees; serving unready until it agrees")
 	case err != nil:
 		return err
 	}

@@ -56,6 +56,10 @@ type gateSettings struct {
 	allowUnready bool
 	// secrets are strings that must never be printed (see secretsIn).
 	secrets []string
+	// sameEnv are the variables the fleet must agree on (--same-env), and presenceTable where
+	// the PostgreSQL lock shows the fleet (sameenv.go).
+	sameEnv       []sameValue
+	presenceTable string
 }
 
 // loadGate reads and validates the settings of a command that reads the schema, those it reads
@@ -113,6 +117,9 @@ func loadGate(l *loader, can abilities, mode coordinator.Mode) (*gateSettings, e
 		if err := checkRequirements(reqs, os.Getenv); err != nil {
 			return s, err
 		}
+	}
+	if err := s.loadFleet(l); err != nil {
+		return s, err
 	}
 	return s, nil
 }

@@ -82,10 +82,11 @@ dict "root" . "immutable" (list $podFailurePolicy $podTemplate).
 
 {{/*
 The Job's podFailurePolicy. The exit codes of schemagate (README, "Exit codes"): 2 invalid
-input, 3 migration failed and 6 database ahead need a change before a retry can help, so they
-fail the Job at once; 4 timed out and 5 unreachable count against backoffLimit. 7 (app not
-started) comes only from exec, which the Job does not run; it is listed with the other codes
-no retry can fix. A pod evicted or preempted is retried without counting.
+input, 3 migration failed, 6 database ahead and 8 fleet disagrees need a change before a retry
+can help, so they fail the Job at once; 4 timed out and 5 unreachable count against
+backoffLimit. 7 (app not started) comes only from exec, which the Job does not run; it is
+listed with the other codes no retry can fix. A pod evicted or preempted is retried without
+counting.
 */}}
 {{- define "schemagate.podFailurePolicy" -}}
 rules:
@@ -93,7 +94,7 @@ rules:
     onExitCodes:
       containerName: schemagate
       operator: In
-      values: [2, 3, 6, 7]
+      values: [2, 3, 6, 7, 8]
   - action: Ignore
     onPodConditions:
       - type: DisruptionTarget

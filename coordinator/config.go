@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -70,9 +71,9 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// Host names the machine the replica runs on, as its fleet shows it.
 	Host string
-	// SameEnv are, by variable name, the fingerprints of the values the replicas of a release
-	// must agree on (--same-env, internal/fingerprint); empty when the fleet guard is off.
-	SameEnv map[string]string
+	// SameEnv names the variables the replicas of a release must agree on (--same-env); empty
+	// when the fleet guard is off. Deps.Fingerprints gives this replica's fingerprints of them.
+	SameEnv []string
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -114,9 +115,9 @@ func (c Config) Validate() error {
 	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
 		return fmt.Errorf("retry backoff (%s to %s) must be positive and increasing", c.RetryMin, c.RetryMax)
 	}
-	for name, fp := range c.SameEnv {
-		if name == "" || fp == "" {
-			return fmt.Errorf("same-env: %q has no fingerprint", name)
+	for i, name := range c.SameEnv {
+		if name == "" || slices.Contains(c.SameEnv[:i], name) {
+			return fmt.Errorf("same-env: %q is empty or given twice", name)
 		}
 	}
 	return nil

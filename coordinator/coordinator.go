@@ -51,6 +51,11 @@ type Deps struct {
 	// Running reports the migrator's statement under way, for its heartbeat; nil where the
 	// backend cannot tell.
 	Running func() (statement string, since time.Time, ok bool)
+	// Fingerprints returns, by name, this replica's fingerprints of the values of the variables
+	// Config.SameEnv names, blocking until they are computed: they take tens of milliseconds
+	// each, by design, so the caller may compute them in the background while the replica
+	// connects and waits. Required with Config.SameEnv.
+	Fingerprints func(ctx context.Context) (map[string]string, error)
 }
 
 // Coordinator runs the flow for one replica. Run, then Watch, from one goroutine.
@@ -68,6 +73,8 @@ type Coordinator struct {
 	// presence is what the replica shows of itself to its fleet (fleet.go); nil when its
 	// election cannot show it (lock.Presence).
 	presence *presence
+	// fingerprints are Deps.Fingerprints' answer, once the guard first needed it.
+	fingerprints map[string]string
 }
 
 // New checks cfg and returns a coordinator.
@@ -88,6 +95,9 @@ func New(cfg Config, d Deps) (*Coordinator, error) {
 	if len(cfg.SameEnv) > 0 && c.presence == nil {
 		return nil, &InputError{Err: errors.New("same-env: this election cannot show the fleet the replicas must " +
 			"agree with; use --lock postgres or file")}
+	}
+	if len(cfg.SameEnv) > 0 && d.Fingerprints == nil {
+		return nil, errors.New("coordinator: Config.SameEnv needs Deps.Fingerprints")
 	}
 	return c, nil
 }

@@ -417,6 +417,8 @@ type replicaOptions struct {
 // presenceOptions shape a replica's presence.
 type presenceOptions struct {
 	show func(ctx context.Context, m lock.Member) error
+	// fingerprints, when set, answers Deps.Fingerprints.
+	fingerprints func(ctx context.Context) (map[string]string, error)
 }
 
 // replica returns a coordinator named name in w.
@@ -450,7 +452,12 @@ func (w *world) replica(name string, opts replicaOptions) *replica {
 		l = r.locker
 	}
 	w.t.Cleanup(func() { l.Close() })
+	var fingerprints func(ctx context.Context) (map[string]string, error)
+	if opts.presence != nil {
+		fingerprints = opts.presence.fingerprints
+	}
 	c, err := New(cfg, Deps{
+		Fingerprints: fingerprints,
 		Locker:    l,
 		Engine:    r.engine,
 		Journal:   w.journal(),

@@ -62,10 +62,30 @@ func (c *Coordinator) show(ctx context.Context, phase Phase, retry bool) {
 	}
 }
 
-// member is this replica as the fleet sees it.
+// member is this replica as the fleet sees it. Its fingerprints are there once the guard
+// needed them (as the replica becomes ready): before, no replica compares with it.
 func (c *Coordinator) member(phase Phase, since time.Time) lock.Member {
 	return lock.Member{Replica: c.cfg.ReplicaID, Host: c.cfg.Host, MigrationSet: c.deps.Engine.Plan().Fingerprint,
-		Phase: string(phase), Since: since, Fingerprints: c.cfg.SameEnv}
+		Phase: string(phase), Since: since, Fingerprints: c.fingerprints}
+}
+
+// ownFingerprints gets this replica's fingerprints of the --same-env values, once: the first
+// call may wait for them to be computed.
+func (c *Coordinator) ownFingerprints(ctx context.Context) error {
+	if c.fingerprints != nil {
+		return nil
+	}
+	fps, err := c.deps.Fingerprints(ctx)
+	if err != nil {
+		return fmt.Errorf("--same-env: %w", err)
+	}
+	for _, name := range c.cfg.SameEnv {
+		if fps[name] == "" {
+			return fmt.Errorf("--same-env: no fingerprint of %s", name)
+		}
+	}
+	c.fingerprints = fps
+	return nil
 }
 
 // fleet reads the fleet: the replicas alive now that share this election. known is false when
@@ -98,8 +118,9 @@ func (c *Coordinator) withSelf(fleet []lock.Member) []lock.Member {
 // guarding reports whether the fleet guard is on (--same-env).
 func (c *Coordinator) guarding() bool { return len(c.cfg.SameEnv) > 0 && c.presence != nil }
 
-// disagreement compares this replica's fingerprints with those of the ready replicas of its
-// release (same migration set) in fleet, and returns the differences, or nil. A replica ready
+// disagreement compares this replica's fingerprints (ownFingerprints got them) with those of
+// the ready replicas of its release (same migration set) in fleet, and returns the
+// differences, or nil. A replica ready
 // since readySince compares only with those ready before it (ties go to the smaller replica
 // id), so that of two ready replicas that disagree the later one yields, never both; one not
 // ready (the zero readySince) compares with every ready replica. Fingerprints of different
@@ -107,8 +128,8 @@ func (c *Coordinator) guarding() bool { return len(c.cfg.SameEnv) > 0 && c.prese
 func (c *Coordinator) disagreement(fleet []lock.Member, readySince time.Time) *DisagreeError {
 	mine := c.deps.Engine.Plan().Fingerprint
 	var diffs []Difference
-	for _, name := range slices.Sorted(maps.Keys(c.cfg.SameEnv)) {
-		own := c.cfg.SameEnv[name]
+	for _, name := range slices.Sorted(slices.Values(c.cfg.SameEnv)) {
+		own := c.fingerprints[name]
 		var others []string
 		for _, m := range fleet {
 			if m.Replica == c.cfg.ReplicaID || m.Phase != string(PhaseReady) || m.MigrationSet != mine ||
@@ -156,6 +177,9 @@ func (g *gate) agree(ctx context.Context) error {
 	c := g.c
 	if !c.guarding() {
 		return nil
+	}
+	if err := c.ownFingerprints(ctx); err != nil {
+		return err
 	}
 	fleet, known, err := c.fleet(ctx)
 	if err != nil {

@@ -15,9 +15,10 @@ import (
 // withSecret is a replica option: presence, and the fleet guard on SECRET_KEY with the
 // fingerprint fp.
 func withSecret(fp string) replicaOptions {
-	return replicaOptions{presence: &presenceOptions{}, config: func(c *Config) {
+	fps := func(context.Context) (map[string]string, error) { return map[string]string{"SECRET_KEY": fp}, nil }
+	return replicaOptions{presence: &presenceOptions{fingerprints: fps}, config: func(c *Config) {
 		c.Host = "host-1"
-		c.SameEnv = map[string]string{"SECRET_KEY": fp}
+		c.SameEnv = []string{"SECRET_KEY"}
 	}}
 }
 
@@ -222,8 +223,9 @@ func TestGuardWatch(t *testing.T) {
 func TestGuardNeedsPresence(t *testing.T) {
 	w := newWorld(t, 1)
 	cfg := DefaultConfig()
-	cfg.ReplicaID, cfg.SameEnv = "web-1", map[string]string{"SECRET_KEY": "v1:aaaa"}
+	cfg.ReplicaID, cfg.SameEnv = "web-1", []string{"SECRET_KEY"}
 	_, err := New(cfg, Deps{Locker: &locker{Locker: w.elect.Locker("web-1")}, Engine: &fakeEngine{w: w},
+		Fingerprints: func(context.Context) (map[string]string, error) { return nil, nil },
 		Journal: w.journal(), Retryable: func(error) bool { return false }, Refused: func(error) bool { return false }})
 	if code := schemagate.ExitCodeOf(err); err == nil || code != schemagate.ExitInvalidInput ||
 		!strings.Contains(err.Error(), "same-env") {
@@ -285,5 +287,42 @@ func TestReportShowsTheFleet(t *testing.T) {
 	plain := w.replica("plain", replicaOptions{})
 	if r, err := plain.Report(ctx, Identity{}, ReportOptions{}); err != nil || r.Fleet != nil {
 		t.Errorf("a report where the election cannot show the fleet: %+v, %v", r.Fleet, err)
+	}
+}
+
+// TestFingerprintsInTheBackground: a replica shows itself waiting before its fingerprints are
+// computed (nobody compares with a waiting replica), and needs them only as it becomes ready:
+// computing them overlaps the wait instead of delaying the start.
+func TestFingerprintsInTheBackground(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, 2)
+	computed := make(chan struct{})
+	opts := withSecret("v1:aaaa")
+	opts.mode = ModeWait
+	opts.presence.fingerprints = func(ctx context.Context) (map[string]string, error) {
+		select {
+		case <-computed:
+			return map[string]string{"SECRET_KEY": "v1:aaaa"}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	waiter := w.replica("web-1", opts)
+	done := waiter.start(ctx)
+	if err := w.elect.AwaitWaiting(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if shows := w.elect.Shows("web-1"); len(shows) != 1 || shows[0].Phase != "waiting" || shows[0].Fingerprints != nil {
+		t.Fatalf("before its fingerprints are computed, the waiter showed %+v", shows)
+	}
+	if err := w.replica("web-2", replicaOptions{presence: &presenceOptions{}}).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(computed)
+	if err := result(t, done); err != nil {
+		t.Fatal(err)
+	}
+	if shows := w.elect.Shows("web-1"); len(shows) != 2 || shows[1].Fingerprints["SECRET_KEY"] != "v1:aaaa" {
+		t.Errorf("ready, the waiter showed %+v", shows)
 	}
 }

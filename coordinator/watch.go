@@ -106,6 +106,9 @@ func (w *watcher) read(ctx context.Context) error {
 	case !ready:
 		phase = PhaseUnready // ahead, under --when-ahead=unready
 	case c.guarding():
+		if err := c.ownFingerprints(ctx); err != nil {
+			return nil // only the end of ctx stops it
+		}
 		if d := c.disagreement(fleet, c.presence.readySince()); d != nil {
 			phase, ready, reason = PhaseDisagrees, false, d.Error()
 		}

@@ -241,8 +241,9 @@ func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identi
 		obs = observer(g.identity())
 	}
 	cfg := s.coordinator
-	cfg.Host, cfg.SameEnv = hostname(), fingerprints(b.namespace, s.sameEnv)
+	cfg.Host, cfg.SameEnv = hostname(), names(s.sameEnv)
 	g.coordinator, err = coordinator.New(cfg, coordinator.Deps{
+		Fingerprints: fingerprintsInBackground(b.namespace, s.sameEnv),
 		Observer:  obs,
 		Locker:    b.locker,
 		Engine:    eng,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -67,6 +68,40 @@ func parseSameEnv(entries []string, lookup func(string) (string, bool)) ([]sameV
 		}
 	}
 	return out, nil
+}
+
+// names are the names of vs, in order.
+func names(vs []sameValue) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.name
+	}
+	return out
+}
+
+// fingerprintsInBackground starts computing the fingerprints of vs and returns what waits for
+// them (the coordinator's Deps.Fingerprints), or nil for none. A herd's replicas compute them
+// while they connect and wait for the migrator, instead of before: on a machine whose cores
+// the replicas share, tens of argon2id evaluations at once would delay everyone's start. The
+// goroutine ends by itself, after the computation.
+func fingerprintsInBackground(scope string, vs []sameValue) func(context.Context) (map[string]string, error) {
+	if len(vs) == 0 {
+		return nil
+	}
+	done := make(chan map[string]string, 1)
+	go func() { done <- fingerprints(scope, vs) }()
+	var fps map[string]string
+	return func(ctx context.Context) (map[string]string, error) {
+		if fps != nil {
+			return fps, nil
+		}
+		select {
+		case fps = <-done:
+			return fps, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 // fingerprints are the fingerprints of vs in scope (the lock namespace), by name, or nil for

@@ -21,6 +21,10 @@ type herdResult struct {
 	wakeups  []time.Duration // final commit to each waiter's exit
 	readies  []time.Duration // final commit to each waiter's "schema ready" log line
 	peakConn int             // most connections one replica held at once
+	peakAll  int             // most connections all replicas held at once
+	// presenceWrites is how many rows the replicas inserted into or updated in the presence
+	// table (counted runs only).
+	presenceWrites int64
 }
 
 // herds measures a single replica, then each herd size, and reports ratios, wake-up latency and
@@ -87,6 +91,18 @@ func (b *bench) herds(ctx context.Context) error {
 // herd starts n replicas at once on a fresh database and waits for all of them. With count, it
 // also samples how many connections each replica holds.
 func (b *bench) herd(ctx context.Context, dir string, n int, count bool) (herdResult, error) {
+	return b.herdOf(ctx, replicas{bin: b.bin}, dir, n, count)
+}
+
+// replicas are what a herd runs: a binary, flags added to migrate's, and environment.
+type replicas struct {
+	bin   string
+	extra []string
+	env   []string
+}
+
+// herdOf is herd with the replicas rs.
+func (b *bench) herdOf(ctx context.Context, rs0 replicas, dir string, n int, count bool) (herdResult, error) {
 	d, err := newDatabase(ctx, b.opts.adminURL)
 	if err != nil {
 		return herdResult{}, err
@@ -97,7 +113,8 @@ func (b *bench) herd(ctx context.Context, dir string, n int, count bool) (herdRe
 		sampler = startSampler(ctx, d, "schemagate/", 20*time.Millisecond)
 	}
 	begin := time.Now()
-	rs, err := fleet.StartAll(b.bin, n, "bench", []string{"migrate", "--database-url", d.url, "--dir", dir})
+	args := append([]string{"migrate", "--database-url", d.url, "--dir", dir}, rs0.extra...)
+	rs, err := fleet.StartAll(rs0.bin, n, "bench", args, rs0.env...)
 	if err != nil {
 		return herdResult{}, err
 	}
@@ -121,7 +138,10 @@ func (b *bench) herd(ctx context.Context, dir string, n int, count bool) (herdRe
 	}
 	res := herdResult{took: last.Sub(begin)}
 	if sampler != nil {
-		res.peakConn, _ = sampler.stop()
+		res.peakConn, res.peakAll = sampler.stop()
+		if res.presenceWrites, err = presenceWrites(ctx, d); err != nil {
+			return res, err
+		}
 	}
 	var commit time.Time
 	var migrator string

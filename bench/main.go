@@ -7,6 +7,7 @@
 //	cd bench && go run .            # or: make bench
 //	go run . -runs 5 -scenarios herd,failover
 //	go run . -scenarios compare -peers pglock,goose,migrate
+//	go run . -scenarios fleet -fleet-baseline 9f8b55a -scratch-connections 300
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/schemagate/schemagate/internal/fleet"
+	"github.com/schemagate/schemagate/internal/pgscratch"
 )
 
 type options struct {
@@ -34,6 +36,10 @@ type options struct {
 	peers     []string      // contenders of the compare scenario
 	bound     time.Duration // most one compare configuration may take
 	cutSleep  time.Duration // first-attempt sleep of the migration the compare scenario cuts off
+	// fleetBaseline is a revision built without presence, for the fleet scenario; "" for none.
+	fleetBaseline string
+	// scratchConnections, when set, runs everything on a throwaway server accepting that many.
+	scratchConnections int
 }
 
 func main() {
@@ -56,7 +62,12 @@ func run(ctx context.Context, args []string) error {
 	var peers string
 	fs.StringVar(&scenarios, "scenarios", "herd,failover,serve,raft",
 		"herd (ratio, wake-up, connections), failover (SIGKILL, blackhole), serve (idle memory, CPU, probe latency), raft (herd, election, sessions, failover), "+
-			"compare (side by side with goose and golang-migrate; not in the default)")
+			"compare (side by side with goose and golang-migrate; not in the default), "+
+			"fleet (the herd with presence and --same-env, against -fleet-baseline; not in the default)")
+	fs.StringVar(&o.fleetBaseline, "fleet-baseline", "", "fleet: a git revision built without presence, run as the baseline "+
+		"(the last before it: 9f8b55a)")
+	fs.IntVar(&o.scratchConnections, "scratch-connections", 0, "run on a throwaway PostgreSQL server (pg_config --bindir) "+
+		"that accepts this many connections, instead of -database-url: for herds the shared server cannot hold")
 	fs.StringVar(&peers, "peers", "pglock,raft,goose,migrate,goose-nolock", "tools of the compare scenario")
 	fs.DurationVar(&o.bound, "bound", 3*time.Minute, "compare: most one run of a configuration may take before it is reported as timed out")
 	fs.DurationVar(&o.cutSleep, "cut-sleep", 30*time.Second, "compare: how long the migration cut off sleeps on its first attempt")
@@ -83,6 +94,15 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	b := &bench{opts: o, bin: bin, work: work}
+	if o.scratchConnections > 0 {
+		srv, err := pgscratch.StartServer(ctx, pgscratch.ServerOptions{DirPrefix: "sgbench-",
+			Settings: []string{fmt.Sprintf("max_connections = %d", o.scratchConnections)}})
+		if err != nil {
+			return err
+		}
+		defer srv.Remove()
+		b.opts.adminURL = srv.AdminURL()
+	}
 	if err := b.describeMachine(ctx); err != nil {
 		return err
 	}
@@ -103,6 +123,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	if slices.Contains(o.scenarios, "raft") {
 		if err := b.rafts(ctx); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(o.scenarios, "fleet") {
+		if err := b.fleets(ctx); err != nil {
 			return err
 		}
 	}

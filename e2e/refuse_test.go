@@ -309,7 +309,8 @@ func TestSQLiteURLNamesOneFile(t *testing.T) {
 	for _, e := range entries {
 		files = append(files, e.Name())
 	}
-	if want := []string{name, name + ".schemagate-lock", name + ".schemagate-lock.hosts"}; !slices.Equal(files, want) {
+	want := []string{name, name + ".schemagate-lock", name + ".schemagate-lock.hosts", name + ".schemagate-lock.presence"}
+	if !slices.Equal(files, want) {
 		t.Errorf("files %q, want %q", files, want)
 	}
 	check := start(t, "check", []string{"check", "--database-url", "sqlite:///" + filepath.Join(data, "my app%231%3F.db"), "--dir", dir})

@@ -458,14 +458,14 @@ func (w *world) replica(name string, opts replicaOptions) *replica {
 	}
 	c, err := New(cfg, Deps{
 		Fingerprints: fingerprints,
-		Locker:    l,
-		Engine:    r.engine,
-		Journal:   w.journal(),
-		Retryable: func(err error) bool { return errors.Is(err, errUnavailable) },
-		Refused:   func(err error) bool { return errors.Is(err, errRefused) },
-		Target:    "the test database",
-		Log:       zerolog.New(r.log),
-		Observer:  r.obs,
+		Locker:       l,
+		Engine:       r.engine,
+		Journal:      w.journal(),
+		Retryable:    func(err error) bool { return errors.Is(err, errUnavailable) },
+		Refused:      func(err error) bool { return errors.Is(err, errRefused) },
+		Target:       "the test database",
+		Log:          zerolog.New(r.log),
+		Observer:     r.obs,
 	})
 	if err != nil {
 		w.t.Fatal(err)

@@ -226,7 +226,7 @@ func TestGuardNeedsPresence(t *testing.T) {
 	cfg.ReplicaID, cfg.SameEnv = "web-1", []string{"SECRET_KEY"}
 	_, err := New(cfg, Deps{Locker: &locker{Locker: w.elect.Locker("web-1")}, Engine: &fakeEngine{w: w},
 		Fingerprints: func(context.Context) (map[string]string, error) { return nil, nil },
-		Journal: w.journal(), Retryable: func(error) bool { return false }, Refused: func(error) bool { return false }})
+		Journal:      w.journal(), Retryable: func(error) bool { return false }, Refused: func(error) bool { return false }})
 	if code := schemagate.ExitCodeOf(err); err == nil || code != schemagate.ExitInvalidInput ||
 		!strings.Contains(err.Error(), "same-env") {
 		t.Fatalf("New: %v (exit %d), want invalid input naming same-env", err, code)

@@ -244,16 +244,16 @@ func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identi
 	cfg.Host, cfg.SameEnv = hostname(), names(s.sameEnv)
 	g.coordinator, err = coordinator.New(cfg, coordinator.Deps{
 		Fingerprints: fingerprintsInBackground(b.namespace, s.sameEnv),
-		Observer:  obs,
-		Locker:    b.locker,
-		Engine:    eng,
-		Journal:   j,
-		Retryable: b.retryable,
-		Refused:   b.refused,
-		Target:    b.target,
-		Log:       log,
-		Redact:    redactor.String,
-		Running:   running(b.statements),
+		Observer:     obs,
+		Locker:       b.locker,
+		Engine:       eng,
+		Journal:      j,
+		Retryable:    b.retryable,
+		Refused:      b.refused,
+		Target:       b.target,
+		Log:          log,
+		Redact:       redactor.String,
+		Running:      running(b.statements),
 	})
 	if err != nil {
 		b.close()

@@ -94,7 +94,7 @@ func New(cfg Config, d Deps) (*Coordinator, error) {
 	}
 	if len(cfg.SameEnv) > 0 && c.presence == nil {
 		return nil, &InputError{Err: errors.New("same-env: this election cannot show the fleet the replicas must " +
-			"agree with; use --lock postgres or file")}
+			"agree with")}
 	}
 	if len(cfg.SameEnv) > 0 && d.Fingerprints == nil {
 		return nil, errors.New("coordinator: Config.SameEnv needs Deps.Fingerprints")

@@ -192,6 +192,9 @@ func (g *gate) verdict(st engine.Status) (decided bool, err error) {
 		return true, &InputError{Err: err}
 	}
 	ready, reason, err := g.c.judge(st)
+	if st.Ahead() {
+		g.logNewerRelease(st, reason)
+	}
 	if err != nil {
 		g.publish(PhaseFailed, false, reason)
 		return true, err
@@ -220,6 +223,39 @@ func (g *gate) verdict(st engine.Status) (decided bool, err error) {
 	}
 	ev.Msg("schema ready: " + reason)
 	return true, nil
+}
+
+// logNewerRelease says, when the database is ahead of this replica, which release put it
+// there: the migration set of the journal's last successful run, the replica that ran it and
+// when, so that a person reading a --when-ahead decision knows which rollout is newer.
+func (g *gate) logNewerRelease(st engine.Status, decision string) {
+	c := g.c
+	ev := c.deps.Log.Warn().Ints64("unknown_versions", st.Unknown).Str("when_ahead", string(c.cfg.WhenAhead))
+	newer := "a release this replica's journal does not name (migrated by another tool, or before schemagate)"
+	if run, err := c.lastRun(g.ctx); err == nil && run != nil && run.Outcome == journal.Succeeded &&
+		run.Fingerprint != c.deps.Engine.Plan().Fingerprint {
+		newer = fmt.Sprintf("release %s (migration set %s, applied by replica %s in run #%d, %s ago)",
+			short(run.Fingerprint), run.Fingerprint, run.Replica, run.ID, since(*endOf(run)))
+		ev = ev.Str("newer_migration_set", run.Fingerprint).Str("newer_replica", run.Replica).Int64("newer_run", run.ID)
+	}
+	ev.Msg("the database is ahead of this release (" + short(c.deps.Engine.Plan().Fingerprint) + "): " + newer +
+		" holds the newer schema; " + decision)
+}
+
+// short is a migration set's fingerprint as people read it: its first 8 characters.
+func short(fingerprint string) string {
+	if len(fingerprint) > 8 {
+		return fingerprint[:8] + "…"
+	}
+	return fingerprint
+}
+
+// endOf is when a run ended, or when it started while it runs.
+func endOf(e *journal.Entry) *time.Time {
+	if e.FinishedAt != nil {
+		return e.FinishedAt
+	}
+	return &e.StartedAt
 }
 
 // judge is the readiness verdict on st under the --when-ahead policy, with its reason in one

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -451,6 +452,32 @@ func TestRun(t *testing.T) {
 			}
 			if tc.check != nil {
 				tc.check(t, w, r)
+			}
+		})
+	}
+}
+
+// TestAheadNamesTheNewerRelease: a replica that finds the database ahead of its release says,
+// whatever --when-ahead decides, which release put it there, who ran it and in which run.
+func TestAheadNamesTheNewerRelease(t *testing.T) {
+	for _, policy := range []AheadPolicy{AheadReady, AheadUnready, AheadExit} {
+		t.Run(string(policy), func(t *testing.T) {
+			w := newWorld(t, 3)
+			w.schema.set(1, 2, 3, 4)
+			j := w.ensureJournal()
+			ctx := context.Background()
+			id, err := j.StartRun(ctx, "web-9", "set-of-the-newer-release", 3, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := j.FinishRun(ctx, id, journal.Succeeded, nil, ""); err != nil {
+				t.Fatal(err)
+			}
+			r := w.replica("web-1", replicaOptions{config: func(c *Config) { c.WhenAhead = policy }})
+			_ = r.Run(ctx)
+			want := fmt.Sprintf("release set-of-t… (migration set set-of-the-newer-release, applied by replica web-9 in run #%d", id)
+			if log := r.log.String(); !strings.Contains(log, want) || !strings.Contains(log, `"newer_replica":"web-9"`) {
+				t.Errorf("the log does not name the newer release:\n%s", log)
 			}
 		})
 	}

@@ -232,3 +232,50 @@ func TestFleetGuardSQLite(t *testing.T) {
 	sidecar.wait(t, 30*time.Second)
 	noSecretIn(t, sidecar, stray, same)
 }
+
+// TestFleetGuardRaft: with --lock raft, where waiters hold no database connection, the fleet
+// is known among the members themselves. Three sidecars with the same key are ready; one of
+// them, restarted with another key (a rollout that got the wrong Secret), rejoins the cluster
+// and is held back, unready, naming the two that hold the other value, while they stay ready.
+func TestFleetGuardRaft(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 2})
+	c := newRaftCluster(t, "fleet", 3)
+	eps := make([]endpoint, 3)
+	serve := func(i int, secret string) *replica {
+		addr, ep := listenAddr(t)
+		eps[i] = ep
+		args := append(d.args("serve", dir, c.args(i, c.peers())...), "--listen", addr, "--same-env", "WEBUI_SECRET_KEY",
+			"--watch-interval", "500ms")
+		return start(t, c.names[i], args, "SCHEMAGATE_RAFT_SECRET="+raftSecret, "WEBUI_SECRET_KEY="+secret)
+	}
+	members := []*replica{serve(0, fleetSecret), serve(1, fleetSecret), serve(2, fleetSecret)}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, m := range members {
+				t.Logf("%s:\n%s", m.name, m.output())
+			}
+		}
+	})
+	for _, ep := range eps {
+		ep.awaitStatus(t, time.Minute, "/readyz", 200)
+	}
+	members[2].signal(t, syscall.SIGKILL)
+	members[2].wait(t, 30*time.Second)
+	members[2] = serve(2, otherSecret)
+	eps[2].awaitStatus(t, time.Minute, "/readyz?verbose", 503)
+	await(t, time.Minute, "the restarted member to say why it is unready", func() bool {
+		_, body := eps[2].get("/readyz?verbose")
+		return strings.Contains(body, "[-]fleet failed: WEBUI_SECRET_KEY differs from the value on 2 ready replicas (fleet-0, fleet-1)")
+	})
+	for i, ep := range eps[:2] {
+		if code, body := ep.get("/readyz"); code != 200 {
+			t.Errorf("fleet-%d is no longer ready after the restarted member came: %d %s", i, code, body)
+		}
+	}
+	for _, m := range members {
+		m.signal(t, syscall.SIGTERM)
+		m.wait(t, 30*time.Second)
+	}
+	noSecretIn(t, members...)
+}

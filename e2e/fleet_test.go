@@ -146,8 +146,8 @@ func awaitFleet(t *testing.T, within time.Duration, summary *regexp.Regexp, args
 }
 
 // TestFleetStatusHerd: status shows a herd's fleet with the right phases: a migrator blocked on
-// a table lock and ten serve replicas waiting for it; then, once it committed and exited, the
-// ten ready; then a SIGKILLed replica's entry is gone, with nobody cleaning up. Every sidecar
+// a table lock and nineteen serve replicas waiting for it (20 in all); then, once it committed and exited,
+// the nineteen ready; then a SIGKILLed replica's entry is gone, with nobody cleaning up. Every sidecar
 // exports the fleet's counts.
 func TestFleetStatusHerd(t *testing.T) {
 	d := newDB(t)
@@ -164,7 +164,7 @@ func TestFleetStatusHerd(t *testing.T) {
 		return d.int(t, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
 			AND application_name = 'schemagate/job-0' AND wait_event_type = 'Lock'`) == 1
 	})
-	const n = 10
+	const n = 19 // and the migrator: a fleet of 20
 	var herd []*replica
 	var eps []endpoint
 	for i := range n {
@@ -174,7 +174,7 @@ func TestFleetStatusHerd(t *testing.T) {
 		eps = append(eps, ep)
 	}
 	status := []string{"--database-url", d.url, "--dir", dir}
-	out := awaitFleet(t, 2*time.Minute, regexp.MustCompile(`fleet: +11 replicas: 1 migrating and 10 waiting on release \S+ \(this one\)\n`), status...)
+	out := awaitFleet(t, 2*time.Minute, regexp.MustCompile(`fleet: +20 replicas: 1 migrating and 19 waiting on release \S+ \(this one\)\n`), status...)
 	if !containsAll(out, "fleet (by replica):", "job-0", "herd-9") {
 		t.Errorf("status does not list the replicas:\n%s", out)
 	}
@@ -183,15 +183,15 @@ func TestFleetStatusHerd(t *testing.T) {
 	if code := migrator.wait(t, time.Minute); code != 0 {
 		t.Fatalf("the migrator exited %d:\n%s", code, migrator.output())
 	}
-	awaitFleet(t, time.Minute, regexp.MustCompile(`fleet: +10 replicas: 10 ready on release \S+ \(this one\)\n`), status...)
+	awaitFleet(t, time.Minute, regexp.MustCompile(`fleet: +19 replicas: 19 ready on release \S+ \(this one\)\n`), status...)
 	await(t, time.Minute, "a sidecar to export the fleet's counts", func() bool {
 		_, body := eps[0].get("/metrics")
-		return regexp.MustCompile(`schemagate_fleet_replicas\{migration_set="[0-9a-f]+",phase="ready"\} 10\n`).MatchString(body)
+		return regexp.MustCompile(`schemagate_fleet_replicas\{migration_set="[0-9a-f]+",phase="ready"\} 19\n`).MatchString(body)
 	})
 
 	herd[3].signal(t, syscall.SIGKILL)
 	herd[3].wait(t, 10*time.Second)
-	out = awaitFleet(t, time.Minute, regexp.MustCompile(`fleet: +9 replicas: 9 ready on release`), status...)
+	out = awaitFleet(t, time.Minute, regexp.MustCompile(`fleet: +18 replicas: 18 ready on release`), status...)
 	if strings.Contains(out, "herd-3") {
 		t.Errorf("status still lists the killed replica:\n%s", out)
 	}
@@ -199,7 +199,7 @@ func TestFleetStatusHerd(t *testing.T) {
 	if err := json.Unmarshal([]byte(statusText(t, append(status, "--output", "json")...)), &doc); err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Fleet.Replicas) != 9 || !strings.HasPrefix(doc.Fleet.Summary, "9 replicas: 9 ready on release") {
+	if len(doc.Fleet.Replicas) != n-1 || !strings.HasPrefix(doc.Fleet.Summary, "18 replicas: 18 ready on release") {
 		t.Errorf("status --output json: %+v", doc.Fleet)
 	}
 	for _, r := range doc.Fleet.Replicas {

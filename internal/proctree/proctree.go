@@ -137,10 +137,25 @@ func State(pid int) string {
 	return p.state
 }
 
+// Started identifies process pid by when it started: the kernel's boot id and the start time
+// in /proc/PID/stat (field 22, clock ticks since boot), so that a pid the kernel gave to another
+// process since does not pass for it. alive is false when no process has the pid, or only its
+// zombie is left.
+func Started(pid int) (start string, alive bool) {
+	p, ok := readStat("/proc/" + strconv.Itoa(pid) + "/stat")
+	if !ok || p.start == "" || p.state == "Z" || p.state == "X" {
+		return "", false // a zombie has ended: only its exit status is left for its parent
+	}
+	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(boot)) + "/" + p.start, true
+}
+
 // process is one line of /proc/PID/stat, as far as the tree needs it.
 type process struct {
 	pid, ppid int
 	state     string
+	// start is when the process started, in clock ticks since boot (field 22).
+	start string
 }
 
 // processes reads every process from /proc. Where /proc belongs to another PID namespace than
@@ -173,11 +188,15 @@ func readStat(path string) (process, bool) {
 	if open < 0 || end < 0 {
 		return process{}, false
 	}
-	fields := strings.Fields(line[end+1:]) // state, ppid, …
+	fields := strings.Fields(line[end+1:]) // field 3 (state), 4 (ppid), …
 	if len(fields) < 2 {
 		return process{}, false
 	}
 	pid, err1 := strconv.Atoi(strings.TrimSpace(line[:open]))
 	ppid, err2 := strconv.Atoi(fields[1])
-	return process{pid: pid, ppid: ppid, state: fields[0]}, err1 == nil && err2 == nil
+	p := process{pid: pid, ppid: ppid, state: fields[0]}
+	if len(fields) >= 20 {
+		p.start = fields[19]
+	}
+	return p, err1 == nil && err2 == nil
 }

@@ -76,3 +76,34 @@ func TestReaperLeavesItsOwn(t *testing.T) {
 	}
 	r.Release(own.Process.Pid)
 }
+
+// TestStarted: a running process is named by its boot and start time, the same each time it
+// is read; its zombie, and a pid no process has, are not alive.
+func TestStarted(t *testing.T) {
+	child := exec.Command("sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := child.Process.Pid
+	first, alive := Started(pid)
+	if !alive || first == "" {
+		t.Fatalf("a running process: %q, alive %v", first, alive)
+	}
+	if again, _ := Started(pid); again != first {
+		t.Errorf("read twice: %q, then %q", first, again)
+	}
+	if own, _ := Started(os.Getpid()); own == first {
+		t.Errorf("two processes share the start %q", own)
+	}
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	awaitState(t, pid, "Z")
+	if start, alive := Started(pid); alive {
+		t.Errorf("a zombie is alive: %q", start)
+	}
+	_ = child.Wait()
+	if start, alive := Started(pid); alive {
+		t.Errorf("a reaped process is alive: %q", start)
+	}
+}

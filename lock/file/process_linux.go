@@ -1,30 +1,9 @@
 package file
 
-import (
-	"bytes"
-	"os"
-	"strconv"
-	"strings"
-)
+import "github.com/schemagate/schemagate/internal/proctree"
 
-// processStartOf reads the process's start time (field 22 of /proc/<pid>/stat, in clock ticks
-// since boot) and the boot id: together they name one process of one boot.
-func processStartOf(pid int) (string, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return "", false
-	}
-	// The command name, field 2, is in parentheses and may hold spaces and parentheses: the
-	// fields after it start after the last ')'.
-	end := bytes.LastIndexByte(b, ')')
-	if end < 0 {
-		return "", false
-	}
-	fields := strings.Fields(string(b[end+1:]))
-	// fields[0] is field 3 (state); field 22 is fields[19].
-	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
-		return "", false // a zombie has ended: only its exit status is left for its parent
-	}
-	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	return strings.TrimSpace(string(boot)) + "/" + fields[19], true
-}
+// processStart identifies a running process by when it started, so that a pid the kernel gave
+// to another process since does not pass for the one that showed itself: the boot id and the
+// start time in /proc/<pid>/stat. alive is false when no process has the pid, or only its
+// zombie is left.
+func processStart(pid int) (start string, alive bool) { return proctree.Started(pid) }

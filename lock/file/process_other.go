@@ -8,8 +8,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// processStartOf knows no start time here: a process with the pid runs, or none does.
-func processStartOf(pid int) (string, bool) {
+// processStart knows no start time here: a process with the pid runs, or none does.
+func processStart(pid int) (start string, alive bool) {
 	err := unix.Kill(pid, 0)
 	return "", err == nil || errors.Is(err, unix.EPERM)
 }

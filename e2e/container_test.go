@@ -238,10 +238,13 @@ func TestContainerReapsOrphans(t *testing.T) {
 		left := proctree.Children(init)
 		return len(left) == 0
 	})
-	body := ep.awaitStatus(t, 10*time.Second, "/readyz?verbose", 503)
-	if !strings.Contains(body, "reaper was killed by SIGKILL") {
-		t.Errorf("/readyz does not say the command's reaper was killed:\n%s", body)
-	}
+	// /readyz answers 503 already while the command runs ("migrating"): await the answer that
+	// says why the run ended.
+	ep.awaitStatus(t, 10*time.Second, "/readyz?verbose", 503)
+	await(t, 10*time.Second, "/readyz to say the command's reaper was killed", func() bool {
+		code, body := ep.get("/readyz?verbose")
+		return code == 503 && strings.Contains(body, "reaper was killed by SIGKILL")
+	})
 	r.signal(t, syscall.SIGTERM)
 	if code := r.wait(t, 15*time.Second); code != 0 {
 		t.Errorf("serve exited %d after SIGTERM:\n%s", code, r.output())

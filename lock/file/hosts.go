@@ -97,20 +97,30 @@ func readRecord(path string) (hostRecord, error) {
 		return hostRecord{}, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxRecordSize+1))
-	if err != nil {
-		return hostRecord{}, fmt.Errorf("read host record %s: %w", path, err)
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return hostRecord{}, nil
-	}
-	var raw map[string]json.RawMessage
 	var r hostRecord
-	if len(b) > maxRecordSize || json.Unmarshal(b, &raw) != nil || raw["hosts"] == nil || json.Unmarshal(b, &r) != nil {
-		return hostRecord{}, fmt.Errorf("%s holds other data, not schemagate's host record; "+
-			"schemagate writes only into its own (remove this file if nothing needs it)", path)
+	if err := readOwn(f, path, "host record", "hosts", maxRecordSize, &r); err != nil {
+		return hostRecord{}, err
 	}
 	return r, nil
+}
+
+// readOwn reads into v a JSON document of schemagate's own, of at most max bytes and holding
+// key, from f; an empty file leaves v as it is. Anything else is refused, as a lock file
+// holding other data is: schemagate writes only into files of its own.
+func readOwn(f io.Reader, path, what, key string, max int, v any) error {
+	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if err != nil {
+		return fmt.Errorf("read %s %s: %w", what, path, err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	var raw map[string]json.RawMessage
+	if len(b) > max || json.Unmarshal(b, &raw) != nil || raw[key] == nil || json.Unmarshal(b, v) != nil {
+		return fmt.Errorf("%s holds other data, not schemagate's %s; "+
+			"schemagate writes only into its own (remove this file if nothing needs it)", path, what)
+	}
+	return nil
 }
 
 // writeRecord replaces the host record at path with r.

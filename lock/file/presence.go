@@ -1,12 +1,10 @@
 package file
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"slices"
@@ -147,18 +145,9 @@ func (l *Locker) alive(e presenceEntry, machine string) bool {
 // readPresence reads a presence file; an empty one holds nobody. Anything but schemagate's
 // presence JSON is refused, as a lock file holding other data is.
 func readPresence(f *os.File, path string) (presenceFile, error) {
-	b, err := io.ReadAll(io.LimitReader(f, maxPresenceSize+1))
-	if err != nil {
-		return presenceFile{}, fmt.Errorf("read presence file %s: %w", path, err)
-	}
-	if len(bytes.TrimSpace(b)) == 0 {
-		return presenceFile{}, nil
-	}
-	var raw map[string]json.RawMessage
 	var pf presenceFile
-	if len(b) > maxPresenceSize || json.Unmarshal(b, &raw) != nil || raw["replicas"] == nil || json.Unmarshal(b, &pf) != nil {
-		return presenceFile{}, fmt.Errorf("%s holds other data, not schemagate's presence file; "+
-			"schemagate writes only into its own (remove this file if nothing needs it)", path)
+	if err := readOwn(f, path, "presence file", "replicas", maxPresenceSize, &pf); err != nil {
+		return presenceFile{}, err
 	}
 	return pf, nil
 }

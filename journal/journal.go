@@ -11,7 +11,6 @@ package journal
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -205,7 +204,7 @@ func (j *Journal) Ensure(ctx context.Context) error {
 	for range 3 {
 		// Two namespaces sharing the table may create it at once; PostgreSQL then fails one
 		// CREATE TABLE IF NOT EXISTS with a duplicate key, and trying again sees the table.
-		if _, err = j.db.ExecContext(ctx, create); err == nil || !createRace(err) {
+		if _, err = j.db.ExecContext(ctx, create); err == nil || !tablename.CreateRace(err) {
 			break
 		}
 	}
@@ -213,23 +212,6 @@ func (j *Journal) Ensure(ctx context.Context) error {
 		return fmt.Errorf("create journal table %s: %w", j.table, err)
 	}
 	return nil
-}
-
-// createRace reports whether err is what a CREATE TABLE IF NOT EXISTS that raced another gets
-// on PostgreSQL. The driver's error is matched by its SQLState method, so the journal does not
-// depend on one driver.
-func createRace(err error) bool {
-	var coded interface{ SQLState() string }
-	if !errors.As(err, &coded) {
-		return false
-	}
-	switch coded.SQLState() {
-	case "23505", "42P07", "42710":
-		// unique_violation on the catalog, duplicate_table, and duplicate_object: a CREATE
-		// TABLE IF NOT EXISTS that raced another one that created the table's row type first.
-		return true
-	}
-	return false
 }
 
 // StartRun records that replica became the migrator and will move the schema from one version

@@ -16,11 +16,30 @@ import (
 // (42P01), or SQLite's "no such table". A version or journal table is missing until the first
 // migrator creates it.
 func Missing(err error) bool {
+	if err == nil {
+		return false
+	}
 	var coded interface{ SQLState() string }
 	if errors.As(err, &coded) {
 		return coded.SQLState() == "42P01"
 	}
 	return strings.Contains(err.Error(), "no such table")
+}
+
+// CreateRace reports whether err is what a CREATE TABLE IF NOT EXISTS that raced another one
+// gets on PostgreSQL: a unique_violation on the catalog (23505), duplicate_table (42P07), or
+// duplicate_object (42710: the other created the table's row type first). The table exists
+// then, which is all the loser wanted. The driver's error is matched by its SQLState method.
+func CreateRace(err error) bool {
+	var coded interface{ SQLState() string }
+	if !errors.As(err, &coded) {
+		return false
+	}
+	switch coded.SQLState() {
+	case "23505", "42P07", "42710":
+		return true
+	}
+	return false
 }
 
 var pattern = regexp.MustCompile(`^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$`)

@@ -57,9 +57,29 @@ func TestMissing(t *testing.T) {
 		{coded("42501"), false}, // insufficient_privilege
 		{coded("42P07"), false}, // duplicate_table
 		{errors.New("connection refused"), false},
+		{nil, false},
 	} {
 		if got := tablename.Missing(tc.err); got != tc.want {
 			t.Errorf("Missing(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestCreateRace: the errors a CREATE TABLE IF NOT EXISTS gets when another created the table
+// at the same moment, and no others.
+func TestCreateRace(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{coded("23505"), true}, // unique_violation on pg_type
+		{coded("42P07"), true}, // duplicate_table
+		{fmt.Errorf("create journal: %w", coded("42710")), true}, // duplicate_object
+		{coded("42501"), false},                                  // insufficient_privilege
+		{errors.New("connection refused"), false},
+	} {
+		if got := tablename.CreateRace(tc.err); got != tc.want {
+			t.Errorf("CreateRace(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

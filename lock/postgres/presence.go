@@ -3,13 +3,11 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/schemagate/schemagate/lock"
+	"github.com/schemagate/schemagate/tablename"
 )
 
 // DefaultPresenceTable is the presence table's default name.
@@ -98,7 +96,7 @@ func (l *Locker) Show(ctx context.Context, m lock.Member) error {
 		return pid, err
 	}
 	pid, err := show()
-	if missingTable(err) {
+	if tablename.Missing(err) {
 		if err = l.createPresence(ctx); err == nil {
 			pid, err = show()
 		}
@@ -116,7 +114,7 @@ func (l *Locker) Show(ctx context.Context, m lock.Member) error {
 func (l *Locker) createPresence(ctx context.Context) error {
 	var err error
 	for range 3 {
-		if _, err = l.s.db.ExecContext(ctx, l.q(createPresence)); err == nil || !createRace(err) {
+		if _, err = l.s.db.ExecContext(ctx, l.q(createPresence)); err == nil || !tablename.CreateRace(err) {
 			break
 		}
 	}
@@ -130,7 +128,7 @@ func (l *Locker) createPresence(ctx context.Context) error {
 // only reads: a table that does not exist yet lists nobody.
 func (l *Locker) Fleet(ctx context.Context) ([]lock.Member, error) {
 	rows, err := l.s.db.QueryContext(ctx, l.q(fleetQuery), l.namespace)
-	if missingTable(err) {
+	if tablename.Missing(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -168,25 +166,4 @@ func (l *Locker) reshow(ctx context.Context) {
 	if err := l.Show(ctx, *l.shown); err != nil {
 		l.s.log.Debug().Err(err).Msg("could not show this replica to the fleet again after reconnecting")
 	}
-}
-
-// missingTable reports whether err is PostgreSQL's undefined_table.
-func missingTable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
-}
-
-// createRace reports whether err is what a CREATE TABLE IF NOT EXISTS that raced another gets:
-// a unique_violation on the catalog, duplicate_table, or duplicate_object (the table's row type
-// created first by the other).
-func createRace(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	switch pgErr.Code {
-	case "23505", "42P07", "42710":
-		return true
-	}
-	return false
 }

@@ -79,7 +79,7 @@ func (g *gate) run(ctx context.Context) error {
 			return err
 		}
 		if n == wait && err == nil {
-			err = g.c.deps.Locker.Wait(ctx, g.nextWait())
+			err = g.waitForChange(ctx)
 		}
 		if err == nil {
 			g.backoff = g.c.cfg.RetryMin
@@ -288,9 +288,40 @@ func (g *gate) waitedFor(run *journal.Entry) bool {
 	return run.ID > g.first.ID || (run.ID == g.first.ID && g.first.Outcome == journal.Running)
 }
 
-// nextWait is the poll interval jittered by ±25 %, cut short when a progress report is due.
+// waitForChange waits until something may have changed. With a backend that says when nothing
+// did (lock.QuietWaiter: the holder held the lock throughout the wait), it waits again without
+// re-reading anything, reporting progress from what it knows, until something did.
+func (g *gate) waitForChange(ctx context.Context) error {
+	for {
+		if err := g.c.deps.Locker.Wait(ctx, g.nextWait()); err != nil {
+			return err
+		}
+		h, quiet := g.heldThroughout()
+		if !quiet {
+			return nil
+		}
+		g.holder = h
+		g.reportProgress()
+	}
+}
+
+// heldThroughout reports whether the backend said the last Wait changed nothing, and the
+// holder as it stands now.
+func (g *gate) heldThroughout() (*lock.Holder, bool) {
+	if q, ok := g.c.deps.Locker.(lock.QuietWaiter); ok {
+		return q.HeldThroughout()
+	}
+	return nil, false
+}
+
+// nextWait is how long the next Wait may last: the poll interval jittered by ±25 %, cut short
+// when a progress report is due. A waiter queued on a lock.QuietWaiter's holder does not poll:
+// the holder's release wakes it, and only the progress reports bound its wait.
 func (g *gate) nextWait() time.Duration {
 	p := g.c.cfg.PollInterval
+	if _, quiet := g.c.deps.Locker.(lock.QuietWaiter); quiet && g.holder != nil {
+		p = maxProgressInterval
+	}
 	d := time.Duration(float64(p) * (0.75 + rand.Float64()/2))
 	if due := time.Until(g.progress.next()); due > 0 && due < d {
 		d = due

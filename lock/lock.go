@@ -94,6 +94,18 @@ type WaiterLister interface {
 	Waiters(ctx context.Context) ([]string, error)
 }
 
+// QuietWaiter is a Locker whose Wait, while another replica holds the lock, wakes by itself on
+// every change that matters (the holder lets go, fails, dies or is ended), so that the caller
+// need not poll; and which can tell afterwards that nothing changed (the PostgreSQL lock: the
+// waiters queue on it). A waiter of such a backend re-reads the database only when woken by a
+// change, and costs the database next to nothing while it waits.
+type QuietWaiter interface {
+	// HeldThroughout reports whether the last Wait ended with the holder it waited for still
+	// holding the lock, and no announcement heard; if so it returns that holder as it stood at
+	// the end of the wait.
+	HeldThroughout() (*Holder, bool)
+}
+
 // HolderStopper is a Locker that can stop another replica's migrator from outside (the
 // PostgreSQL lock: cancel its statement, end its session).
 type HolderStopper interface {

@@ -72,6 +72,8 @@ func addGateFlags(fs *pflag.FlagSet, timeout time.Duration) {
 	fs.Duration("tcp-user-timeout", pg.TCPUserTimeout, "tcp_user_timeout on both ends of the session (0: system default)")
 	fs.Duration("connection-check-interval", pg.ConnectionCheckInterval, "client_connection_check_interval (PostgreSQL 14+; 0: off)")
 	fs.Duration("connect-timeout", pg.ConnectTimeout, "bound on one connection attempt")
+	fs.Duration("migrator-lease", pg.Lease, "--lock postgres: how long the migrator's session may sit idle, the lock held "+
+		"(a frozen migrator), before a waiting replica ends it; a migrator busy in a statement is never ended")
 
 	inGroup(fs, essentialFlags, "config", "database-url", "database-url-file", "dir", "timeout", "replica-id")
 	inGroup(fs, migrationFlags, "table", "target-version", "allow-out-of-order", "when-ahead", "ddl-lock-timeout",
@@ -79,7 +81,7 @@ func addGateFlags(fs *pflag.FlagSet, timeout time.Duration) {
 	inGroup(fs, engineFlags, "engine", "version-source", "version-query", "migrate-command", "migrate-env")
 	inGroup(fs, electionFlags, "lock", "lock-file", "lock-namespace", "journal-table")
 	inGroup(fs, connectionFlags, "keepalive-idle", "keepalive-interval", "keepalive-count", "tcp-user-timeout",
-		"connection-check-interval", "connect-timeout")
+		"connection-check-interval", "connect-timeout", "migrator-lease")
 	inGroup(fs, outputFlags, "log-format", "log-level")
 }
 

@@ -166,6 +166,7 @@ func (s *gateSettings) loadPostgres(l *loader) error {
 		durationInto{"tcp-user-timeout", &p.TCPUserTimeout},
 		durationInto{"connection-check-interval", &p.ConnectionCheckInterval},
 		durationInto{"connect-timeout", &p.ConnectTimeout},
+		durationInto{"migrator-lease", &p.Lease},
 	); err != nil {
 		return err
 	}

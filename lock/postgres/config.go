@@ -5,10 +5,14 @@ import (
 	"time"
 )
 
-// Config tunes the session a replica keeps with PostgreSQL. The TCP settings bound how long a
-// vanished migrator keeps the lock: with the defaults the server drops a silent client's session,
-// and with it the lock, after about 11 s (5 s idle + 3 probes × 2 s), or 10 s when data is
-// unacknowledged; a killed client's running statement is noticed within 1 s.
+// Config tunes the session a replica keeps with PostgreSQL. Two mechanisms bound how long a
+// vanished migrator keeps the lock. The lease: a migrator keeps its session busy (it runs a
+// statement at least every second when it has nothing else to run), and a waiter ends a
+// migrator whose session sat idle for longer than Lease with the lock held, which is what a
+// frozen migrator's session does. The TCP settings: with the defaults the server drops a silent
+// client's session, and with it the lock, after about 5 s (2 s idle + 3 probes × 1 s), or 5 s
+// when data is unacknowledged, which covers a migrator cut off in the middle of a long
+// statement; a killed client's running statement is noticed within 1 s.
 type Config struct {
 	// ReplicaID names this replica in application_name ("schemagate/<ReplicaID>").
 	ReplicaID string
@@ -26,17 +30,28 @@ type Config struct {
 	ConnectionCheckInterval time.Duration
 	// ConnectTimeout bounds one connection attempt.
 	ConnectTimeout time.Duration
+	// Lease is how long a migrator's session may sit idle, the lock held, before a waiting
+	// replica ends it. A healthy migrator's session is never idle for more than about a
+	// second (lease.renew); a migrator busy in a long statement is active, not idle, and is
+	// never ended this way.
+	Lease time.Duration
 }
+
+// RenewEvery is how often a migrator runs a statement on its otherwise idle session, to show
+// the waiters it is alive. Lease must be well above it: the difference is how long a migrator
+// may go without CPU (a paused process, a starved node) and keep its run.
+const RenewEvery = time.Second
 
 // DefaultConfig returns the settings described on Config.
 func DefaultConfig() Config {
 	return Config{
-		KeepaliveIdle:           5 * time.Second,
-		KeepaliveInterval:       2 * time.Second,
+		KeepaliveIdle:           2 * time.Second,
+		KeepaliveInterval:       time.Second,
 		KeepaliveCount:          3,
-		TCPUserTimeout:          10 * time.Second,
+		TCPUserTimeout:          5 * time.Second,
 		ConnectionCheckInterval: time.Second,
 		ConnectTimeout:          5 * time.Second,
+		Lease:                   6 * time.Second,
 	}
 }
 
@@ -68,6 +83,10 @@ func (c Config) Validate() error {
 		if s.d < 0 || s.d%time.Millisecond != 0 {
 			return fmt.Errorf("%s: %q must be zero (off) or a positive whole number of milliseconds", s.key, s.d)
 		}
+	}
+	if c.Lease < 3*RenewEvery || c.Lease%time.Millisecond != 0 {
+		return fmt.Errorf("migrator-lease: %q must be a whole number of milliseconds, at least %s (a migrator renews every %s)",
+			c.Lease, 3*RenewEvery, RenewEvery)
 	}
 	if c.ConnectTimeout <= 0 {
 		return fmt.Errorf("connect-timeout: %q must be positive", c.ConnectTimeout)

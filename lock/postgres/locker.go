@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +26,13 @@ func Key(namespace string) int64 {
 	return int64(binary.BigEndian.Uint64(sum[:8]) &^ (1 << 63))
 }
 
+// deputyKey derives the key of the deputy's lock (Locker.waitForRelease) from a namespace, the
+// way Key does, from another prefix: it never equals any namespace's Key.
+func deputyKey(namespace string) int64 {
+	sum := sha256.Sum256([]byte("schemagate/v1/deputy:" + namespace))
+	return int64(binary.BigEndian.Uint64(sum[:8]) &^ (1 << 63))
+}
+
 // Locker is the advisory-lock backend. It uses its Session for everything: the lock, the
 // holder query, the waits.
 type Locker struct {
@@ -35,6 +43,15 @@ type Locker struct {
 	lease   *lease
 	// sawHolder: the last Holder call found another session holding the lock.
 	sawHolder bool
+
+	// lastHolder is the holder the last Holder call found, if another session.
+	lastHolder *lock.Holder
+	// deputyKey is the advisory lock that makes one waiter the deputy (waitForRelease).
+	deputyKey int64
+	// heldThroughout: the last Wait ended with the holder still holding the lock.
+	heldThroughout bool
+	// warnedBlind: the deputy said once that it cannot judge or end the holder.
+	warnedBlind bool
 
 	// namespace is the election's name; presence the table of the replicas' entries
 	// (presence.go).
@@ -52,7 +69,7 @@ var _ lock.Locker = (*Locker)(nil)
 func NewLocker(s *Session, namespace string) *Locker {
 	key := Key(namespace)
 	l := &Locker{s: s, key: key, channel: fmt.Sprintf("schemagate_%016x", key), replica: s.cfg.ReplicaID,
-		namespace: namespace, presence: DefaultPresenceTable}
+		namespace: namespace, presence: DefaultPresenceTable, deputyKey: deputyKey(namespace)}
 	s.Listen(l.channel)
 	return l
 }
@@ -80,9 +97,10 @@ func (l *Locker) TryAcquire(ctx context.Context) (lock.Lease, error) {
 	if !ok {
 		return nil, lock.ErrHeld
 	}
-	ls := &lease{l: l, pid: pid}
+	ls := &lease{l: l, pid: pid, stop: make(chan struct{})}
 	l.s.pin(ls.MarkLost)
 	l.lease = ls
+	go ls.renew()
 	return ls, nil
 }
 
@@ -102,13 +120,17 @@ func (l *Locker) Holder(ctx context.Context) (*lock.Holder, error) {
 	err := l.s.db.QueryRowContext(ctx, lock.Internal(holderQuery), l.key>>32, l.key&0xffffffff).Scan(
 		&h.PID, &h.Name, &h.Address, &sessionStart, &h.State, &h.Query, &queryStart)
 	if errors.Is(err, sql.ErrNoRows) {
-		l.sawHolder = false
+		l.sawHolder, l.lastHolder = false, nil
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find lock holder: %w", err)
 	}
 	l.sawHolder = h.PID != l.s.BackendPID()
+	l.lastHolder = nil
+	if l.sawHolder {
+		l.lastHolder = &h
+	}
 	h.Replica = replicaFromApplicationName(h.Name)
 	h.SessionStart, h.QueryStart = sessionStart.Time, queryStart.Time
 	return &h, nil
@@ -172,16 +194,26 @@ func (l *Locker) StopHolder(ctx context.Context, h *lock.Holder, end bool) error
 // Wait blocks until the holder last reported by Holder releases the lock or dies, a migrator
 // announces progress, or d passes.
 //
-// While another session holds the lock, Wait queues for the lock's shared mode with
-// lock_timeout d: PostgreSQL grants it to every queued waiter the instant the holder releases
-// the lock or its session ends, so a dead migrator is noticed at once, not at the next poll.
-// While nobody holds it, Wait listens for an announcement instead, unless the caller last saw a
-// holder: then the holder is already gone and Wait returns at once.
+// While another session holds the lock, Wait queues for the lock's shared mode, in one
+// statement and one transaction however long d is: PostgreSQL grants it to every queued waiter
+// the instant the holder releases the lock or its session ends, so a dead migrator is noticed
+// at once, not at the next poll, and a waiting replica costs the database one transaction per
+// Wait. One of the waiters, the deputy, also watches the holder's session meanwhile and ends it
+// when it sat idle with the lock held for longer than the lease (see waitForRelease). While
+// nobody holds the lock, Wait listens for an announcement instead, unless the caller last saw
+// a holder: then the holder is already gone and Wait returns at once.
+//
+// HeldThroughout tells afterwards whether anything changed.
 func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
+	l.heldThroughout = false
 	if d <= 0 {
 		return nil
 	}
 	l.reshow(ctx)
+	if l.sawHolder {
+		// Granted at once if the holder let go since Holder looked.
+		return l.waitForRelease(ctx, d, l.lastHolder)
+	}
 	var free bool
 	err := l.s.db.QueryRowContext(ctx,
 		lock.Internal("SELECT pg_try_advisory_xact_lock_shared($1)"),
@@ -189,42 +221,206 @@ func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("probe the lock: %w", err)
 	}
-	begin := time.Now()
-	switch {
-	case !free:
-		err = l.waitForRelease(ctx, d)
-		l.s.log.Debug().Err(err).Str("for", d.String()).Str("took", time.Since(begin).String()).Msg("waited for the lock holder")
-	case l.sawHolder:
-		l.sawHolder = false
-	default:
-		err = l.WaitForAnnouncement(ctx, d)
+	if !free {
+		return l.waitForRelease(ctx, d, nil)
 	}
-	return err
+	return l.WaitForAnnouncement(ctx, d)
 }
 
-// waitForRelease queues for the shared lock, which the statement's transaction lets go of as it
-// ends. lock_timeout is set for that transaction only, so the session's setting is untouched
-// afterwards.
-//
-// The shared lock must be transaction-level. PostgreSQL may grant a queued lock in the instant
-// its lock_timeout fires: the waiter gets the timeout error and keeps the lock. A session-level
-// lock kept that way would stay until the session ends, and while it stays no replica can take
-// the lock, although none shows as its holder; a transaction-level one goes with the
-// transaction, whatever ended it.
-func (l *Locker) waitForRelease(ctx context.Context, d time.Duration) error {
-	ms := max(d.Milliseconds(), 1)
-	stmt := lock.Internal(`DO $$
+// HeldThroughout reports whether the last Wait ended with the holder it waited for still
+// holding the lock, and no announcement heard, and returns that holder as it stood at the end
+// of the wait (what its session does now): nothing the caller reads changed, except by the
+// holder's work in its own transactions, which it would have announced.
+func (l *Locker) HeldThroughout() (*lock.Holder, bool) {
+	if !l.heldThroughout || l.lastHolder == nil {
+		return nil, false
+	}
+	return l.lastHolder, true
+}
+
+// waitReportPrefix starts the notice in which a wait for the holder reports how it ended.
+const waitReportPrefix = "schemagate wait: "
+
+// Deputy steps: the deputy looks at the holder's session this often; the other waiters try
+// this often to become the deputy (so that a deputy that died is replaced within a step).
+const (
+	deputyStep = 500 * time.Millisecond
+	waiterStep = 2 * time.Second
+)
+
+// waitForReleaseStatement queues for the shared lock in steps until the holder lets go or the
+// deadline passes, all in one transaction. Each step is a subtransaction with a lock_timeout
+// of its own: PostgreSQL may grant a queued lock in the instant its lock_timeout fires, and the
+// subtransaction's end lets go of such a lock at once. Between steps each waiter tries to become
+// the deputy (a transaction-level advisory lock on the deputy key, so the role ends with the
+// wait). The deputy reads the holder's session from pg_stat_activity (after clearing the
+// transaction's snapshot of it) and, when the session has sat idle for longer than the lease
+// while still holding the lock, ends it and the sessions of its migrate command. The last line
+// is a notice that says how the wait ended. Placeholders: 1 deadline ms, 2 deputy key, 3 and 4
+// the deputy's and the others' steps in ms, 5 lock key, 6 holder pid (0: unknown, no deputy
+// duty), 7 lease ms, 8 and 9 the lock key as pg_locks shows it, 10 the notice's prefix. The
+// notice is a waitReport in JSON.
+const waitForReleaseStatement = `DO $$
+DECLARE
+  deadline timestamptz := clock_timestamp() + interval '1 millisecond' * %[1]d;
+  deputy boolean := false;
+  released boolean := false;
+  st text;
+  idle interval;
+  app text;
+  ended boolean;
+  ended_ms bigint;
+  commands int;
+  blind boolean := false;
+  forbidden boolean := false;
+  qstart timestamptz;
+  q text;
 BEGIN
-  PERFORM set_config('lock_timeout', '%d', true);
-  PERFORM pg_advisory_xact_lock_shared(%d);
-EXCEPTION WHEN lock_not_available THEN
-  NULL;
-END $$`)
-	stmt = fmt.Sprintf(stmt, ms, l.key)
-	if _, err := l.s.db.ExecContext(ctx, stmt); err != nil {
+  PERFORM set_config('client_min_messages', 'notice', true);
+  LOOP
+    IF NOT deputy AND %[6]d <> 0 THEN
+      deputy := pg_try_advisory_xact_lock(%[2]d);
+    END IF;
+    BEGIN
+      PERFORM set_config('lock_timeout', greatest(1, least(CASE WHEN deputy THEN %[3]d ELSE %[4]d END,
+        ceil(extract(epoch FROM deadline - clock_timestamp()) * 1000)))::bigint::text, true);
+      PERFORM pg_advisory_xact_lock_shared(%[5]d);
+      released := true;
+    EXCEPTION WHEN lock_not_available THEN
+      NULL;
+    END;
+    EXIT WHEN released;
+    IF deputy THEN
+      PERFORM pg_stat_clear_snapshot();
+      SELECT a.state, clock_timestamp() - a.state_change, a.application_name INTO st, idle, app
+        FROM pg_stat_get_activity(%[6]d) a;
+      IF FOUND AND st IS NULL THEN
+        blind := true;
+      ELSIF st LIKE 'idle%%' AND idle > interval '1 millisecond' * %[7]d THEN
+        BEGIN
+          SELECT coalesce(bool_or(pg_terminate_backend(l.pid)), false) INTO ended FROM pg_locks l
+           WHERE l.pid = %[6]d AND l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND l.classid = %[8]d::bigint::oid AND l.objid = %[9]d::bigint::oid AND l.objsubid = 1;
+          IF ended THEN
+            -- FILTER, not WHERE: the planner may not end a session the WHERE would drop.
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(a.pid)) INTO commands FROM pg_stat_activity a
+             WHERE a.datname = current_database() AND a.application_name = app || '/command'
+               AND a.pid <> pg_backend_pid();
+            ended_ms := (extract(epoch FROM idle) * 1000)::bigint;
+          END IF;
+        EXCEPTION WHEN insufficient_privilege THEN
+          forbidden := true;
+        END;
+      END IF;
+    END IF;
+    EXIT WHEN clock_timestamp() >= deadline;
+  END LOOP;
+  IF NOT released AND %[6]d <> 0 THEN
+    PERFORM pg_stat_clear_snapshot();
+    SELECT a.state, a.query_start, left(a.query, 300) INTO st, qstart, q FROM pg_stat_get_activity(%[6]d) a;
+  END IF;
+  RAISE NOTICE '%[10]s%%', json_build_object('released', released, 'deputy', deputy, 'ended_idle_ms', ended_ms,
+    'command_sessions', commands, 'blind', blind, 'forbidden', forbidden,
+    'state', st, 'query', q, 'query_start', qstart)::text;
+END $$`
+
+// waitForRelease waits, in one statement, until the holder lets go of the lock or d passes;
+// with h known, the replica may be the deputy that ends h's session when it sits idle past the
+// lease. The session's own settings are untouched afterwards (every set_config is local).
+func (l *Locker) waitForRelease(ctx context.Context, d time.Duration, h *lock.Holder) error {
+	pid := 0
+	if h != nil {
+		pid = h.PID
+	}
+	stmt := lock.Internal(fmt.Sprintf(waitForReleaseStatement, max(d.Milliseconds(), 1), l.deputyKey,
+		deputyStep.Milliseconds(), waiterStep.Milliseconds(), l.key, pid, l.s.cfg.Lease.Milliseconds(),
+		l.key>>32, l.key&0xffffffff, waitReportPrefix))
+	l.s.waitReport.Store(nil)
+	begin := time.Now()
+	conn, err := l.s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var heard int
+	err = conn.Raw(func(dc any) error {
+		pc := dc.(*stdlib.Conn).Conn()
+		if _, err := pc.Exec(ctx, stmt); err != nil {
+			return err
+		}
+		heard = drainBuffered(pc)
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("wait for the lock holder: %w", err)
 	}
+	var report waitReport
+	if r := l.s.waitReport.Load(); r != nil {
+		if err := json.Unmarshal([]byte(*r), &report); err != nil {
+			l.s.log.Debug().Err(err).Msg("unreadable report of a wait for the lock holder")
+		}
+	}
+	l.s.log.Debug().Str("for", d.String()).Str("took", time.Since(begin).String()).Bool("released", report.Released).
+		Bool("deputy", report.Deputy).Int("announcements", heard).Msg("waited for the lock holder")
+	if h == nil {
+		return nil
+	}
+	l.deputyReport(report, h)
+	if !report.Released && heard == 0 && report.State != nil {
+		h.State, h.Query = *report.State, ""
+		h.QueryStart = time.Time{}
+		if report.Query != nil {
+			h.Query = *report.Query
+		}
+		if report.QueryStart != nil {
+			h.QueryStart = *report.QueryStart
+		}
+		l.heldThroughout = true
+	}
 	return nil
+}
+
+// waitReport is what a wait for the holder says about itself (waitForReleaseStatement). The
+// holder's session fields are null when the session is gone or not visible to this role.
+type waitReport struct {
+	Released        bool       `json:"released"`
+	Deputy          bool       `json:"deputy"`
+	EndedIdleMS     *int64     `json:"ended_idle_ms"`
+	CommandSessions *int64     `json:"command_sessions"`
+	Blind           bool       `json:"blind"`
+	Forbidden       bool       `json:"forbidden"`
+	State           *string    `json:"state"`
+	Query           *string    `json:"query"`
+	QueryStart      *time.Time `json:"query_start"`
+}
+
+// deputyReport logs what the deputy did to the holder h, or could not do.
+func (l *Locker) deputyReport(r waitReport, h *lock.Holder) {
+	switch {
+	case r.EndedIdleMS != nil:
+		idle := time.Duration(*r.EndedIdleMS) * time.Millisecond
+		ev := l.s.log.Warn().Str("holder", h.Replica).Int("holder_pid", h.PID).Int64("idle_ms", *r.EndedIdleMS).
+			Str("migrator_lease", l.s.cfg.Lease.String())
+		msg := fmt.Sprintf("ended the migrator %s: its session sat idle for %s with the lock held, longer than the "+
+			"migrator lease (%s), so its process is frozen or cut off; the lock is free for the next migrator",
+			h, idle.Round(100*time.Millisecond), l.s.cfg.Lease)
+		if r.CommandSessions != nil && *r.CommandSessions > 0 {
+			ev = ev.Int64("command_sessions", *r.CommandSessions)
+			msg += fmt.Sprintf("; also ended %d session(s) of its migrate command", *r.CommandSessions)
+		}
+		ev.Msg(msg)
+	case r.Blind && !l.warnedBlind:
+		l.warnedBlind = true
+		l.s.log.Warn().Str("holder", h.Replica).Int("holder_pid", h.PID).
+			Msg("cannot see the migrator's session state (it runs as another role; grant pg_read_all_stats to this one): " +
+				"a frozen migrator is ended only by the server's keepalives")
+	case r.Forbidden && !l.warnedBlind:
+		l.warnedBlind = true
+		l.s.log.Warn().Str("holder", h.Replica).Int("holder_pid", h.PID).
+			Msg("the migrator's session sat idle past the migrator lease, but this role may not end it " +
+				"(use the same role for every replica, or grant pg_signal_backend)")
+	}
 }
 
 // WaitForAnnouncement waits up to d for a NOTIFY on the namespace's channel (every connection
@@ -291,7 +487,45 @@ type lease struct {
 	l   *Locker
 	pid int32
 	lock.Loss
+	// stop ends renew.
+	stop     chan struct{}
+	stopOnce sync.Once
 }
+
+// renew keeps the session from sitting idle while the lease is held: whenever no statement has
+// run on it for RenewEvery, it runs a trivial one. The waiters' deputy ends a holder whose
+// session sits idle for longer than the lease (Locker.waitForRelease); a session in a
+// statement is active, and one that runs this at least every second is never idle for long,
+// so only a migrator that cannot run (frozen, cut off, starved for longer than the lease less
+// a second) is ended. It returns when the lease is released or lost.
+func (ls *lease) renew() {
+	s := ls.l.s
+	tick := time.NewTicker(RenewEvery / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ls.stop:
+			return
+		case <-ls.Lost():
+			return
+		case <-tick.C:
+		}
+		since, quiet := s.statements.quietSince()
+		if !quiet || time.Since(since) < RenewEvery || s.db.Stats().InUse > 0 {
+			continue // the session is in use: it is not idle
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Lease)
+		_, err := s.db.ExecContext(ctx, lock.Internal("SELECT 'schemagate: the migrator is alive'"))
+		cancel()
+		if err != nil {
+			// The lease's other checks (the fence, Check, the connection) act on a broken session.
+			s.log.Debug().Err(err).Msg("could not renew the migrator lease")
+		}
+	}
+}
+
+// stopRenewing ends renew.
+func (ls *lease) stopRenewing() { ls.stopOnce.Do(func() { close(ls.stop) }) }
 
 var _ lock.Lease = (*lease)(nil)
 
@@ -373,6 +607,7 @@ func (ls *lease) Interrupt(ctx context.Context) error { return ls.l.s.interrupt(
 // Release unlocks. If the unlock finds the lock not held, the lease had been lost.
 func (ls *lease) Release(ctx context.Context) error {
 	l := ls.l
+	ls.stopRenewing()
 	defer func() {
 		l.s.unpin()
 		l.lease = nil

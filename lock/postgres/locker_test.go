@@ -86,10 +86,10 @@ func TestSessionParameters(t *testing.T) {
 	}
 	want := map[string]string{
 		"application_name":                 "schemagate/web-7",
-		"tcp_keepalives_idle":              "5",
-		"tcp_keepalives_interval":          "2",
+		"tcp_keepalives_idle":              "2",
+		"tcp_keepalives_interval":          "1",
 		"tcp_keepalives_count":             "3",
-		"tcp_user_timeout":                 "10000",
+		"tcp_user_timeout":                 "5000",
 		"client_connection_check_interval": "1s",
 		"idle_session_timeout":             "0",
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,8 @@ type Session struct {
 	// statements records what completes on the session.
 	statements *StatementLog
 	proxyMsg   sync.Once
+	// waitReport is what the last wait for the lock holder reported (Locker.waitForRelease).
+	waitReport atomic.Pointer[string]
 }
 
 // NewSession parses dsn (a postgres:// URL or key=value string) and prepares the session. It
@@ -64,6 +67,7 @@ func NewSession(dsn string, cfg Config, log zerolog.Logger) (*Session, error) {
 	}
 	s := &Session{cfg: cfg, pgcfg: pgcfg, log: log, target: describeTarget(pgcfg), statements: &StatementLog{}}
 	pgcfg.Tracer = s.statements
+	pgcfg.OnNotice = s.onNotice
 	// One round trip per statement, no server-side statement cache that a migration changing
 	// a table's shape could invalidate.
 	pgcfg.DefaultQueryExecMode = pgx.QueryExecModeExec
@@ -83,6 +87,14 @@ func NewSession(dsn string, cfg Config, log zerolog.Logger) (*Session, error) {
 	s.db.SetConnMaxLifetime(0)
 	s.db.SetConnMaxIdleTime(0)
 	return s, nil
+}
+
+// onNotice keeps the report a wait for the lock holder sends as a notice. Other notices (a
+// migration's "table does not exist, skipping") are not schemagate's to show.
+func (s *Session) onNotice(_ *pgconn.PgConn, n *pgconn.Notice) {
+	if report, ok := strings.CutPrefix(n.Message, waitReportPrefix); ok {
+		s.waitReport.Store(&report)
+	}
 }
 
 // DB returns the session as a *sql.DB that never holds more than one connection. While a lease

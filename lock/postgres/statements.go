@@ -25,6 +25,8 @@ type StatementLog struct {
 	failed    ended   // the last statement that failed
 	// running are the statements under way, by connection.
 	running map[*pgx.Conn]runningStatement
+	// lastEnd is when the last statement ended.
+	lastEnd time.Time
 }
 
 type ended struct {
@@ -58,6 +60,7 @@ func (l *StatementLog) TraceQueryEnd(ctx context.Context, conn *pgx.Conn, data p
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.running, conn)
+	l.lastEnd = time.Now()
 	l.seq++
 	if data.Err != nil {
 		l.failed = ended{seq: l.seq, sql: sql}
@@ -67,6 +70,13 @@ func (l *StatementLog) TraceQueryEnd(ctx context.Context, conn *pgx.Conn, data p
 	if len(l.completed) > statementLogSize {
 		l.completed = append(l.completed[:0:0], l.completed[len(l.completed)-statementLogSize:]...)
 	}
+}
+
+// quietSince is when the last statement ended, with ok false while one runs.
+func (l *StatementLog) quietSince() (since time.Time, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastEnd, len(l.running) == 0
 }
 
 // Mark returns a position to ask Since and FailedSince about.

@@ -56,7 +56,7 @@ func TestMigratorBlackholed(t *testing.T) {
 	cut := time.Now()
 
 	survivors := except(rs, victim)
-	// Keepalives 5 s idle + 3 probes 2 s apart: the server drops the session after about 11 s.
+	// Keepalives 2 s idle + 3 probes 1 s apart: the server drops the session after about 5 s.
 	waitAll(t, survivors, 40*time.Second, 0)
 	t.Logf("survivors ready %s after the migrator was cut off", time.Since(cut).Round(100*time.Millisecond))
 	d.assertAppliedOnce(t, 6)

@@ -51,9 +51,11 @@ func TestPostgresRestartMidMigration(t *testing.T) {
 	}
 }
 
-// TestMigratorFrozen freezes the migrator (SIGSTOP) with its network intact. Its kernel keeps
-// the session alive, so it keeps the lock: nobody else migrates (safe), the others keep
-// waiting and say whom for. Resumed, it finishes, and everyone exits 0.
+// TestMigratorFrozen freezes the migrator (SIGSTOP) with its network intact, for 4 s: less
+// than its lease (6 s). Its kernel keeps the session alive, so it keeps the lock, and its
+// session sits idle for less than the lease, so nobody ends it: nobody else migrates (safe),
+// the others keep waiting and say whom for. Resumed, it finishes, and everyone exits 0.
+// TestMigratorFrozenPastTheLease freezes it for longer.
 func TestMigratorFrozen(t *testing.T) {
 	d := newDB(t)
 	dir := writeMigrations(t, migrationSet{N: 5, FirstSlow: map[int]float64{3: 1}})

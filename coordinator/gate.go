@@ -213,15 +213,17 @@ func (g *gate) verdict(st engine.Status) (decided bool, err error) {
 		}
 		return false, err
 	}
-	g.publish(phase, ready, reason)
-	g.c.gated = true
-	g.c.deps.Observer.Gated(time.Since(g.started))
+	// The verdict first, then the bookkeeping: showing the new phase to the fleet is a write,
+	// and a herd of waiters woken together should not queue for it before saying so.
 	ev := g.c.deps.Log.Info().Int64("db_version", st.Current).Int64("target_version", st.Target).
 		Str("elapsed", time.Since(g.started).Round(time.Millisecond).String())
 	if st.Ahead() {
 		ev = ev.Ints64("unknown_versions", st.Unknown)
 	}
 	ev.Msg("schema ready: " + reason)
+	g.publish(phase, ready, reason)
+	g.c.gated = true
+	g.c.deps.Observer.Gated(time.Since(g.started))
 	return true, nil
 }
 

@@ -95,7 +95,7 @@ func addRerunFlag(fs *pflag.FlagSet) {
 // addWaitingFlags adds the settings of waiting, for a migrator or to take the election.
 func addWaitingFlags(fs *pflag.FlagSet) {
 	cd := coordinator.DefaultConfig()
-	fs.Duration("poll-interval", cd.PollInterval, "how often a waiter re-reads the database when nothing wakes it sooner (jittered ±25%)")
+	fs.Duration("poll-interval", cd.PollInterval, "how often a waiter re-reads the database when nothing wakes it sooner (jittered ±25%; a waiter queued on a PostgreSQL migrator is woken by its release and does not poll)")
 	fs.Duration("progress-interval", cd.ProgressInterval, "how soon a waiter logs whom it waits for, and the migrator "+
 		"what it applies; the lines then back off to one a minute while nothing changes")
 	inGroup(fs, waitingFlags, "poll-interval", "progress-interval")

@@ -105,15 +105,25 @@ func (b *bench) compare(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		base, err := b.compareHerds(ctx, g, c, herdDir)
-		if err != nil {
-			return err
-		}
-		if base == 0 {
-			continue
+		base := time.Duration(0)
+		if slices.Contains(b.opts.compareParts, "herd") {
+			if base, err = b.compareHerds(ctx, g, c, herdDir); err != nil {
+				return err
+			}
+			if base == 0 {
+				continue // even one replica alone failed
+			}
 		}
 		for _, how := range []string{"kill", "blackhole"} {
+			if !slices.Contains(b.opts.compareParts, how) {
+				continue
+			}
 			if err := b.compareCut(ctx, g, c, cutDir, how, base); err != nil {
+				return err
+			}
+		}
+		if slices.Contains(b.opts.compareParts, "wait") {
+			if err := b.compareWaitCost(ctx, g, c, cutDir); err != nil {
 				return err
 			}
 		}
@@ -314,7 +324,10 @@ func (b *bench) compareCut(ctx context.Context, g *grid, c contender, dir, how s
 	g.set(label+": survivors ready (each run)", c.name, strings.Join(summary, "; "))
 	cell := "never (all runs)"
 	if len(recovered) > 0 {
-		cell = fmt.Sprintf("%s (%.1f × alone)", seconds(median(recovered)), median(recovered).Seconds()/base.Seconds())
+		cell = seconds(median(recovered))
+		if base > 0 {
+			cell += fmt.Sprintf(" (%.1f × alone)", median(recovered).Seconds()/base.Seconds())
+		}
 		if len(recovered) < len(summary) {
 			cell += fmt.Sprintf(", in %d of %d runs", len(recovered), len(summary))
 		}

@@ -36,6 +36,10 @@ type options struct {
 	peers     []string      // contenders of the compare scenario
 	bound     time.Duration // most one compare configuration may take
 	cutSleep  time.Duration // first-attempt sleep of the migration the compare scenario cuts off
+	// compareParts are the parts of the compare scenario to run: herd, kill, blackhole, wait.
+	compareParts []string
+	// waitHerd is how many replicas the waiting-cost part starts.
+	waitHerd int
 	// fleetBaseline is a revision built without presence, for the fleet scenario; "" for none.
 	fleetBaseline string
 	// scratchConnections, when set, runs everything on a throwaway server accepting that many.
@@ -70,7 +74,11 @@ func run(ctx context.Context, args []string) error {
 		"that accepts this many connections, instead of -database-url: for herds the shared server cannot hold")
 	fs.StringVar(&peers, "peers", "pglock,raft,goose,migrate,goose-nolock", "tools of the compare scenario")
 	fs.DurationVar(&o.bound, "bound", 3*time.Minute, "compare: most one run of a configuration may take before it is reported as timed out")
-	fs.DurationVar(&o.cutSleep, "cut-sleep", 30*time.Second, "compare: how long the migration cut off sleeps on its first attempt")
+	fs.DurationVar(&o.cutSleep, "cut-sleep", 30*time.Second, "compare: how long the migration cut off sleeps on its first attempt "+
+		"(and the waiting-cost part waits for)")
+	var parts string
+	fs.StringVar(&parts, "compare", "herd,kill,blackhole,wait", "compare: which parts to run")
+	fs.IntVar(&o.waitHerd, "wait-herd", 20, "compare: replicas of the waiting-cost part")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,6 +90,7 @@ func run(ctx context.Context, args []string) error {
 		o.herds = append(o.herds, n)
 	}
 	o.scenarios = strings.Split(scenarios, ",")
+	o.compareParts = strings.Split(parts, ",")
 	o.peers = strings.Split(peers, ",")
 
 	work, err := os.MkdirTemp("", "schemagate-bench-")

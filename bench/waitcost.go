@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The waiting cost: what replicas that only wait for the migrator cost the database. n replicas
+// of a contender start at once on the cut set, whose version 10 sleeps -cut-sleep on its first
+// attempt; from waitSettle after the migrator entered that statement until waitSettle before
+// it ends, the scenario counts the transactions the database committed and rolled back
+// (pg_stat_database, read through a connection to another database, so that the reads are not
+// counted themselves) and the CPU time of the waiting replicas' server processes (the
+// backends' own accounting, /proc/PID/stat: the server runs on this machine). The migrator
+// sends nothing during the window (it is inside its sleeping statement), so the transactions
+// are the waiters'.
+
+// waitSettle is how long after the slow statement starts the window opens, and how long
+// before it ends the window closes: the herd's start-up and the wake-up stay outside.
+const waitSettle = 3 * time.Second
+
+// waitCost is what one run measured.
+type waitCost struct {
+	waiters      int
+	window       time.Duration
+	transactions int64         // committed and rolled back in the window, all waiters
+	cpu          time.Duration // of the waiters' backends in the window
+}
+
+// perWaiterPerSecond is the transactions per second of one waiting replica.
+func (w waitCost) perWaiterPerSecond() float64 {
+	return float64(w.transactions) / float64(w.waiters) / w.window.Seconds()
+}
+
+// cpuPerWaiterPerMinute is the server CPU one waiting replica costs a minute.
+func (w waitCost) cpuPerWaiterPerMinute() time.Duration {
+	return time.Duration(float64(w.cpu) / float64(w.waiters) * (time.Minute.Seconds() / w.window.Seconds()))
+}
+
+// compareWaitCost measures the waiting cost of c with -wait-herd replicas and fills its rows.
+func (b *bench) compareWaitCost(ctx context.Context, g *grid, c contender, dir string) error {
+	n := b.opts.waitHerd
+	if n < 2 || b.opts.cutSleep < 3*waitSettle {
+		return nil
+	}
+	row := func(what string) string {
+		return fmt.Sprintf("waiting, herd of %d, %s window: %s", n, (b.opts.cutSleep - 2*waitSettle).Round(time.Second), what)
+	}
+	w, err := b.waitCostOnce(ctx, c, dir, n)
+	if err != nil {
+		g.set(row("transactions per second per waiting replica"), c.name, "failed: "+err.Error())
+		return nil
+	}
+	g.set(row("transactions per second per waiting replica"), c.name, fmt.Sprintf("%.3f", w.perWaiterPerSecond()))
+	g.set(row("server CPU per waiting replica, per minute"), c.name, millis(w.cpuPerWaiterPerMinute()))
+	g.set(row("transactions per second, all waiters"), c.name, fmt.Sprintf("%.2f", float64(w.transactions)/w.window.Seconds()))
+	return nil
+}
+
+// waitCostOnce runs n replicas of c on dir once and measures the window.
+func (b *bench) waitCostOnce(ctx context.Context, c contender, dir string, n int) (waitCost, error) {
+	d, err := newDatabase(ctx, b.opts.adminURL)
+	if err != nil {
+		return waitCost{}, err
+	}
+	defer d.drop(ctx)
+	admin, err := pgx.Connect(ctx, b.opts.adminURL)
+	if err != nil {
+		return waitCost{}, err
+	}
+	defer admin.Close(ctx)
+	rs, err := c.start(d, dir, "w", n)
+	if err != nil {
+		return waitCost{}, err
+	}
+	defer stopAll(rs)
+	holder, _, err := waitForSlowStatement(ctx, d, c.app)
+	if err != nil {
+		return waitCost{}, err
+	}
+	slept := time.Now()
+	time.Sleep(waitSettle)
+	before, err := databaseTransactions(ctx, admin, d.name)
+	if err != nil {
+		return waitCost{}, err
+	}
+	pids, err := waiterBackends(ctx, admin, d.name, c.app, holder)
+	if err != nil {
+		return waitCost{}, err
+	}
+	cpu0 := backendCPU(pids)
+	opened := time.Now()
+	time.Sleep(time.Until(slept.Add(b.opts.cutSleep - waitSettle)))
+	after, err := databaseTransactions(ctx, admin, d.name)
+	if err != nil {
+		return waitCost{}, err
+	}
+	w := waitCost{waiters: n - 1, window: time.Since(opened), transactions: after - before, cpu: backendCPU(pids) - cpu0}
+	return w, nil
+}
+
+// databaseTransactions is the database's committed and rolled-back transactions so far.
+func databaseTransactions(ctx context.Context, admin *pgx.Conn, name string) (int64, error) {
+	var n int64
+	err := admin.QueryRow(ctx, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = $1`, name).Scan(&n)
+	return n, err
+}
+
+// waiterBackends lists the server processes of the replicas of the database, except the
+// holder's.
+func waiterBackends(ctx context.Context, admin *pgx.Conn, name, prefix, holder string) ([]int, error) {
+	rows, err := admin.Query(ctx, `SELECT pid FROM pg_stat_activity
+		WHERE datname = $1 AND starts_with(application_name, $2) AND application_name <> $3`, name, prefix, holder)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int])
+}
+
+// backendCPU sums the user and system CPU time of the processes pids (gone ones count zero).
+func backendCPU(pids []int) time.Duration {
+	const ticks = 100 // USER_HZ on Linux
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses and may hold spaces.
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) < 13 {
+			continue
+		}
+		utime, _ := strconv.ParseInt(fields[11], 10, 64)
+		stime, _ := strconv.ParseInt(fields[12], 10, 64)
+		total += time.Duration(utime+stime) * time.Second / ticks
+	}
+	return total
+}

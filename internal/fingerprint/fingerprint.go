@@ -32,10 +32,11 @@
 //
 // The cost that makes guessing expensive is paid by every replica too, once per variable, and
 // nobody waits for it yet: a replica computes its fingerprints while it connects and waits for
-// the migrator. So Of computes at idle priority (nice 19 and SCHED_IDLE on Linux), on an OS
-// thread of its own that ends with the computation, so that the evaluation uses only CPU that
-// the migrator, the database and the app leave idle, and the low priority never reaches the
-// replica's other goroutines. That needs argon2id computed in one goroutine, which
+// the migrator. So Of computes at the lowest priority (nice 19 on Linux), on an OS thread of
+// its own that ends with the computation, so that the evaluation takes mostly CPU that the
+// migrator, the database and the app leave idle, and the low priority never reaches the
+// replica's other goroutines. Priorities order threads within one cgroup (a container); what
+// it costs when the CPU is saturated: atIdlePriority. That needs argon2id computed in one goroutine, which
 // golang.org/x/crypto/argon2 does not do (a goroutine per segment): the subpackage argon2id is
 // a reduced copy of it that does, with the same output.
 //
@@ -71,8 +72,8 @@ const (
 
 // Of returns the fingerprint of value, the value of the variable name in scope (the lock
 // namespace, or the cluster, whose replicas compare their values): "v1:" and 32 hex digits.
-// It takes tens of milliseconds of CPU and 19 MiB of memory, by design, at idle priority: on a
-// busy machine it waits for idle CPU.
+// It takes tens of milliseconds of CPU and 19 MiB of memory, by design, at the lowest
+// priority: on a busy machine it waits for idle CPU.
 func Of(scope, name, value string) string {
 	var key []byte
 	atIdlePriority(func() { key = derive(scope, name, value) })

@@ -13,6 +13,14 @@ import "runtime"
 // reaching the replica's other goroutines. f must not start goroutines for its work: they
 // would run on other threads, at normal priority.
 //
+// The cost: while the thread holds one of the runtime's Ps, every stop-the-world (a garbage
+// collection's start and end) waits for it to be scheduled. When other processes of the same
+// cgroup keep the CPU busy, a nice-19 thread runs only now and then, so the fingerprint takes
+// seconds instead of milliseconds and the replica stalls at each collection meanwhile (two busy
+// loops beside 20 replicas on two cores: fingerprints of 25 s, stalls of up to 0.85 s). Where
+// nothing else saturates the CPU, as in a herd of replicas waiting for their migrator, it only
+// takes what is idle.
+//
 // The main thread is the exception: the runtime does not end it but parks it for good, and
 // ps and top show a process's priority as its main thread's. A goroutine that finds itself
 // there holds the thread and has the work done by another goroutine, which therefore runs

@@ -29,7 +29,9 @@ type gate struct {
 	readAt  time.Time
 	holder  *lock.Holder
 	lastRun *journal.Entry
-	phase   Phase
+	// lastRunAt is when lastRun was read.
+	lastRunAt time.Time
+	phase     Phase
 
 	// replicated is what the gate knows of a replicated backend's state (Raft).
 	replicated replicatedView
@@ -123,6 +125,7 @@ func (g *gate) step(ctx context.Context) (next, error) {
 	if g.lastRun, err = c.lastRun(ctx); err != nil {
 		return again, err
 	}
+	g.lastRunAt = time.Now()
 	if !g.firstRead {
 		g.first, g.firstRead = g.lastRun, true
 	}
@@ -292,8 +295,16 @@ func (g *gate) waitedFor(run *journal.Entry) bool {
 
 // waitForChange waits until something may have changed. With a backend that says when nothing
 // did (lock.QuietWaiter: the holder held the lock throughout the wait), it waits again without
-// re-reading anything, reporting progress from what it knows, until something did.
+// re-reading anything, reporting progress from what the wait saw of the holder, until something
+// did.
 func (g *gate) waitForChange(ctx context.Context) error {
+	if q, ok := g.c.deps.Locker.(lock.QuietWaiter); ok {
+		q.WatchHolder(func(h *lock.Holder) {
+			g.holder = h
+			g.reportProgress()
+		})
+		defer q.WatchHolder(nil)
+	}
 	for {
 		if err := g.c.deps.Locker.Wait(ctx, g.nextWait()); err != nil {
 			return err
@@ -317,18 +328,33 @@ func (g *gate) heldThroughout() (*lock.Holder, bool) {
 }
 
 // nextWait is how long the next Wait may last: the poll interval jittered by ±25 %, cut short
-// when a progress report is due. A waiter queued on a lock.QuietWaiter's holder does not poll:
-// the holder's release wakes it, and only the progress reports bound its wait.
+// when a progress report is due.
+//
+// A waiter queued on a lock.QuietWaiter's holder that runs this replica's own migration set
+// waits longer, up to a minute: the holder's release wakes it the instant the run ends, which
+// is the only moment its schema can become ready, and the wait reports the holder's progress
+// on the way (WatchHolder). While another release's migrator runs, this replica's schema may be
+// ready at any of its commits, which only an announcement tells, and announcements arrive
+// between waits: then it polls.
 func (g *gate) nextWait() time.Duration {
 	p := g.c.cfg.PollInterval
-	if _, quiet := g.c.deps.Locker.(lock.QuietWaiter); quiet && g.holder != nil {
-		p = maxProgressInterval
+	if g.waitsOnOwnRun() {
+		return time.Duration(float64(maxProgressInterval) * (0.75 + rand.Float64()/2))
 	}
 	d := time.Duration(float64(p) * (0.75 + rand.Float64()/2))
 	if due := time.Until(g.progress.next()); due > 0 && due < d {
 		d = due
 	}
 	return max(d, 10*time.Millisecond)
+}
+
+// waitsOnOwnRun reports whether the replica is queued on a lock.QuietWaiter's holder that runs
+// this replica's migration set, as the journal said when last read.
+func (g *gate) waitsOnOwnRun() bool {
+	_, quiet := g.c.deps.Locker.(lock.QuietWaiter)
+	r := g.lastRun
+	return quiet && g.holder != nil && r != nil && r.Outcome == journal.Running &&
+		r.Fingerprint == g.c.deps.Engine.Plan().Fingerprint && (g.holder.Replica == "" || r.Replica == g.holder.Replica)
 }
 
 // retryLater logs that the database is unavailable (at most once per progress interval) and

@@ -68,8 +68,14 @@ func (g *gate) reportProgress() {
 	}
 	if r != nil && r.Outcome == "running" {
 		ev = ev.Time("run_started", r.StartedAt)
-		if r.Name != "" && r.CurrentSince != nil {
+		switch {
+		case r.Name != "" && r.CurrentSince != nil && time.Since(g.lastRunAt) > 2*time.Second:
+			ev = ev.Str("migration_at_last_read", r.Name).Time("last_read", g.lastRunAt)
+		case r.Name != "" && r.CurrentSince != nil:
 			ev = ev.Str("migration", r.Name).Str("migration_elapsed", since(*r.CurrentSince).String())
+		}
+		if g.holder != nil && g.holder.State == "active" && !g.holder.QueryStart.IsZero() {
+			ev = ev.Str("statement_elapsed", since(g.holder.QueryStart).String())
 		}
 	}
 	if g.status != nil {

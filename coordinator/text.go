@@ -45,9 +45,18 @@ func (g *gate) migrating() string {
 	if r == nil || r.Outcome != journal.Running || (h.Replica != "" && r.Replica != h.Replica) {
 		s += " holds the lock"
 	} else {
-		if r.Name != "" && r.CurrentSince != nil {
+		stale := time.Since(g.lastRunAt) > 2*time.Second
+		switch {
+		case stale && r.Name != "" && r.CurrentSince != nil:
+			// Read before this wait, which does not re-read the journal: the migrator may have
+			// moved on since.
+			s += fmt.Sprintf(" is migrating (it was applying %s at %s, the journal's last read)",
+				r.Name, g.lastRunAt.Local().Format(time.TimeOnly))
+		case stale:
+			s += " is migrating"
+		case r.Name != "" && r.CurrentSince != nil:
 			s += fmt.Sprintf(" is applying %s for %s", r.Name, since(*r.CurrentSince))
-		} else {
+		default:
 			s += " is preparing to migrate"
 		}
 		s += fmt.Sprintf(" (migrating since %s", r.StartedAt.Local().Format(time.TimeOnly))

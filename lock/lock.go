@@ -104,6 +104,10 @@ type QuietWaiter interface {
 	// holding the lock, and no announcement heard; if so it returns that holder as it stood at
 	// the end of the wait.
 	HeldThroughout() (*Holder, bool)
+
+	// WatchHolder sets a function that Wait calls every few seconds while it waits for a
+	// holder, on the caller's goroutine, with the holder as it stands then.
+	WatchHolder(func(*Holder))
 }
 
 // HolderStopper is a Locker that can stop another replica's migrator from outside (the

@@ -108,8 +108,8 @@ func TestWaitEndsAFrozenHolder(t *testing.T) {
 }
 
 // TestWaitLeavesABusyHolder: a holder running a statement longer than the lease is active,
-// not idle, and is never ended; the wait reports it held the lock throughout, with the
-// statement it runs.
+// not idle, and is never ended; the wait reports on the way, and at its end, that it held the
+// lock throughout, with the statement it runs.
 func TestWaitLeavesABusyHolder(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	holder, pid := foreignHolder(t, db, "busy")
@@ -117,7 +117,7 @@ func TestWaitLeavesABusyHolder(t *testing.T) {
 	l := waiter(t, db, "deputy", &log)
 	slept := make(chan error, 1)
 	go func() {
-		_, err := holder.Exec(context.Background(), "SELECT pg_sleep(5)")
+		_, err := holder.Exec(context.Background(), "SELECT pg_sleep(8)")
 		slept <- err
 	}()
 	admin := pgtest.Connect(t, db)
@@ -125,8 +125,13 @@ func TestWaitLeavesABusyHolder(t *testing.T) {
 		return pgtest.QueryInt(t, admin, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", pid) == 1
 	})
 	holderSeen(t, l)
-	if err := l.Wait(ctx30s(t), shortLease+time.Second); err != nil {
+	var seen []lock.Holder
+	l.WatchHolder(func(h *lock.Holder) { seen = append(seen, *h) })
+	if err := l.Wait(ctx30s(t), 6*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	if len(seen) == 0 || seen[0].State != "active" || !strings.Contains(seen[0].Query, "pg_sleep") {
+		t.Errorf("the wait reported the holder on the way as %+v, want it active in pg_sleep", seen)
 	}
 	h, quiet := l.HeldThroughout()
 	if !quiet {

@@ -52,6 +52,8 @@ type Locker struct {
 	heldThroughout bool
 	// warnedBlind: the deputy said once that it cannot judge or end the holder.
 	warnedBlind bool
+	// watchHolder is called with the holder as it stands during a wait (WatchHolder).
+	watchHolder func(*lock.Holder)
 
 	// namespace is the election's name; presence the table of the replicas' entries
 	// (presence.go).
@@ -238,15 +240,24 @@ func (l *Locker) HeldThroughout() (*lock.Holder, bool) {
 	return l.lastHolder, true
 }
 
-// waitReportPrefix starts the notice in which a wait for the holder reports how it ended.
-const waitReportPrefix = "schemagate wait: "
+// waitReportPrefix starts the notice in which a wait for the holder reports how it ended, and
+// holderReportPrefix the ones in which it reports, on the way, what the holder does.
+const (
+	waitReportPrefix   = "schemagate wait: "
+	holderReportPrefix = "schemagate holder: "
+)
 
 // Deputy steps: the deputy looks at the holder's session this often; the other waiters try
 // this often to become the deputy (so that a deputy that died is replaced within a step).
 const (
 	deputyStep = 500 * time.Millisecond
-	waiterStep = 2 * time.Second
+	waiterStep = 5 * time.Second
 )
+
+// WatchHolder sets a function that Wait calls, while it waits for a holder, every few seconds
+// (waiterStep) with the holder as it stands: what its session does now. It runs on the
+// goroutine that called Wait. The coordinator logs its progress lines from it.
+func (l *Locker) WatchHolder(f func(*lock.Holder)) { l.watchHolder = f }
 
 // waitForReleaseStatement queues for the shared lock in steps until the holder lets go or the
 // deadline passes, all in one transaction. Each step is a subtransaction with a lock_timeout
@@ -258,8 +269,9 @@ const (
 // while still holding the lock, ends it and the sessions of its migrate command. The last line
 // is a notice that says how the wait ended. Placeholders: 1 deadline ms, 2 deputy key, 3 and 4
 // the deputy's and the others' steps in ms, 5 lock key, 6 holder pid (0: unknown, no deputy
-// duty), 7 lease ms, 8 and 9 the lock key as pg_locks shows it, 10 the notice's prefix. The
-// notice is a waitReport in JSON.
+// duty), 7 lease ms, 8 and 9 the lock key as pg_locks shows it, 10 the final notice's prefix,
+// 11 how often the holder's state is reported meanwhile (ms), 12 that notice's prefix. The
+// notices are waitReports in JSON; the ones on the way reach the client as they are raised.
 const waitForReleaseStatement = `DO $$
 DECLARE
   deadline timestamptz := clock_timestamp() + interval '1 millisecond' * %[1]d;
@@ -275,6 +287,7 @@ DECLARE
   forbidden boolean := false;
   qstart timestamptz;
   q text;
+  told timestamptz := clock_timestamp();
 BEGIN
   PERFORM set_config('client_min_messages', 'notice', true);
   LOOP
@@ -315,6 +328,14 @@ BEGIN
       END IF;
     END IF;
     EXIT WHEN clock_timestamp() >= deadline;
+    IF clock_timestamp() - told >= interval '1 millisecond' * %[11]d AND %[6]d <> 0 THEN
+      -- Where the holder stands, for the waiter's progress line: a notice reaches the client at
+      -- once, in the middle of the statement.
+      told := clock_timestamp();
+      PERFORM pg_stat_clear_snapshot();
+      SELECT a.state, a.query_start, left(a.query, 300) INTO st, qstart, q FROM pg_stat_get_activity(%[6]d) a;
+      RAISE NOTICE '%[12]s%%', json_build_object('state', st, 'query', q, 'query_start', qstart)::text;
+    END IF;
   END LOOP;
   IF NOT released AND %[6]d <> 0 THEN
     PERFORM pg_stat_clear_snapshot();
@@ -335,8 +356,18 @@ func (l *Locker) waitForRelease(ctx context.Context, d time.Duration, h *lock.Ho
 	}
 	stmt := lock.Internal(fmt.Sprintf(waitForReleaseStatement, max(d.Milliseconds(), 1), l.deputyKey,
 		deputyStep.Milliseconds(), waiterStep.Milliseconds(), l.key, pid, l.s.cfg.Lease.Milliseconds(),
-		l.key>>32, l.key&0xffffffff, waitReportPrefix))
+		l.key>>32, l.key&0xffffffff, waitReportPrefix, waiterStep.Milliseconds(), holderReportPrefix))
 	l.s.waitReport.Store(nil)
+	if h != nil && l.watchHolder != nil {
+		l.s.setHolderReport(func(report string) {
+			var r waitReport
+			if json.Unmarshal([]byte(report), &r) == nil && r.State != nil {
+				r.applyTo(h)
+				l.watchHolder(h)
+			}
+		})
+		defer l.s.setHolderReport(nil)
+	}
 	begin := time.Now()
 	conn, err := l.s.db.Conn(ctx)
 	if err != nil {
@@ -368,17 +399,21 @@ func (l *Locker) waitForRelease(ctx context.Context, d time.Duration, h *lock.Ho
 	}
 	l.deputyReport(report, h)
 	if !report.Released && heard == 0 && report.State != nil {
-		h.State, h.Query = *report.State, ""
-		h.QueryStart = time.Time{}
-		if report.Query != nil {
-			h.Query = *report.Query
-		}
-		if report.QueryStart != nil {
-			h.QueryStart = *report.QueryStart
-		}
+		report.applyTo(h)
 		l.heldThroughout = true
 	}
 	return nil
+}
+
+// applyTo sets what h's session does now from the report.
+func (r waitReport) applyTo(h *lock.Holder) {
+	h.State, h.Query, h.QueryStart = *r.State, "", time.Time{}
+	if r.Query != nil {
+		h.Query = *r.Query
+	}
+	if r.QueryStart != nil {
+		h.QueryStart = *r.QueryStart
+	}
 }
 
 // waitReport is what a wait for the holder says about itself (waitForReleaseStatement). The

@@ -53,8 +53,10 @@ type Session struct {
 	// statements records what completes on the session.
 	statements *StatementLog
 	proxyMsg   sync.Once
-	// waitReport is what the last wait for the lock holder reported (Locker.waitForRelease).
-	waitReport atomic.Pointer[string]
+	// waitReport is what the last wait for the lock holder reported (Locker.waitForRelease), and
+	// holderReport what receives its reports on the way.
+	waitReport   atomic.Pointer[string]
+	holderReport func(string)
 }
 
 // NewSession parses dsn (a postgres:// URL or key=value string) and prepares the session. It
@@ -95,6 +97,21 @@ func (s *Session) onNotice(_ *pgconn.PgConn, n *pgconn.Notice) {
 	if report, ok := strings.CutPrefix(n.Message, waitReportPrefix); ok {
 		s.waitReport.Store(&report)
 	}
+	if report, ok := strings.CutPrefix(n.Message, holderReportPrefix); ok {
+		s.mu.Lock()
+		f := s.holderReport
+		s.mu.Unlock()
+		if f != nil {
+			f(report)
+		}
+	}
+}
+
+// setHolderReport sets what receives a wait's reports on the holder (nil: nobody).
+func (s *Session) setHolderReport(f func(string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holderReport = f
 }
 
 // DB returns the session as a *sql.DB that never holds more than one connection. While a lease

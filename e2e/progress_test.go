@@ -38,7 +38,9 @@ func linesWith(lines []map[string]any, prefix string) []map[string]any {
 func TestProgress(t *testing.T) {
 	d := newDB(t)
 	dir := writeFiles(t, map[string]string{
-		"00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int);\n",
+		// The migrator counts the waiters as each migration starts; the first one lasts long
+		// enough for the others to have queued by the time the second starts.
+		"00001_a.sql": "-- +goose Up\nSELECT pg_sleep(0.5);\nCREATE TABLE a (id int);\n",
 		"00002_b.sql": "-- +goose Up\nSELECT pg_sleep(9) AS progress_sleeps;\nCREATE TABLE b (id int);\n",
 	})
 	rs := startAll(t, 3, "progress", d.args("migrate", dir, "--progress-interval", "1s"))

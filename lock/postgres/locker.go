@@ -270,8 +270,10 @@ func (l *Locker) WatchHolder(f func(*lock.Holder)) { l.watchHolder = f }
 // is a notice that says how the wait ended. Placeholders: 1 deadline ms, 2 deputy key, 3 and 4
 // the deputy's and the others' steps in ms, 5 lock key, 6 holder pid (0: unknown, no deputy
 // duty), 7 lease ms, 8 and 9 the lock key as pg_locks shows it, 10 the final notice's prefix,
-// 11 how often the holder's state is reported meanwhile (ms), 12 that notice's prefix. The
-// notices are waitReports in JSON; the ones on the way reach the client as they are raised.
+// 11 how often the holder's state is reported meanwhile (ms), 12 that notice's prefix, 13 and
+// 14 the marker of schemagate's own statements and its length. The notices are waitReports in
+// JSON; the ones on the way reach the client as they are raised. The wait also ends when the
+// holder has moved on to another transaction of its own work (moved), at most once a step.
 const waitForReleaseStatement = `DO $$
 DECLARE
   deadline timestamptz := clock_timestamp() + interval '1 millisecond' * %[1]d;
@@ -288,6 +290,9 @@ DECLARE
   qstart timestamptz;
   q text;
   told timestamptz := clock_timestamp();
+  xact timestamptz;
+  first_xact timestamptz;
+  moved boolean := false;
 BEGIN
   PERFORM set_config('client_min_messages', 'notice', true);
   LOOP
@@ -333,7 +338,16 @@ BEGIN
       -- once, in the middle of the statement.
       told := clock_timestamp();
       PERFORM pg_stat_clear_snapshot();
-      SELECT a.state, a.query_start, left(a.query, 300) INTO st, qstart, q FROM pg_stat_get_activity(%[6]d) a;
+      SELECT a.state, a.query_start, left(a.query, 300), a.xact_start INTO st, qstart, q, xact
+        FROM pg_stat_get_activity(%[6]d) a;
+      -- The holder moved on to another transaction of its own work (another migration, not
+      -- one of its lock checks): end the wait, so that the waiter reads where it stands.
+      IF first_xact IS NULL THEN
+        first_xact := xact;
+      ELSIF xact IS DISTINCT FROM first_xact AND left(coalesce(q, ''), %[14]d) <> '%[13]s' THEN
+        moved := true;
+        EXIT;
+      END IF;
       RAISE NOTICE '%[12]s%%', json_build_object('state', st, 'query', q, 'query_start', qstart)::text;
     END IF;
   END LOOP;
@@ -341,7 +355,7 @@ BEGIN
     PERFORM pg_stat_clear_snapshot();
     SELECT a.state, a.query_start, left(a.query, 300) INTO st, qstart, q FROM pg_stat_get_activity(%[6]d) a;
   END IF;
-  RAISE NOTICE '%[10]s%%', json_build_object('released', released, 'deputy', deputy, 'ended_idle_ms', ended_ms,
+  RAISE NOTICE '%[10]s%%', json_build_object('released', released, 'moved', moved, 'deputy', deputy, 'ended_idle_ms', ended_ms,
     'command_sessions', commands, 'blind', blind, 'forbidden', forbidden,
     'state', st, 'query', q, 'query_start', qstart)::text;
 END $$`
@@ -356,7 +370,8 @@ func (l *Locker) waitForRelease(ctx context.Context, d time.Duration, h *lock.Ho
 	}
 	stmt := lock.Internal(fmt.Sprintf(waitForReleaseStatement, max(d.Milliseconds(), 1), l.deputyKey,
 		deputyStep.Milliseconds(), waiterStep.Milliseconds(), l.key, pid, l.s.cfg.Lease.Milliseconds(),
-		l.key>>32, l.key&0xffffffff, waitReportPrefix, waiterStep.Milliseconds(), holderReportPrefix))
+		l.key>>32, l.key&0xffffffff, waitReportPrefix, waiterStep.Milliseconds(), holderReportPrefix,
+		lock.Internal(""), len(lock.Internal(""))))
 	l.s.waitReport.Store(nil)
 	if h != nil && l.watchHolder != nil {
 		l.s.setHolderReport(func(report string) {
@@ -398,7 +413,7 @@ func (l *Locker) waitForRelease(ctx context.Context, d time.Duration, h *lock.Ho
 		return nil
 	}
 	l.deputyReport(report, h)
-	if !report.Released && heard == 0 && report.State != nil {
+	if !report.Released && !report.Moved && heard == 0 && report.State != nil {
 		report.applyTo(h)
 		l.heldThroughout = true
 	}
@@ -420,6 +435,7 @@ func (r waitReport) applyTo(h *lock.Holder) {
 // holder's session fields are null when the session is gone or not visible to this role.
 type waitReport struct {
 	Released        bool       `json:"released"`
+	Moved           bool       `json:"moved"`
 	Deputy          bool       `json:"deputy"`
 	EndedIdleMS     *int64     `json:"ended_idle_ms"`
 	CommandSessions *int64     `json:"command_sessions"`

@@ -178,13 +178,19 @@ func (r *Replica) PID() (int, error) {
 }
 
 // Stop kills the process if it still runs (resuming it first if it was stopped) and waits.
-// unshare --kill-child takes a namespace's processes with it.
+// A contained replica's namespace goes with its PID 1.
 func (r *Replica) Stop() {
 	select {
 	case <-r.done:
 	default:
 		if pid, err := r.PID(); err == nil {
 			syscall.Kill(pid, syscall.SIGCONT)
+			if r.container.PID1 {
+				// unshare's --kill-child does not reach a child that changed its uid (the
+				// kernel clears the parent-death signal on setuid): kill the namespace's
+				// PID 1, which takes every process of the namespace with it.
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
 		}
 		r.Cmd.Process.Signal(syscall.SIGCONT)
 		r.Cmd.Process.Kill()

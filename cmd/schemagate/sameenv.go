@@ -81,10 +81,9 @@ func names(vs []sameValue) []string {
 
 // fingerprintsInBackground starts computing the fingerprints of vs and returns what waits for
 // them (the coordinator's Deps.Fingerprints), or nil for none. A herd's replicas compute them
-// while they connect and wait for the migrator, instead of before, and at nice 19
-// (fingerprint.Of): on a machine whose cores the replicas share, tens of argon2id evaluations
-// at once would otherwise delay everyone's start and the migrator's work. The goroutine ends by
-// itself, after the computation.
+// while they connect and wait for the migrator, instead of before: on a machine whose cores
+// the replicas share, tens of argon2id evaluations at once would delay everyone's start. The
+// goroutine ends by itself, after the computation.
 func fingerprintsInBackground(scope string, vs []sameValue) func(context.Context) (map[string]string, error) {
 	if len(vs) == 0 {
 		return nil

@@ -28,18 +28,6 @@
 // fingerprints, and so that a guess computed for one variable cannot be reused for another: a
 // table of precomputed fingerprints is good for one variable of one namespace only.
 //
-// # Priority
-//
-// The cost that makes guessing expensive is paid by every replica too, once per variable, and
-// nobody waits for it yet: a replica computes its fingerprints while it connects and waits for
-// the migrator. So Of computes at the lowest priority (nice 19 on Linux), on an OS thread of
-// its own that ends with the computation, so that the evaluation takes mostly CPU that the
-// migrator, the database and the app leave idle, and the low priority never reaches the
-// replica's other goroutines. Priorities order threads within one cgroup (a container); what
-// it costs when the CPU is saturated: atIdlePriority. That needs argon2id computed in one goroutine, which
-// golang.org/x/crypto/argon2 does not do (a goroutine per segment): the subpackage argon2id is
-// a reduced copy of it that does, with the same output.
-//
 // The parameters are part of the format. Changing them changes every fingerprint, so a change
 // takes a new version tag ("v2:"), and replicas compare only fingerprints of the same version.
 package fingerprint
@@ -49,15 +37,13 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 
-	"github.com/schemagate/schemagate/internal/fingerprint/argon2id"
+	"golang.org/x/crypto/argon2"
 )
 
 // The pinned argon2id parameters of version 1. Memory stays well below a sidecar's memory limit
 // (the chart's is 64 MiB, about 20 MiB of which the process needs for itself); the passes bring
 // one evaluation to tens of milliseconds. Together they are twice OWASP's minimum for argon2id
-// (19 MiB, 2 passes). The parallelism is one lane, the only one argon2id.Key computes, so that
-// an evaluation runs on one core and leaves the app's other cores alone (more lanes would not
-// cost an attacker more per guess).
+// (19 MiB, 2 passes).
 const (
 	// version prefixes every fingerprint of these parameters.
 	version = "v1"
@@ -65,6 +51,9 @@ const (
 	passes = 4
 	// memoryKiB is the memory one evaluation fills, in KiB.
 	memoryKiB = 19 * 1024
+	// lanes is argon2id's parallelism: one, so that an evaluation runs on one core and leaves
+	// the app's other cores alone. (More lanes would not cost an attacker more per guess.)
+	lanes = 1
 	// size is the length of the hash, in bytes: 128 bits, so that fingerprints of different
 	// values do not collide by chance.
 	size = 16
@@ -72,17 +61,10 @@ const (
 
 // Of returns the fingerprint of value, the value of the variable name in scope (the lock
 // namespace, or the cluster, whose replicas compare their values): "v1:" and 32 hex digits.
-// It takes tens of milliseconds of CPU and 19 MiB of memory, by design, at the lowest
-// priority: on a busy machine it waits for idle CPU.
+// It takes tens of milliseconds and 19 MiB of memory, by design.
 func Of(scope, name, value string) string {
-	var key []byte
-	atIdlePriority(func() { key = derive(scope, name, value) })
+	key := argon2.IDKey([]byte(value), salt(scope, name), passes, memoryKiB, lanes, size)
 	return version + ":" + hex.EncodeToString(key)
-}
-
-// derive is argon2id of value with the pinned parameters, in the calling goroutine.
-func derive(scope, name, value string) []byte {
-	return argon2id.Key([]byte(value), salt(scope, name), passes, memoryKiB, size)
 }
 
 // salt derives argon2's salt from the scope and the name. Each is prefixed with its length, so

@@ -247,16 +247,21 @@ const (
 	holderReportPrefix = "schemagate holder: "
 )
 
-// Deputy steps: the deputy looks at the holder's session this often; the other waiters try
-// this often to become the deputy (so that a deputy that died is replaced within a step).
+// Steps of a wait: the deputy looks at the holder's session every deputyStep. The other
+// waiters end a step (and try to become the deputy) only to report the holder, after
+// waiterStep, then at doubling intervals up to a minute, or every waiterStep when there is no
+// holder to report: each step that times out costs the server about a millisecond, and one
+// longer than deadlock_timeout a deadlock check, so that a waiter costs a few of them a
+// minute. A deputy that dies is replaced at the next step of another waiter.
 const (
 	deputyStep = 500 * time.Millisecond
 	waiterStep = 5 * time.Second
 )
 
-// WatchHolder sets a function that Wait calls, while it waits for a holder, every few seconds
-// (waiterStep) with the holder as it stands: what its session does now. It runs on the
-// goroutine that called Wait. The coordinator logs its progress lines from it.
+// WatchHolder sets a function that Wait calls, while it waits for a holder, with the holder as
+// it stands (what its session does now): waiterStep into the wait, then at doubling intervals
+// up to a minute. It runs on the goroutine that called Wait. The coordinator logs its progress
+// lines from it.
 func (l *Locker) WatchHolder(f func(*lock.Holder)) { l.watchHolder = f }
 
 // waitForReleaseStatement queues for the shared lock in steps until the holder lets go or the
@@ -289,7 +294,8 @@ DECLARE
   forbidden boolean := false;
   qstart timestamptz;
   q text;
-  told timestamptz := clock_timestamp();
+  next_report timestamptz := clock_timestamp() + interval '1 millisecond' * %[11]d;
+  report_every interval := interval '1 millisecond' * %[11]d;
   xact timestamptz;
   first_xact timestamptz;
   moved boolean := false;
@@ -300,7 +306,10 @@ BEGIN
       deputy := pg_try_advisory_xact_lock(%[2]d);
     END IF;
     BEGIN
-      PERFORM set_config('lock_timeout', greatest(1, least(CASE WHEN deputy THEN %[3]d ELSE %[4]d END,
+      -- The deputy steps every %[3]d ms; the others until the next report, or %[4]d ms when
+      -- they have no holder to report on.
+      PERFORM set_config('lock_timeout', greatest(1, least(
+        CASE WHEN deputy THEN %[3]d WHEN %[6]d <> 0 THEN ceil(extract(epoch FROM next_report - clock_timestamp()) * 1000) ELSE %[4]d END,
         ceil(extract(epoch FROM deadline - clock_timestamp()) * 1000)))::bigint::text, true);
       PERFORM pg_advisory_xact_lock_shared(%[5]d);
       released := true;
@@ -333,10 +342,11 @@ BEGIN
       END IF;
     END IF;
     EXIT WHEN clock_timestamp() >= deadline;
-    IF clock_timestamp() - told >= interval '1 millisecond' * %[11]d AND %[6]d <> 0 THEN
+    IF clock_timestamp() >= next_report AND %[6]d <> 0 THEN
       -- Where the holder stands, for the waiter's progress line: a notice reaches the client at
       -- once, in the middle of the statement.
-      told := clock_timestamp();
+      report_every := least(report_every * 2, interval '1 minute');
+      next_report := clock_timestamp() + report_every;
       PERFORM pg_stat_clear_snapshot();
       SELECT a.state, a.query_start, left(a.query, 300), a.xact_start INTO st, qstart, q, xact
         FROM pg_stat_get_activity(%[6]d) a;

@@ -20,8 +20,8 @@ import (
 // after the migrator entered that statement until waitSettle before it ends, the scenario
 // counts the statements the waiting replicas completed (every one outside an explicit
 // transaction is a transaction of its own, so this bounds their transactions from above) and
-// the CPU time of their server processes (the backends' own accounting, /proc/PID/stat: the
-// server runs on this machine). pg_stat_database would lag: a backend inside a long statement
+// the CPU time of their server processes (the kernel's count for each backend,
+// /proc/PID/schedstat: the server runs on this machine). pg_stat_database would lag: a backend inside a long statement
 // reports the transactions before it only when the statement ends.
 
 // waitSettle is how long after the slow statement starts the window opens, and how long
@@ -148,24 +148,23 @@ func waiterBackends(ctx context.Context, admin *pgx.Conn, name, prefix, holder s
 	return pgx.CollectRows(rows, pgx.RowTo[int])
 }
 
-// backendCPU sums the user and system CPU time of the processes pids (gone ones count zero).
+// backendCPU sums the CPU time the processes pids ran (gone ones count zero), from
+// /proc/PID/schedstat: the scheduler's own count in nanoseconds. /proc/PID/stat would do
+// worse: it samples at each 10 ms tick whom the CPU runs, and a waiting backend wakes for
+// microseconds at a time.
 func backendCPU(pids []int) time.Duration {
-	const ticks = 100 // USER_HZ on Linux
 	var total time.Duration
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
 		if err != nil {
 			continue
 		}
-		// Fields after the command name, which is in parentheses and may hold spaces.
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) < 13 {
+		fields := strings.Fields(string(b))
+		if len(fields) == 0 {
 			continue
 		}
-		utime, _ := strconv.ParseInt(fields[11], 10, 64)
-		stime, _ := strconv.ParseInt(fields[12], 10, 64)
-		total += time.Duration(utime+stime) * time.Second / ticks
+		ns, _ := strconv.ParseInt(fields[0], 10, 64)
+		total += time.Duration(ns)
 	}
 	return total
 }

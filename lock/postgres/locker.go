@@ -247,16 +247,22 @@ const (
 	holderReportPrefix = "schemagate holder: "
 )
 
-// Steps of a wait: the deputy looks at the holder's session every deputyStep. The other
+// Steps of a wait: the deputy looks at the holder's session every deputyStep (under the
+// server's default deadlock_timeout of 1 s, past which a lock wait runs a deadlock check). The other
 // waiters end a step (and try to become the deputy) only to report the holder, after
 // waiterStep, then at doubling intervals up to a minute, or every waiterStep when there is no
 // holder to report: each step that times out costs the server about a millisecond, and one
 // longer than deadlock_timeout a deadlock check, so that a waiter costs a few of them a
 // minute. A deputy that dies is replaced at the next step of another waiter.
 const (
-	deputyStep = 500 * time.Millisecond
+	deputyStep = 900 * time.Millisecond
 	waiterStep = 5 * time.Second
 )
+
+// waiterConnectionCheck is client_connection_check_interval while a replica waits: a waiter
+// killed in its wait leaves its backend, and that backend's connection slot, for at most this
+// long.
+const waiterConnectionCheck = 10 * time.Second
 
 // WatchHolder sets a function that Wait calls, while it waits for a holder, with the holder as
 // it stands (what its session does now): waiterStep into the wait, then at doubling intervals
@@ -276,7 +282,8 @@ func (l *Locker) WatchHolder(f func(*lock.Holder)) { l.watchHolder = f }
 // the deputy's and the others' steps in ms, 5 lock key, 6 holder pid (0: unknown, no deputy
 // duty), 7 lease ms, 8 and 9 the lock key as pg_locks shows it, 10 the final notice's prefix,
 // 11 how often the holder's state is reported meanwhile (ms), 12 that notice's prefix, 13 and
-// 14 the marker of schemagate's own statements and its length. The notices are waitReports in
+// 14 the marker of schemagate's own statements and its length, 15 client_connection_check_interval
+// while waiting (ms). The notices are waitReports in
 // JSON; the ones on the way reach the client as they are raised. The wait also ends when the
 // holder has moved on to another transaction of its own work (moved), at most once a step.
 const waitForReleaseStatement = `DO $$
@@ -301,6 +308,13 @@ DECLARE
   moved boolean := false;
 BEGIN
   PERFORM set_config('client_min_messages', 'notice', true);
+  -- A waiter's session checks that its client is still there every %[15]d ms, not every
+  -- second: every check is a timer signal and a wake-up, the most a waiting backend spends.
+  BEGIN
+    PERFORM set_config('client_connection_check_interval', '%[15]d', true);
+  EXCEPTION WHEN undefined_object THEN
+    NULL; -- before PostgreSQL 14
+  END;
   LOOP
     IF NOT deputy AND %[6]d <> 0 THEN
       deputy := pg_try_advisory_xact_lock(%[2]d);
@@ -381,7 +395,7 @@ func (l *Locker) waitForRelease(ctx context.Context, d time.Duration, h *lock.Ho
 	stmt := lock.Internal(fmt.Sprintf(waitForReleaseStatement, max(d.Milliseconds(), 1), l.deputyKey,
 		deputyStep.Milliseconds(), waiterStep.Milliseconds(), l.key, pid, l.s.cfg.Lease.Milliseconds(),
 		l.key>>32, l.key&0xffffffff, waitReportPrefix, waiterStep.Milliseconds(), holderReportPrefix,
-		lock.Internal(""), len(lock.Internal(""))))
+		lock.Internal(""), len(lock.Internal("")), waiterConnectionCheck.Milliseconds()))
 	l.s.waitReport.Store(nil)
 	if h != nil && l.watchHolder != nil {
 		l.s.setHolderReport(func(report string) {

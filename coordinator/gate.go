@@ -299,11 +299,16 @@ func (g *gate) waitedFor(run *journal.Entry) bool {
 // did.
 func (g *gate) waitForChange(ctx context.Context) error {
 	if q, ok := g.c.deps.Locker.(lock.QuietWaiter); ok {
-		q.WatchHolder(func(h *lock.Holder) {
+		sample := ""
+		if r := g.lastRun; r != nil && r.Outcome == journal.Running {
+			sample = g.c.deps.Journal.CurrentQuery(r.ID)
+		}
+		q.WatchHolder(sample, func(h *lock.Holder, answer string) {
 			g.holder = h
+			g.sampled(answer)
 			g.reportProgress()
 		})
-		defer q.WatchHolder(nil)
+		defer q.WatchHolder("", nil)
 	}
 	for {
 		if err := g.c.deps.Locker.Wait(ctx, g.nextWait()); err != nil {
@@ -316,6 +321,18 @@ func (g *gate) waitForChange(ctx context.Context) error {
 		g.holder = h
 		g.reportProgress()
 	}
+}
+
+// sampled takes the running run's current migration from an answer to the journal's
+// CurrentQuery, asked during a wait.
+func (g *gate) sampled(answer string) {
+	name, since, ok := journal.ParseCurrent(answer)
+	if !ok || g.lastRun == nil {
+		return
+	}
+	r := *g.lastRun
+	r.Name, r.CurrentSince = name, since
+	g.lastRun, g.lastRunAt = &r, time.Now()
 }
 
 // heldThroughout reports whether the backend said the last Wait changed nothing, and the

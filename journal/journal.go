@@ -11,6 +11,7 @@ package journal
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -417,6 +418,25 @@ func (j *Journal) Migrators(ctx context.Context, except string) ([]string, error
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// CurrentQuery is a read-only PostgreSQL query, run by a waiter inside its wait for the
+// migrator (lock.QuietWaiter.WatchHolder), that returns run's current migration as JSON
+// ({"name": …, "since": …}), for its progress lines. ParseCurrent reads its answer.
+func (j *Journal) CurrentQuery(run int64) string {
+	return j.q(fmt.Sprintf(`SELECT json_build_object('name', name, 'since', current_since)::text FROM {table} WHERE id = %d`, run))
+}
+
+// ParseCurrent reads an answer of CurrentQuery: the migration's name and since when it runs.
+func ParseCurrent(answer string) (name string, since *time.Time, ok bool) {
+	var c struct {
+		Name  string     `json:"name"`
+		Since *time.Time `json:"since"`
+	}
+	if err := json.Unmarshal([]byte(answer), &c); err != nil {
+		return "", nil, false
+	}
+	return c.Name, c.Since, true
 }
 
 // LastRun returns the namespace's most recent run, or nil when there is none (or no journal).

@@ -106,8 +106,10 @@ type QuietWaiter interface {
 	HeldThroughout() (*Holder, bool)
 
 	// WatchHolder sets a function that Wait calls every few seconds while it waits for a
-	// holder, on the caller's goroutine, with the holder as it stands then.
-	WatchHolder(func(*Holder))
+	// holder, on the caller's goroutine, with the holder as it stands then and the answer to
+	// sample, a read-only query returning one text value run inside the wait ("" for none, or
+	// when it failed).
+	WatchHolder(sample string, f func(h *Holder, answer string))
 }
 
 // HolderStopper is a Locker that can stop another replica's migrator from outside (the

@@ -108,8 +108,8 @@ func TestWaitEndsAFrozenHolder(t *testing.T) {
 }
 
 // TestWaitLeavesABusyHolder: a holder running a statement longer than the lease is active,
-// not idle, and is never ended; the wait reports on the way, and at its end, that it held the
-// lock throughout, with the statement it runs.
+// not idle, and is never ended; the wait reports on the way (with the answer to the caller's
+// sample query), and at its end, that it held the lock throughout, with the statement it runs.
 func TestWaitLeavesABusyHolder(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	holder, pid := foreignHolder(t, db, "busy")
@@ -126,12 +126,18 @@ func TestWaitLeavesABusyHolder(t *testing.T) {
 	})
 	holderSeen(t, l)
 	var seen []lock.Holder
-	l.WatchHolder(func(h *lock.Holder) { seen = append(seen, *h) })
+	var answers []string
+	l.WatchHolder("SELECT 'sampled ' || current_database()", func(h *lock.Holder, answer string) {
+		seen, answers = append(seen, *h), append(answers, answer)
+	})
 	if err := l.Wait(ctx30s(t), 6*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if len(seen) == 0 || seen[0].State != "active" || !strings.Contains(seen[0].Query, "pg_sleep") {
 		t.Errorf("the wait reported the holder on the way as %+v, want it active in pg_sleep", seen)
+	}
+	if len(answers) == 0 || !strings.HasPrefix(answers[0], "sampled sg") {
+		t.Errorf("the wait answered the sample query with %q", answers)
 	}
 	h, quiet := l.HeldThroughout()
 	if !quiet {

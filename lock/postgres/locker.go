@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,8 +53,10 @@ type Locker struct {
 	heldThroughout bool
 	// warnedBlind: the deputy said once that it cannot judge or end the holder.
 	warnedBlind bool
-	// watchHolder is called with the holder as it stands during a wait (WatchHolder).
-	watchHolder func(*lock.Holder)
+	// watchHolder is called with the holder as it stands during a wait, and the answer to
+	// sample (WatchHolder).
+	watchHolder func(*lock.Holder, string)
+	sample      string
 
 	// namespace is the election's name; presence the table of the replicas' entries
 	// (presence.go).
@@ -268,7 +271,9 @@ const waiterConnectionCheck = 10 * time.Second
 // it stands (what its session does now): waiterStep into the wait, then at doubling intervals
 // up to a minute. It runs on the goroutine that called Wait. The coordinator logs its progress
 // lines from it.
-func (l *Locker) WatchHolder(f func(*lock.Holder)) { l.watchHolder = f }
+func (l *Locker) WatchHolder(sample string, f func(*lock.Holder, string)) {
+	l.watchHolder, l.sample = f, sample
+}
 
 // waitForReleaseStatement queues for the shared lock in steps until the holder lets go or the
 // deadline passes, all in one transaction. Each step is a subtransaction with a lock_timeout
@@ -281,12 +286,11 @@ func (l *Locker) WatchHolder(f func(*lock.Holder)) { l.watchHolder = f }
 // is a notice that says how the wait ended. Placeholders: 1 deadline ms, 2 deputy key, 3 and 4
 // the deputy's and the others' steps in ms, 5 lock key, 6 holder pid (0: unknown, no deputy
 // duty), 7 lease ms, 8 and 9 the lock key as pg_locks shows it, 10 the final notice's prefix,
-// 11 how often the holder's state is reported meanwhile (ms), 12 that notice's prefix, 13 and
-// 14 the marker of schemagate's own statements and its length, 15 client_connection_check_interval
-// while waiting (ms). The notices are waitReports in
-// JSON; the ones on the way reach the client as they are raised. The wait also ends when the
-// holder has moved on to another transaction of its own work (moved), at most once a step.
-const waitForReleaseStatement = `DO $$
+// 11 how often the holder's state is reported meanwhile (ms), 12 that notice's prefix, 13 the
+// caller's sample query, run at each report ("" for none), 14 client_connection_check_interval
+// while waiting (ms). The notices are waitReports in JSON; the ones on the way reach the client
+// as they are raised.
+const waitForReleaseStatement = `DO $wait$
 DECLARE
   deadline timestamptz := clock_timestamp() + interval '1 millisecond' * %[1]d;
   deputy boolean := false;
@@ -303,15 +307,13 @@ DECLARE
   q text;
   next_report timestamptz := clock_timestamp() + interval '1 millisecond' * %[11]d;
   report_every interval := interval '1 millisecond' * %[11]d;
-  xact timestamptz;
-  first_xact timestamptz;
-  moved boolean := false;
+  answer text;
 BEGIN
   PERFORM set_config('client_min_messages', 'notice', true);
-  -- A waiter's session checks that its client is still there every %[15]d ms, not every
+  -- A waiter's session checks that its client is still there every %[14]d ms, not every
   -- second: every check is a timer signal and a wake-up, the most a waiting backend spends.
   BEGIN
-    PERFORM set_config('client_connection_check_interval', '%[15]d', true);
+    PERFORM set_config('client_connection_check_interval', '%[14]d', true);
   EXCEPTION WHEN undefined_object THEN
     NULL; -- before PostgreSQL 14
   END;
@@ -362,27 +364,26 @@ BEGIN
       report_every := least(report_every * 2, interval '1 minute');
       next_report := clock_timestamp() + report_every;
       PERFORM pg_stat_clear_snapshot();
-      SELECT a.state, a.query_start, left(a.query, 300), a.xact_start INTO st, qstart, q, xact
-        FROM pg_stat_get_activity(%[6]d) a;
-      -- The holder moved on to another transaction of its own work (another migration, not
-      -- one of its lock checks): end the wait, so that the waiter reads where it stands.
-      IF first_xact IS NULL THEN
-        first_xact := xact;
-      ELSIF xact IS DISTINCT FROM first_xact AND left(coalesce(q, ''), %[14]d) <> '%[13]s' THEN
-        moved := true;
-        EXIT;
+      SELECT a.state, a.query_start, left(a.query, 300) INTO st, qstart, q FROM pg_stat_get_activity(%[6]d) a;
+      answer := NULL;
+      IF length($sample$%[13]s$sample$) > 0 THEN
+        BEGIN
+          EXECUTE $sample$%[13]s$sample$ INTO answer;
+        EXCEPTION WHEN OTHERS THEN
+          answer := NULL; -- the report goes without it
+        END;
       END IF;
-      RAISE NOTICE '%[12]s%%', json_build_object('state', st, 'query', q, 'query_start', qstart)::text;
+      RAISE NOTICE '%[12]s%%', json_build_object('state', st, 'query', q, 'query_start', qstart, 'sample', answer)::text;
     END IF;
   END LOOP;
   IF NOT released AND %[6]d <> 0 THEN
     PERFORM pg_stat_clear_snapshot();
     SELECT a.state, a.query_start, left(a.query, 300) INTO st, qstart, q FROM pg_stat_get_activity(%[6]d) a;
   END IF;
-  RAISE NOTICE '%[10]s%%', json_build_object('released', released, 'moved', moved, 'deputy', deputy, 'ended_idle_ms', ended_ms,
+  RAISE NOTICE '%[10]s%%', json_build_object('released', released, 'deputy', deputy, 'ended_idle_ms', ended_ms,
     'command_sessions', commands, 'blind', blind, 'forbidden', forbidden,
     'state', st, 'query', q, 'query_start', qstart)::text;
-END $$`
+END $wait$`
 
 // waitForRelease waits, in one statement, until the holder lets go of the lock or d passes;
 // with h known, the replica may be the deputy that ends h's session when it sits idle past the
@@ -392,17 +393,25 @@ func (l *Locker) waitForRelease(ctx context.Context, d time.Duration, h *lock.Ho
 	if h != nil {
 		pid = h.PID
 	}
+	sample := ""
+	if h != nil && l.watchHolder != nil && !strings.Contains(l.sample, "$sample$") {
+		sample = l.sample
+	}
 	stmt := lock.Internal(fmt.Sprintf(waitForReleaseStatement, max(d.Milliseconds(), 1), l.deputyKey,
 		deputyStep.Milliseconds(), waiterStep.Milliseconds(), l.key, pid, l.s.cfg.Lease.Milliseconds(),
 		l.key>>32, l.key&0xffffffff, waitReportPrefix, waiterStep.Milliseconds(), holderReportPrefix,
-		lock.Internal(""), len(lock.Internal("")), waiterConnectionCheck.Milliseconds()))
+		sample, waiterConnectionCheck.Milliseconds()))
 	l.s.waitReport.Store(nil)
 	if h != nil && l.watchHolder != nil {
 		l.s.setHolderReport(func(report string) {
 			var r waitReport
 			if json.Unmarshal([]byte(report), &r) == nil && r.State != nil {
 				r.applyTo(h)
-				l.watchHolder(h)
+				answer := ""
+				if r.Sample != nil {
+					answer = *r.Sample
+				}
+				l.watchHolder(h, answer)
 			}
 		})
 		defer l.s.setHolderReport(nil)
@@ -437,7 +446,7 @@ func (l *Locker) waitForRelease(ctx context.Context, d time.Duration, h *lock.Ho
 		return nil
 	}
 	l.deputyReport(report, h)
-	if !report.Released && !report.Moved && heard == 0 && report.State != nil {
+	if !report.Released && heard == 0 && report.State != nil {
 		report.applyTo(h)
 		l.heldThroughout = true
 	}
@@ -459,7 +468,7 @@ func (r waitReport) applyTo(h *lock.Holder) {
 // holder's session fields are null when the session is gone or not visible to this role.
 type waitReport struct {
 	Released        bool       `json:"released"`
-	Moved           bool       `json:"moved"`
+	Sample          *string    `json:"sample"`
 	Deputy          bool       `json:"deputy"`
 	EndedIdleMS     *int64     `json:"ended_idle_ms"`
 	CommandSessions *int64     `json:"command_sessions"`

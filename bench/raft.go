@@ -30,7 +30,9 @@ func newRaftFleet(n int) (raftFleet, error) {
 	return raftFleet{n: n, port: l.Addr().(*net.TCPAddr).Port}, nil
 }
 
-func (f raftFleet) ip(i int) string { return fmt.Sprintf("127.0.0.%d", 100+i) }
+// ip is member i's loopback address: 127.0.0.100 to 127.0.0.249, then 127.0.1.100 on, so that
+// fleets of hundreds fit (Linux routes all of 127/8 to the loopback interface).
+func (f raftFleet) ip(i int) string { return fmt.Sprintf("127.0.%d.%d", i/150, 100+i%150) }
 
 // start starts the n members as prefix-i with args plus their Raft settings.
 func (f raftFleet) start(bin, prefix string, args []string) ([]*fleet.Replica, error) {

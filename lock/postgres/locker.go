@@ -22,15 +22,16 @@ import (
 // SHA-256("schemagate/v1:" + namespace), sign bit cleared so that pg_locks shows it as
 // (classid, objid) = (key>>32, key&0xffffffff) without surprises. It never equals goose's own
 // default key, so a goose CLI run by hand does not contend with schemagate by accident.
-func Key(namespace string) int64 {
-	sum := sha256.Sum256([]byte("schemagate/v1:" + namespace))
-	return int64(binary.BigEndian.Uint64(sum[:8]) &^ (1 << 63))
-}
+func Key(namespace string) int64 { return keyOf("schemagate/v1:" + namespace) }
 
 // deputyKey derives the key of the deputy's lock (Locker.waitForRelease) from a namespace, the
 // way Key does, from another prefix: it never equals any namespace's Key.
-func deputyKey(namespace string) int64 {
-	sum := sha256.Sum256([]byte("schemagate/v1/deputy:" + namespace))
+func deputyKey(namespace string) int64 { return keyOf("schemagate/v1/deputy:" + namespace) }
+
+// keyOf is an advisory lock key made from name: the first 8 bytes of its SHA-256, sign bit
+// cleared.
+func keyOf(name string) int64 {
+	sum := sha256.Sum256([]byte(name))
 	return int64(binary.BigEndian.Uint64(sum[:8]) &^ (1 << 63))
 }
 
@@ -251,8 +252,8 @@ const (
 )
 
 // Steps of a wait: the deputy looks at the holder's session every deputyStep (under the
-// server's default deadlock_timeout of 1 s, past which a lock wait runs a deadlock check). The other
-// waiters end a step (and try to become the deputy) only to report the holder, after
+// server's default deadlock_timeout of 1 s, past which a lock wait runs a deadlock check). The
+// other waiters end a step (and try to become the deputy) only to report the holder, after
 // waiterStep, then at doubling intervals up to a minute, or every waiterStep when there is no
 // holder to report: each step that times out costs the server about a millisecond, and one
 // longer than deadlock_timeout a deadlock check, so that a waiter costs a few of them a

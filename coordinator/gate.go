@@ -29,7 +29,7 @@ type gate struct {
 	readAt  time.Time
 	holder  *lock.Holder
 	lastRun *journal.Entry
-	// lastRunAt is when lastRun was read.
+	// lastRunAt is when lastRun was read (runReadLongAgo).
 	lastRunAt time.Time
 	phase     Phase
 

@@ -69,7 +69,7 @@ func (g *gate) reportProgress() {
 	if r != nil && r.Outcome == "running" {
 		ev = ev.Time("run_started", r.StartedAt)
 		switch {
-		case r.Name != "" && r.CurrentSince != nil && time.Since(g.lastRunAt) > 2*time.Second:
+		case r.Name != "" && r.CurrentSince != nil && g.runReadLongAgo():
 			ev = ev.Str("migration_at_last_read", r.Name).Time("last_read", g.lastRunAt)
 		case r.Name != "" && r.CurrentSince != nil:
 			ev = ev.Str("migration", r.Name).Str("migration_elapsed", since(*r.CurrentSince).String())

@@ -45,7 +45,7 @@ func (g *gate) migrating() string {
 	if r == nil || r.Outcome != journal.Running || (h.Replica != "" && r.Replica != h.Replica) {
 		s += " holds the lock"
 	} else {
-		stale := time.Since(g.lastRunAt) > 2*time.Second
+		stale := g.runReadLongAgo()
 		switch {
 		case stale && r.Name != "" && r.CurrentSince != nil:
 			// Read before this wait, which does not re-read the journal: the migrator may have
@@ -70,6 +70,10 @@ func (g *gate) migrating() string {
 	}
 	return s
 }
+
+// runReadLongAgo reports whether the journal's last run was read long enough ago (a wait does
+// not re-read it) that the migration it names may no longer be the one the migrator applies.
+func (g *gate) runReadLongAgo() bool { return time.Since(g.lastRunAt) > 2*time.Second }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(time.Second) }
 

@@ -63,7 +63,7 @@ func TestContainerFleetGuard(t *testing.T) {
 	var eps []endpoint
 	for i := range 3 {
 		addr, ep := listenAddr(t)
-		sidecars = append(sidecars, startContained(t, nobody, fmt.Sprintf("web-%d", i), gate(d.url, "serve", "--listen", addr), agreed...))
+		sidecars = append(sidecars, startIn(t, nobody, fmt.Sprintf("web-%d", i), gate(d.url, "serve", "--listen", addr), agreed...))
 		eps = append(eps, ep)
 	}
 	for _, ep := range eps {
@@ -74,8 +74,8 @@ func TestContainerFleetGuard(t *testing.T) {
 	want := "WEBUI_SECRET_KEY differs from the value on 3 ready replicas (web-0, web-1, web-2); " +
 		"users would be logged out when their requests move between replicas"
 	strays := []*replica{
-		startContained(t, nobody, "stray-job", gate(d.url, "migrate"), differs...),
-		startContained(t, nobody, "stray-app", append(gate(d.url, "exec"), app("stray-app")...), differs...),
+		startIn(t, nobody, "stray-job", gate(d.url, "migrate"), differs...),
+		startIn(t, nobody, "stray-app", append(gate(d.url, "exec"), app("stray-app")...), differs...),
 	}
 	for _, r := range strays {
 		if code := r.wait(t, time.Minute); code != 8 {
@@ -93,7 +93,7 @@ func TestContainerFleetGuard(t *testing.T) {
 	}
 
 	addr, strayEp := listenAddr(t)
-	straySidecar := startContained(t, nobody, "stray-web", gate(d.url, "serve", "--listen", addr), differs...)
+	straySidecar := startIn(t, nobody, "stray-web", gate(d.url, "serve", "--listen", addr), differs...)
 	strayEp.awaitStatus(t, time.Minute, "/readyz?verbose", 503)
 	await(t, time.Minute, "the stray sidecar to say why it is unready", func() bool {
 		_, body := strayEp.get("/readyz?verbose")
@@ -102,8 +102,8 @@ func TestContainerFleetGuard(t *testing.T) {
 
 	// The held-back sidecar does not count as ready: a replica with the fleet's value passes.
 	agreeing := []*replica{
-		startContained(t, nobody, "job", gate(d.url, "migrate"), agreed...),
-		startContained(t, nobody, "app", append(gate(d.url, "exec"), app("app")...), agreed...),
+		startIn(t, nobody, "job", gate(d.url, "migrate"), agreed...),
+		startIn(t, nobody, "app", append(gate(d.url, "exec"), app("app")...), agreed...),
 	}
 	waitAll(t, agreeing, time.Minute, 0)
 	if b, err := os.ReadFile(filepath.Join(apps, "app")); err != nil || string(b) != "1\n" {
@@ -134,7 +134,7 @@ func TestContainerFleetGuard(t *testing.T) {
 			case "serve":
 				args = append(args, "--listen", "127.0.0.1:0")
 			}
-			r := startContained(t, nobody, name, args, env...)
+			r := startIn(t, nobody, name, args, env...)
 			if code := r.wait(t, 30*time.Second); code != 2 {
 				t.Errorf("%s: exit %d, want 2:\n%s", name, code, r.output())
 				continue
@@ -151,7 +151,7 @@ func TestContainerFleetGuard(t *testing.T) {
 		t.Errorf("the app of an exec without REDIS_URL started (%v)", err)
 	}
 	// The proxy sees the connections of a replica that has the variable.
-	through := startContained(t, nobody, "proxied-job", gate(proxied, "migrate"), agreed...)
+	through := startIn(t, nobody, "proxied-job", gate(proxied, "migrate"), agreed...)
 	if code := through.wait(t, time.Minute); code != 0 {
 		t.Fatalf("through the proxy, with every variable set: exit %d\n%s", code, through.output())
 	}
@@ -164,21 +164,6 @@ func TestContainerFleetGuard(t *testing.T) {
 	}
 	waitAll(t, append(sidecars, straySidecar), 30*time.Second, 0)
 	noSecretIn(t, append(append(sidecars, straySidecar), append(strays, agreeing...)...)...)
-}
-
-// startContained is startIn, for a replica in a container that may still run when the test
-// ends: replica.Stop kills unshare, whose --kill-child does not reach a child that setpriv made
-// another user (the kernel clears the parent-death signal when credentials change), so PID 1,
-// and its namespace with it, is killed first.
-func startContained(t *testing.T, c fleet.Container, name string, args []string, env ...string) *replica {
-	t.Helper()
-	r := startIn(t, c, name, args, env...)
-	t.Cleanup(func() {
-		if !r.exited() {
-			r.Signal(syscall.SIGKILL)
-		}
-	})
-	return r
 }
 
 // countingProxy forwards the connections made to 127.0.0.1:port to the test server, and counts

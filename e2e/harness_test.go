@@ -196,6 +196,21 @@ func (d *db) int(t testing.TB, sql string, args ...any) int64 {
 
 // assertAppliedOnce checks that versions 1..n were each applied exactly once, per both the
 // application log and goose's version table.
+// assertResumedCommittedNothing resumes victim, a migrator stopped (SIGSTOP) in the middle of
+// its run and replaced meanwhile, and checks that it ends ready, that the n migrations are
+// applied once each, and that it applied only the before of them it had applied when stopped.
+func (d *db) assertResumedCommittedNothing(t testing.TB, victim *replica, n, before int) {
+	t.Helper()
+	victim.signal(t, syscall.SIGCONT)
+	if code := victim.wait(t, time.Minute); code != 0 {
+		t.Errorf("the resumed migrator exited %d, want 0; output:\n%s", code, victim.output())
+	}
+	d.assertAppliedOnce(t, n)
+	if got := d.int(t, "SELECT count(*) FROM applied_log WHERE replica = $1", "schemagate/"+victim.name); got != int64(before) {
+		t.Errorf("the stopped migrator applied %d migrations, want only the %d before it was stopped", got, before)
+	}
+}
+
 func (d *db) assertAppliedOnce(t testing.TB, n int) {
 	t.Helper()
 	if dup := d.int(t, "SELECT count(*) FROM (SELECT version FROM applied_log GROUP BY version HAVING count(*) > 1) d"); dup != 0 {

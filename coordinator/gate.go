@@ -354,15 +354,19 @@ func (g *gate) heldThroughout() (*lock.Holder, bool) {
 // ready at any of its commits, which only an announcement tells, and announcements arrive
 // between waits: then it polls.
 func (g *gate) nextWait() time.Duration {
-	p := g.c.cfg.PollInterval
 	if g.waitsOnOwnRun() {
-		return time.Duration(float64(maxProgressInterval) * (0.75 + rand.Float64()/2))
+		return jittered(maxProgressInterval)
 	}
-	d := time.Duration(float64(p) * (0.75 + rand.Float64()/2))
+	d := jittered(g.c.cfg.PollInterval)
 	if due := time.Until(g.progress.next()); due > 0 && due < d {
 		d = due
 	}
 	return max(d, 10*time.Millisecond)
+}
+
+// jittered is d moved by a random amount within ±25 %, so that a herd's waits spread out.
+func jittered(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.75 + rand.Float64()/2))
 }
 
 // waitsOnOwnRun reports whether the replica is queued on a lock.QuietWaiter's holder that runs

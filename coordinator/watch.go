@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/schemagate/schemagate/engine"
@@ -32,7 +31,7 @@ func (c *Coordinator) Watch(ctx context.Context, every time.Duration) error {
 		if err := w.read(ctx); err != nil {
 			return err
 		}
-		wait := time.Duration(float64(every) * (0.75 + rand.Float64()/2))
+		wait := jittered(every)
 		if w.snap.Unreachable != nil {
 			wait = min(w.backoff, wait)
 			w.backoff = min(2*w.backoff, c.cfg.RetryMax)

@@ -30,15 +30,15 @@ const waitSettle = 3 * time.Second
 
 // waitCost is what one run measured.
 type waitCost struct {
-	waiters      int
-	window       time.Duration
-	transactions int64         // statements the waiters completed in the window (≥ their transactions)
-	cpu          time.Duration // of the waiters' backends in the window
+	waiters    int
+	window     time.Duration
+	statements int64         // the waiters completed in the window (≥ their transactions)
+	cpu        time.Duration // of the waiters' backends in the window
 }
 
-// perWaiterPerSecond is the transactions per second of one waiting replica.
+// perWaiterPerSecond is the statements per second of one waiting replica.
 func (w waitCost) perWaiterPerSecond() float64 {
-	return float64(w.transactions) / float64(w.waiters) / w.window.Seconds()
+	return float64(w.statements) / float64(w.waiters) / w.window.Seconds()
 }
 
 // cpuPerWaiterPerMinute is the server CPU one waiting replica costs a minute.
@@ -62,7 +62,7 @@ func (b *bench) compareWaitCost(ctx context.Context, g *grid, c contender, dir s
 	}
 	g.set(row("statements (≥ transactions) per second per waiting replica"), c.name, fmt.Sprintf("%.3f", w.perWaiterPerSecond()))
 	g.set(row("server CPU per waiting replica, per minute"), c.name, millis(w.cpuPerWaiterPerMinute()))
-	g.set(row("statements per second, all waiters"), c.name, fmt.Sprintf("%.2f", float64(w.transactions)/w.window.Seconds()))
+	g.set(row("statements per second, all waiters"), c.name, fmt.Sprintf("%.2f", float64(w.statements)/w.window.Seconds()))
 	return nil
 }
 
@@ -107,7 +107,7 @@ func (b *bench) waitCostOnce(ctx context.Context, c contender, dir string, n int
 	time.Sleep(time.Until(slept.Add(b.opts.cutSleep - waitSettle)))
 	cpu1, closed := backendCPU(pids), time.Now()
 	statements := statementsCompleted(srv.Log(), c.app, holder, opened, closed)
-	return waitCost{waiters: n - 1, window: closed.Sub(opened), transactions: statements, cpu: cpu1 - cpu0}, nil
+	return waitCost{waiters: n - 1, window: closed.Sub(opened), statements: statements, cpu: cpu1 - cpu0}, nil
 }
 
 // statementsCompleted counts, in a server log written with log_min_duration_statement = 0 and

@@ -12,37 +12,13 @@ import (
 
 // TestMemoryConformance holds the in-memory election to the contract every backend keeps, so
 // that what tests with it show holds for the real backends too.
-func TestMemoryConformance(t *testing.T) {
-	elections := map[*testing.T]*locktest.Memory{}
-	locktest.Run(t, locktest.Backend{
-		New: func(t *testing.T, replica string) lock.Locker {
-			m, ok := elections[t]
-			if !ok {
-				m = locktest.NewMemory("set")
-				elections[t] = m
-			}
-			return m.Locker(replica)
-		},
-		Kill: func(t *testing.T, l lock.Locker) { l.(*locktest.Locker).Kill() },
-		Work: func(*testing.T, lock.Locker) lock.Execer { return nil },
-	})
-}
+func TestMemoryConformance(t *testing.T) { locktest.Run(t, memoryBackend(plainLocker, killPlain)) }
 
 // TestMemoryReplicatedConformance: the replicated lockers keep the contract too.
 func TestMemoryReplicatedConformance(t *testing.T) {
-	elections := map[*testing.T]*locktest.Memory{}
-	locktest.Run(t, locktest.Backend{
-		New: func(t *testing.T, replica string) lock.Locker {
-			m, ok := elections[t]
-			if !ok {
-				m = locktest.NewMemory("set")
-				elections[t] = m
-			}
-			return m.ReplicatedLocker(replica)
-		},
-		Kill: func(t *testing.T, l lock.Locker) { l.(*locktest.ReplicatedLocker).Kill() },
-		Work: func(*testing.T, lock.Locker) lock.Execer { return nil },
-	})
+	locktest.Run(t, memoryBackend(
+		func(m *locktest.Memory, replica string) lock.Locker { return m.ReplicatedLocker(replica) },
+		func(l lock.Locker) { l.(*locktest.ReplicatedLocker).Kill() }))
 }
 
 // TestMemoryReplicatedView: a claim and the migrator's announcements move the view as the Raft
@@ -146,16 +122,26 @@ func TestMemoryAwaitWaiting(t *testing.T) {
 
 // TestMemoryPresence holds the in-memory election's presence to the contract too.
 func TestMemoryPresence(t *testing.T) {
+	locktest.TestPresence(t, memoryBackend(plainLocker, killPlain))
+}
+
+// memoryBackend builds lockers with newLocker on one in-memory election per test; kill ends
+// one as a crash would.
+func memoryBackend(newLocker func(m *locktest.Memory, replica string) lock.Locker, kill func(lock.Locker)) locktest.Backend {
 	elections := map[*testing.T]*locktest.Memory{}
-	locktest.TestPresence(t, locktest.Backend{
+	return locktest.Backend{
 		New: func(t *testing.T, replica string) lock.Locker {
 			m, ok := elections[t]
 			if !ok {
 				m = locktest.NewMemory("set")
 				elections[t] = m
 			}
-			return m.Locker(replica)
+			return newLocker(m, replica)
 		},
-		Kill: func(t *testing.T, l lock.Locker) { l.(*locktest.Locker).Kill() },
-	})
+		Kill: func(_ *testing.T, l lock.Locker) { kill(l) },
+		Work: func(*testing.T, lock.Locker) lock.Execer { return nil },
+	}
 }
+
+func plainLocker(m *locktest.Memory, replica string) lock.Locker { return m.Locker(replica) }
+func killPlain(l lock.Locker)                                    { l.(*locktest.Locker).Kill() }

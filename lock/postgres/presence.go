@@ -17,7 +17,8 @@ const DefaultPresenceTable = "schemagate_presence"
 // session: the row names that session's backend (pid and start), so that it counts only while
 // the session lives. A replica killed, cut off or stopped loses its session, and with it its
 // entry, at once: Fleet joins the rows with pg_stat_activity and lists only those of live
-// sessions. Dead rows are deleted by the next Show of any replica, in the same statement.
+// sessions. Dead rows are deleted when a replica next joins (its first Show on a session), in
+// the same statement; a replica's later Shows on that session change its own row in place.
 //
 // pg_stat_activity hides backend_start of other roles' sessions from a role without
 // pg_read_all_stats; a row of such a session is then matched by its pid alone.
@@ -44,6 +45,12 @@ ON CONFLICT (namespace, replica) DO UPDATE SET host = EXCLUDED.host, migration_s
   phase = EXCLUDED.phase, since = EXCLUDED.since, fingerprints = EXCLUDED.fingerprints,
   backend_pid = EXCLUDED.backend_pid, backend_start = EXCLUDED.backend_start
 RETURNING backend_pid`
+
+// updateQuery changes this session's own row in place, when the session showed it: one row,
+// found by its key, without reading pg_stat_activity or cleaning up. It changes nothing when
+// the row is no longer this session's (another replica with the same id replaced it).
+const updateQuery = `UPDATE {table} SET host = $3, migration_set = $4, phase = $5, since = $6, fingerprints = $7
+ WHERE namespace = $1 AND replica = $2 AND backend_pid = pg_backend_pid()`
 
 // fleetQuery lists the rows of live sessions in a namespace.
 const fleetQuery = `SELECT p.replica, p.host, p.migration_set, p.phase, p.since, p.fingerprints
@@ -78,8 +85,9 @@ func (l *Locker) q(query string) string {
 }
 
 // Show publishes this replica's entry on its session, replacing the one it showed before, and
-// deletes the entries of sessions that ended. It creates the table when it is missing. It is
-// one statement (two when the table is created): no connection of its own, no periodic write.
+// deletes the entries of sessions that ended (when it joins: later Shows on the same session
+// change its row in place). It creates the table when it is missing. It is one statement (two
+// when the table is created): no connection of its own, no periodic write.
 // When the session later reconnects (a restarted server), the next Wait or
 // WaitForAnnouncement shows the entry again on the new session.
 func (l *Locker) Show(ctx context.Context, m lock.Member) error {
@@ -89,6 +97,19 @@ func (l *Locker) Show(ctx context.Context, m lock.Member) error {
 	}
 	if m.Fingerprints == nil {
 		fingerprints = []byte("{}")
+	}
+	if l.shown != nil && l.shownOn != 0 && int(l.shownOn) == l.s.BackendPID() && l.shown.Replica == m.Replica {
+		// A phase change on the session that joined: the cheap statement, on the path of a
+		// replica that just became ready while its fleet wakes with it.
+		res, err := l.s.db.ExecContext(ctx, l.q(updateQuery), l.namespace, m.Replica, m.Host, m.MigrationSet,
+			m.Phase, m.Since, string(fingerprints))
+		if err != nil {
+			return fmt.Errorf("show this replica in %s: %w", l.presence, err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			l.shown = &m
+			return nil
+		}
 	}
 	show := func() (pid int32, err error) {
 		err = l.s.db.QueryRowContext(ctx, l.q(showQuery), l.namespace, m.Replica, m.Host, m.MigrationSet, m.Phase,

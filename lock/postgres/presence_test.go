@@ -69,8 +69,8 @@ func TestShowOnTheSession(t *testing.T) {
 	}
 }
 
-// TestDeadRowsDeleted: rows of ended sessions are invisible at once, and the next Show of any
-// replica deletes them, of any namespace; a replica's own row is replaced, not duplicated.
+// TestDeadRowsDeleted: rows of ended sessions are invisible at once, and the next replica to
+// join deletes them, of any namespace; a replica's own row is replaced, not duplicated.
 func TestDeadRowsDeleted(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	ctx := ctx30s(t)
@@ -103,6 +103,47 @@ func TestDeadRowsDeleted(t *testing.T) {
 	}
 	if n := pgtest.QueryInt(t, conn, "SELECT count(*) FROM schemagate_presence"); n != 1 {
 		t.Fatalf("%d rows after the next Show, want web-1's alone", n)
+	}
+}
+
+// TestPhaseChangeInPlace: a replica's later phase changes on the session that joined update its
+// own row and nothing else (a waking fleet's ready rows cost the server one indexed update
+// each, not a cleanup that reads pg_stat_activity); a row that another replica with the same id
+// took over is shown again in full.
+func TestPhaseChangeInPlace(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	ctx := ctx30s(t)
+	s := newSession(t, db, "web-0")
+	l := postgres.NewLocker(s, "app")
+	if err := l.Show(ctx, member("web-0", "waiting")); err != nil {
+		t.Fatal(err)
+	}
+	conn := pgtest.Connect(t, db)
+	// A row whose session is gone (pid 0 never names a backend): only a join deletes it.
+	pgtest.Exec(t, conn, "INSERT INTO schemagate_presence (namespace, replica, backend_pid) VALUES ('app', 'gone', 0)")
+	if err := l.Show(ctx, member("web-0", "ready")); err != nil {
+		t.Fatal(err)
+	}
+	if n := pgtest.QueryInt(t, conn, "SELECT count(*) FROM schemagate_presence WHERE replica = 'web-0' AND phase = 'ready'"); n != 1 {
+		t.Errorf("web-0's row does not say ready after the phase change")
+	}
+	if n := pgtest.QueryInt(t, conn, "SELECT count(*) FROM schemagate_presence WHERE replica = 'gone'"); n != 1 {
+		t.Errorf("the phase change deleted the dead row: it cleaned up instead of updating in place")
+	}
+
+	// Another session takes the id over; the first one's next change shows it in full again.
+	other := postgres.NewLocker(newSession(t, db, "web-0b"), "app")
+	if err := other.Show(ctx, member("web-0", "waiting")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Show(ctx, member("web-0", "serving")); err != nil {
+		t.Fatal(err)
+	}
+	if pid := pgtest.QueryInt(t, conn, "SELECT backend_pid FROM schemagate_presence WHERE replica = 'web-0'"); pid != int64(s.BackendPID()) {
+		t.Errorf("the row names backend %d after the phase change, want the session's %d", pid, s.BackendPID())
+	}
+	if n := pgtest.QueryInt(t, conn, "SELECT count(*) FROM schemagate_presence WHERE replica = 'web-0' AND phase = 'serving'"); n != 1 {
+		t.Errorf("web-0's row does not say serving after the phase change")
 	}
 }
 

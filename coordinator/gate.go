@@ -114,7 +114,7 @@ func (g *gate) step(ctx context.Context) (next, error) {
 	if replicated {
 		g.replicated.start(rep.Outcome())
 	}
-	st, err := c.deps.Engine.Status(ctx)
+	st, err := g.readStatus(ctx)
 	if err != nil {
 		return again, err
 	}
@@ -138,6 +138,23 @@ func (g *gate) step(ctx context.Context) (next, error) {
 	g.waiting()
 	g.reportProgress()
 	return wait, nil
+}
+
+// readStatus reads the schema: from the answer the last wait brought back when it ended with
+// the holder's release (lock.QuietWaiter's ReadOnRelease, read after the holder's commits in the
+// wait's own statement), or else from the database.
+func (g *gate) readStatus(ctx context.Context) (engine.Status, error) {
+	q, quiet := g.c.deps.Locker.(lock.QuietWaiter)
+	sq, querier := g.c.deps.Engine.(engine.StatusQuerier)
+	if quiet && querier {
+		if answer, missing, ok := q.ReleaseAnswer(); ok {
+			if st, err := sq.StatusFrom(answer, missing); err == nil {
+				g.c.deps.Log.Debug().Int64("db_version", st.Current).Msg("read the schema in the wait that the migrator's release ended")
+				return st, nil
+			}
+		}
+	}
+	return g.c.deps.Engine.Status(ctx)
 }
 
 // failedBefore ends the gate with a failed run of this replica's migration set that it waited
@@ -309,6 +326,10 @@ func (g *gate) waitForChange(ctx context.Context) error {
 			g.reportProgress()
 		})
 		defer q.WatchHolder("", nil)
+		if sq, ok := g.c.deps.Engine.(engine.StatusQuerier); ok {
+			q.ReadOnRelease(sq.StatusQuery())
+			defer q.ReadOnRelease("")
+		}
 	}
 	for {
 		if err := g.c.deps.Locker.Wait(ctx, g.nextWait()); err != nil {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -60,5 +61,23 @@ func TestHolderSessionTerminated(t *testing.T) {
 	d.assertAppliedOnce(t, 6)
 	if !containsAll(byName(t, rs, holder).output(), "lost the election while migrating", "could not commit without the lock") {
 		t.Errorf("the terminated migrator did not say it lost the lock:\n%s", byName(t, rs, holder).output())
+	}
+}
+
+// TestWokenWaiterReadsInItsWait: a waiter queued on the migrator learns the schema in the same
+// statement that the migrator's release ends, without a read of its own after waking.
+func TestWokenWaiterReadsInItsWait(t *testing.T) {
+	d := newDB(t)
+	dir := writeMigrations(t, migrationSet{N: 3, Slow: map[int]float64{2: 2}})
+	migrator := start(t, "first", d.args("migrate", dir))
+	d.activeStatement(t, time.Minute, "pg_sleep")
+	waiter := start(t, "woken", append(d.args("migrate", dir), "--log-level", "debug", "--log-format", "json"))
+	waitAll(t, []*replica{migrator, waiter}, time.Minute, 0)
+	out := waiter.output()
+	if !strings.Contains(out, `"released":true`) {
+		t.Fatalf("the waiter was not woken by the release:\n%s", out)
+	}
+	if !strings.Contains(out, "read the schema in the wait that the migrator's release ended") {
+		t.Errorf("the woken waiter read the schema on its own, not in its wait:\n%s", out)
 	}
 }

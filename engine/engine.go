@@ -74,6 +74,17 @@ func (p Plan) Find(v int64) (Migration, bool) {
 	return Migration{}, false
 }
 
+// StatusQuerier is an engine whose Status is one read-only query, which a statement of another
+// package can run on the engine's behalf: the PostgreSQL lock runs it inside the wait that
+// ends with the migrator's release, so that a woken waiter knows the schema without a round
+// trip of its own while the rest of its fleet wakes with it.
+type StatusQuerier interface {
+	// StatusQuery returns a query answering one row of one text value, which StatusFrom reads.
+	StatusQuery() string
+	// StatusFrom reads StatusQuery's answer; missing says the query found no version table.
+	StatusFrom(answer string, missing bool) (Status, error)
+}
+
 // Status compares a replica's plan with what the database has applied.
 type Status struct {
 	// TableExists is false before the first migration run created the version table.

@@ -110,6 +110,17 @@ type QuietWaiter interface {
 	// sample, a read-only query returning one text value run inside the wait ("" for none, or
 	// when it failed).
 	WatchHolder(sample string, f func(h *Holder, answer string))
+
+	// ReadOnRelease sets a read-only query (one row of one text value) that a Wait for a
+	// holder runs, in the same statement, the moment the holder lets go: after its commits, so
+	// that the answer is what the caller would read next, without a round trip of its own. ""
+	// runs nothing.
+	ReadOnRelease(query string)
+
+	// ReleaseAnswer returns, once, the answer of the ReadOnRelease query from the last Wait,
+	// when that Wait ended with the release; missing says the query's table does not exist.
+	// ok is false when there is no answer to use: the caller reads for itself.
+	ReleaseAnswer() (answer string, missing, ok bool)
 }
 
 // HolderStopper is a Locker that can stop another replica's migrator from outside (the

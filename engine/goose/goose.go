@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -220,24 +221,41 @@ func (e *Engine) Table() string { return e.opts.Table }
 
 // Status reads the applied versions, without creating or locking anything.
 func (e *Engine) Status(ctx context.Context) (engine.Status, error) {
-	rows, err := e.db.QueryContext(ctx, lock.Internal("SELECT version_id FROM "+e.opts.Table+" WHERE version_id > 0"))
+	var answer string
+	err := e.db.QueryRowContext(ctx, lock.Internal(e.StatusQuery())).Scan(&answer)
+	if tablename.Missing(err) {
+		return e.StatusFrom("", true)
+	}
 	if err != nil {
-		if tablename.Missing(err) {
-			return engine.Assess(e.plan, false, nil), nil
-		}
 		return engine.Status{}, fmt.Errorf("read %s: %w", e.opts.Table, err)
 	}
-	defer rows.Close()
+	return e.StatusFrom(answer, false)
+}
+
+// StatusQuery lists the applied versions in one value, comma-separated: what Status reads,
+// for a wait that reads it on the engine's behalf (engine.StatusQuerier).
+func (e *Engine) StatusQuery() string {
+	agg := "string_agg(version_id::text, ',')"
+	if e.opts.Dialect != database.DialectPostgres {
+		agg = "group_concat(version_id, ',')" // SQLite
+	}
+	return "SELECT coalesce(" + agg + ", '') FROM " + e.opts.Table + " WHERE version_id > 0"
+}
+
+// StatusFrom reads the answer to StatusQuery; missing says the version table does not exist.
+func (e *Engine) StatusFrom(answer string, missing bool) (engine.Status, error) {
+	if missing {
+		return engine.Assess(e.plan, false, nil), nil
+	}
 	var applied []int64
-	for rows.Next() {
-		var v int64
-		if err := rows.Scan(&v); err != nil {
-			return engine.Status{}, fmt.Errorf("read %s: %w", e.opts.Table, err)
+	if answer != "" {
+		for _, f := range strings.Split(answer, ",") {
+			v, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				return engine.Status{}, fmt.Errorf("read %s: version %q: %w", e.opts.Table, f, err)
+			}
+			applied = append(applied, v)
 		}
-		applied = append(applied, v)
-	}
-	if err := rows.Err(); err != nil {
-		return engine.Status{}, fmt.Errorf("read %s: %w", e.opts.Table, err)
 	}
 	st := engine.Assess(e.plan, true, applied)
 	if e.opts.AllowOutOfOrder {

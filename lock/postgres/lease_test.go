@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -210,4 +211,82 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// TestWaitReadsOnRelease: a wait that ends with the holder's release answers the caller's
+// ReadOnRelease query in its own statement, after the holder's last commit; a table that does
+// not exist is told apart; a wait that ends with the holder still there answers nothing.
+func TestWaitReadsOnRelease(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	ctx := ctx30s(t)
+	holder, _ := foreignHolder(t, db, "holder")
+	pgtest.Exec(t, holder, "CREATE TABLE versions (v int)")
+	cfg := postgres.DefaultConfig()
+	cfg.ReplicaID = "woken"
+	s, err := postgres.NewSession(db, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	l := postgres.NewLocker(s, leaseNamespace)
+	holderSeen(t, l)
+	l.ReadOnRelease("SELECT coalesce(string_agg(v::text, ',' ORDER BY v), '') FROM versions")
+
+	// Still held: nothing to use.
+	if err := l.Wait(ctx, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if answer, _, ok := l.ReleaseAnswer(); ok {
+		t.Fatalf("a wait that timed out with the holder there answered %q", answer)
+	}
+
+	// releaseSoon has the holder run statements, then let go, while the waiter waits.
+	releaseSoon := func(statements ...string) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			for _, q := range append(statements, "SELECT pg_advisory_unlock("+fmt.Sprint(postgres.Key(leaseNamespace))+")") {
+				if _, err := holder.Exec(ctx, q); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		return done
+	}
+	holderSeen(t, l)
+	mark := s.Statements().Mark()
+	released := releaseSoon("INSERT INTO versions VALUES (1), (2)")
+	if err := l.Wait(ctx, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	answer, missing, ok := l.ReleaseAnswer()
+	if !ok || missing || answer != "1,2" {
+		t.Fatalf("ReleaseAnswer = %q, missing %v, ok %v; want the holder's last commit, 1,2", answer, missing, ok)
+	}
+	if _, _, again := l.ReleaseAnswer(); again {
+		t.Error("ReleaseAnswer answered twice for one wait")
+	}
+	if ran, _ := s.Statements().Since(mark); len(ran) != 1 {
+		t.Errorf("the wait and its read took %d statements, want 1:\n%s", len(ran), strings.Join(ran, "\n---\n"))
+	}
+
+	// A table that does not exist.
+	pgtest.Exec(t, holder, "SELECT pg_advisory_lock($1)", postgres.Key(leaseNamespace))
+	holderSeen(t, l)
+	l.ReadOnRelease("SELECT v::text FROM no_such_table")
+	released = releaseSoon()
+	if err := l.Wait(ctx, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	if _, missing, ok := l.ReleaseAnswer(); !ok || !missing {
+		t.Errorf("ReleaseAnswer: missing %v, ok %v; want a missing table told", missing, ok)
+	}
 }

@@ -58,6 +58,10 @@ type Locker struct {
 	// sample (WatchHolder).
 	watchHolder func(*lock.Holder, string)
 	sample      string
+	// onRelease is the query a wait runs when the holder lets go (ReadOnRelease), and
+	// released its answer from the last wait, until taken (ReleaseAnswer).
+	onRelease string
+	released  *releaseAnswer
 
 	// namespace is the election's name; presence the table of the replicas' entries
 	// (presence.go).
@@ -211,7 +215,7 @@ func (l *Locker) StopHolder(ctx context.Context, h *lock.Holder, end bool) error
 //
 // HeldThroughout tells afterwards whether anything changed.
 func (l *Locker) Wait(ctx context.Context, d time.Duration) error {
-	l.heldThroughout = false
+	l.heldThroughout, l.released = false, nil
 	if d <= 0 {
 		return nil
 	}
@@ -276,6 +280,29 @@ func (l *Locker) WatchHolder(sample string, f func(*lock.Holder, string)) {
 	l.watchHolder, l.sample = f, sample
 }
 
+// ReadOnRelease sets the query a wait for the holder runs the moment the holder lets go, in
+// the same statement: a fresh snapshot, taken after the lock was granted, so after the
+// holder's last commit. The coordinator passes the engine's status query: a waiter woken by
+// the migrator's release knows the schema without a round trip of its own.
+func (l *Locker) ReadOnRelease(query string) { l.onRelease = query }
+
+// ReleaseAnswer returns, once, what the ReadOnRelease query answered at the end of the last
+// Wait, when that Wait ended with the holder's release.
+func (l *Locker) ReleaseAnswer() (answer string, missing, ok bool) {
+	r := l.released
+	l.released = nil
+	if r == nil {
+		return "", false, false
+	}
+	return r.answer, r.missing, true
+}
+
+// releaseAnswer is the answer to the ReadOnRelease query.
+type releaseAnswer struct {
+	answer  string
+	missing bool
+}
+
 // waitForReleaseStatement queues for the shared lock in steps until the holder lets go or the
 // deadline passes, all in one transaction. Each step is a subtransaction with a lock_timeout
 // of its own: PostgreSQL may grant a queued lock in the instant its lock_timeout fires, and the
@@ -289,7 +316,8 @@ func (l *Locker) WatchHolder(sample string, f func(*lock.Holder, string)) {
 // duty), 7 lease ms, 8 and 9 the lock key as pg_locks shows it, 10 the final notice's prefix,
 // 11 how often the holder's state is reported meanwhile (ms), 12 that notice's prefix, 13 the
 // caller's sample query, run at each report ("" for none), 14 client_connection_check_interval
-// while waiting (ms). The notices are waitReports in JSON; the ones on the way reach the client
+// while waiting (ms), 15 the query run once the holder let go ("" for none; its answer, or
+// that its table is missing, goes into the final notice). The notices are waitReports in JSON; the ones on the way reach the client
 // as they are raised.
 const waitForReleaseStatement = `DO $wait$
 DECLARE
@@ -309,6 +337,8 @@ DECLARE
   next_report timestamptz := clock_timestamp() + interval '1 millisecond' * %[11]d;
   report_every interval := interval '1 millisecond' * %[11]d;
   answer text;
+  status text;
+  status_missing boolean := false;
 BEGIN
   PERFORM set_config('client_min_messages', 'notice', true);
   -- A waiter's session checks that its client is still there every %[14]d ms, not every
@@ -377,13 +407,24 @@ BEGIN
       RAISE NOTICE '%[12]s%%', json_build_object('state', st, 'query', q, 'query_start', qstart, 'sample', answer)::text;
     END IF;
   END LOOP;
+  IF released AND length($status$%[15]s$status$) > 0 THEN
+    -- What the caller reads next, now: the holder's commits are all visible to this fresh
+    -- snapshot, since it let go of the lock only after them.
+    BEGIN
+      EXECUTE $status$%[15]s$status$ INTO status;
+    EXCEPTION WHEN undefined_table THEN
+      status_missing := true;
+    WHEN OTHERS THEN
+      status := NULL; -- the caller reads for itself
+    END;
+  END IF;
   IF NOT released AND %[6]d <> 0 THEN
     PERFORM pg_stat_clear_snapshot();
     SELECT a.state, a.query_start, left(a.query, 300) INTO st, qstart, q FROM pg_stat_get_activity(%[6]d) a;
   END IF;
   RAISE NOTICE '%[10]s%%', json_build_object('released', released, 'deputy', deputy, 'ended_idle_ms', ended_ms,
     'command_sessions', commands, 'blind', blind, 'forbidden', forbidden,
-    'state', st, 'query', q, 'query_start', qstart)::text;
+    'state', st, 'query', q, 'query_start', qstart, 'status', status, 'status_missing', status_missing)::text;
 END $wait$`
 
 // waitForRelease waits, in one statement, until the holder lets go of the lock or d passes;
@@ -398,10 +439,14 @@ func (l *Locker) waitForRelease(ctx context.Context, d time.Duration, h *lock.Ho
 	if h != nil && l.watchHolder != nil && !strings.Contains(l.sample, "$sample$") {
 		sample = l.sample
 	}
+	onRelease := l.onRelease
+	if strings.Contains(onRelease, "$status$") {
+		onRelease = ""
+	}
 	stmt := lock.Internal(fmt.Sprintf(waitForReleaseStatement, max(d.Milliseconds(), 1), l.deputyKey,
 		deputyStep.Milliseconds(), waiterStep.Milliseconds(), l.key, pid, l.s.cfg.Lease.Milliseconds(),
 		l.key>>32, l.key&0xffffffff, waitReportPrefix, waiterStep.Milliseconds(), holderReportPrefix,
-		sample, waiterConnectionCheck.Milliseconds()))
+		sample, waiterConnectionCheck.Milliseconds(), onRelease))
 	l.s.waitReport.Store(nil)
 	if h != nil && l.watchHolder != nil {
 		l.s.setHolderReport(func(report string) {
@@ -443,6 +488,12 @@ func (l *Locker) waitForRelease(ctx context.Context, d time.Duration, h *lock.Ho
 	}
 	l.s.log.Debug().Str("for", d.String()).Str("took", time.Since(begin).String()).Bool("released", report.Released).
 		Bool("deputy", report.Deputy).Int("announcements", heard).Msg("waited for the lock holder")
+	if report.Released && onRelease != "" && (report.Status != nil || report.StatusMissing) {
+		l.released = &releaseAnswer{missing: report.StatusMissing}
+		if report.Status != nil {
+			l.released.answer = *report.Status
+		}
+	}
 	if h == nil {
 		return nil
 	}
@@ -478,6 +529,8 @@ type waitReport struct {
 	State           *string    `json:"state"`
 	Query           *string    `json:"query"`
 	QueryStart      *time.Time `json:"query_start"`
+	Status          *string    `json:"status"`
+	StatusMissing   bool       `json:"status_missing"`
 }
 
 // deputyReport logs what the deputy did to the holder h, or could not do.

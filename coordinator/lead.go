@@ -197,10 +197,11 @@ func (m *migrator) run(ctx context.Context) (ended, error) {
 		}
 		return m.failed(ctx, nil, err)
 	}
-	if err := m.journal.FinishRun(ctx, m.runID, journal.Succeeded, nil, ""); err != nil {
-		return m.failed(ctx, nil, err)
-	}
-	if err := m.lease.Announce(ctx, nil, lock.Event{Kind: lock.EventDone, Replica: c.cfg.ReplicaID, Version: st.Target}); err != nil {
+	// The end of the run and its announcement commit together.
+	done := lock.Event{Kind: lock.EventDone, Replica: c.cfg.ReplicaID, Version: st.Target}
+	if err := m.journal.FinishRunAnd(ctx, m.runID, journal.Succeeded, nil, "", func(ctx context.Context, tx lock.Execer) error {
+		return m.lease.Announce(ctx, tx, done)
+	}); err != nil {
 		return m.failed(ctx, nil, err)
 	}
 	return endedHere, nil

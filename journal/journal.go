@@ -243,13 +243,29 @@ func (j *Journal) SetCurrent(ctx context.Context, runID int64, m engine.Migratio
 
 // FinishRun records how a run ended. failed names the migration that failed, if one did.
 func (j *Journal) FinishRun(ctx context.Context, runID int64, outcome Outcome, failed *engine.Migration, cause string) error {
+	return j.FinishRunAnd(ctx, runID, outcome, failed, cause, nil)
+}
+
+// FinishRunAnd is FinishRun, with also run after the update in the same transaction when the
+// journal is fenced (the migrator announces the end of its run there: one commit, one round
+// trip fewer on the way to the release that wakes its fleet). also may be nil.
+func (j *Journal) FinishRunAnd(ctx context.Context, runID int64, outcome Outcome, failed *engine.Migration, cause string,
+	also func(ctx context.Context, tx lock.Execer) error) error {
 	query, args := `UPDATE {table} SET outcome = $2, error = $3, finished_at = {now} WHERE id = $1`,
 		[]any{runID, outcome, cause}
 	if failed != nil {
 		query = `UPDATE {table} SET outcome = $2, error = $3, finished_at = {now}, version = $4, name = $5 WHERE id = $1`
 		args = append(args, failed.Version, failed.Name)
 	}
-	err := j.exec(ctx, j.q(query), args...)
+	err := j.write(ctx, func(db lock.Execer) error {
+		if _, err := db.ExecContext(ctx, j.q(query), args...); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(ctx, db)
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("journal the end of the run: %w", err)
 	}

@@ -99,6 +99,19 @@ func (b *bench) compare(ctx context.Context) error {
 	}
 	cutSet := fleet.MigrationSet{N: 20, FirstSlow: map[int]float64{10: b.opts.cutSleep.Seconds()}}
 	g := newGrid()
+	floors, exitCost := map[int]string{}, ""
+	if slices.Contains(b.opts.compareParts, "herd") {
+		for _, n := range b.opts.herds {
+			ds, err := b.wakeFloor(ctx, n, b.opts.runs)
+			if err != nil {
+				return fmt.Errorf("the wake-up floor of %d: %w", n, err)
+			}
+			floors[n] = millis(percentile(ds, 50)) + " / " + millis(percentile(ds, 99))
+		}
+		if exit, err := b.backendExitCost(ctx, 50); err == nil {
+			exitCost = millis(exit)
+		}
+	}
 	for _, c := range cs {
 		g.cols = append(g.cols, c.name)
 		herdDir, cutDir, err := b.compareDirs(c, cutSet)
@@ -106,6 +119,11 @@ func (b *bench) compare(ctx context.Context) error {
 			return err
 		}
 		base := time.Duration(0)
+		if slices.Contains(b.opts.compareParts, "herd") && (c.key == "pglock" || c.key == "raft") {
+			if cpu, err := startExitCost(ctx, b.bin, 20, "version"); err == nil {
+				g.set("the binary alone, started and ended (schemagate version): CPU, median of 20", c.name, millis(cpu))
+			}
+		}
 		if slices.Contains(b.opts.compareParts, "herd") {
 			if base, err = b.compareHerds(ctx, g, c, herdDir); err != nil {
 				return err
@@ -126,6 +144,16 @@ func (b *bench) compare(ctx context.Context) error {
 			if err := b.compareWaitCost(ctx, g, c, cutDir); err != nil {
 				return err
 			}
+		}
+	}
+	if len(floors) > 0 {
+		const col = "PostgreSQL alone: a release wakes N-1 queued sessions"
+		g.cols = append(g.cols, col)
+		for n, cell := range floors {
+			g.set(fmt.Sprintf("herd of %d: final commit → waiter ready, p50 / p99", n), col, cell)
+		}
+		if exitCost != "" {
+			g.set("a backend's exit (50 closed at once): machine CPU each", col, exitCost)
 		}
 	}
 	b.grid = g
@@ -156,6 +184,7 @@ type race struct {
 	readies  []time.Duration // final commit → each waiter's ready log line
 	peakOne  int             // most sessions one replica held at once
 	peakAll  int             // most sessions all replicas held at once
+	cpu      []time.Duration // each replica's process, its whole life (user + system, from wait4)
 }
 
 // compareHerds measures one replica alone, then each herd size; it returns the baseline, zero
@@ -202,13 +231,14 @@ func (b *bench) herdCells(g *grid, c contender, n int, base time.Duration, rs []
 		return
 	}
 	var ratios []float64
-	var readies []time.Duration
+	var readies, cpu []time.Duration
 	var failed []float64
 	twice, one, all := 0, 0, 0
 	var reasons []string
 	for _, r := range rs {
 		ratios = append(ratios, r.took.Seconds()/base.Seconds())
 		readies = append(readies, r.readies...)
+		cpu = append(cpu, r.cpu...)
 		failed = append(failed, float64(r.failed))
 		twice, one, all = max(twice, r.twice), max(one, r.peakOne), max(all, r.peakAll)
 		reasons = append(reasons, r.reasons...)
@@ -222,6 +252,9 @@ func (b *bench) herdCells(g *grid, c contender, n int, base time.Duration, rs []
 	}
 	g.set(row("final commit → waiter ready, p50 / p99"), c.name, wake)
 	g.set(row("peak sessions: one replica / all"), c.name, fmt.Sprintf("%d / %d", one, all))
+	if len(cpu) > 0 {
+		g.set(row("CPU of one replica's process, its whole life, median"), c.name, millis(median(cpu)))
+	}
 	g.note(c.name, n, reasons)
 }
 
@@ -254,6 +287,9 @@ func (b *bench) race(ctx context.Context, c contender, dir string, n int) (race,
 			r.reasons = append(r.reasons, reason(p.Output()))
 		}
 		last = maxTime(last, p.ExitedAt())
+		if st := p.Cmd.ProcessState; st != nil {
+			r.cpu = append(r.cpu, st.UserTime()+st.SystemTime())
+		}
 	}
 	r.peakOne, r.peakAll = s.stop()
 	if r.timedOut {

@@ -34,6 +34,13 @@ type waitCost struct {
 	window     time.Duration
 	statements int64         // the waiters completed in the window (≥ their transactions)
 	cpu        time.Duration // of the waiters' backends in the window
+	// What the waiters' start-up cost, from each one's start to the window's opening (their
+	// waiting until then is a few milliseconds of it): the CPU of their own processes, and of
+	// their backends (a connection's start and the replica's first statements).
+	startupClient, startupServer time.Duration
+	// What a bare connection (connect, SELECT 1) costs its backend on the same server: the part
+	// of startupServer no client can avoid.
+	bareServer time.Duration
 }
 
 // perWaiterPerSecond is the statements per second of one waiting replica.
@@ -63,6 +70,10 @@ func (b *bench) compareWaitCost(ctx context.Context, g *grid, c contender, dir s
 	g.set(row("statements (≥ transactions) per second per waiting replica"), c.name, fmt.Sprintf("%.3f", w.perWaiterPerSecond()))
 	g.set(row("server CPU per waiting replica, per minute"), c.name, millis(w.cpuPerWaiterPerMinute()))
 	g.set(row("statements per second, all waiters"), c.name, fmt.Sprintf("%.2f", float64(w.statements)/w.window.Seconds()))
+	per := func(d time.Duration) string { return millis(d / time.Duration(w.waiters)) }
+	g.set(fmt.Sprintf("start-up of a waiting replica (herd of %d): CPU of its process / of its backend", n), c.name,
+		per(w.startupClient)+" / "+per(w.startupServer))
+	g.set("a bare connection's backend (connect, SELECT 1): CPU", c.name, millis(w.bareServer))
 	return nil
 }
 
@@ -104,10 +115,37 @@ func (b *bench) waitCostOnce(ctx context.Context, c contender, dir string, n int
 		return waitCost{}, err
 	}
 	cpu0, opened := backendCPU(pids), time.Now()
+	var clients []int
+	for _, r := range rs {
+		if pid, err := r.PID(); err == nil && c.app+r.Name != holder {
+			clients = append(clients, pid)
+		}
+	}
+	startupClient := processCPU(clients)
+	bare, err := bareConnectionCPU(ctx, admin, d.url)
+	if err != nil {
+		return waitCost{}, err
+	}
 	time.Sleep(time.Until(slept.Add(b.opts.cutSleep - waitSettle)))
 	cpu1, closed := backendCPU(pids), time.Now()
 	statements := statementsCompleted(srv.Log(), c.app, holder, opened, closed)
-	return waitCost{waiters: n - 1, window: closed.Sub(opened), statements: statements, cpu: cpu1 - cpu0}, nil
+	return waitCost{waiters: n - 1, window: closed.Sub(opened), statements: statements, cpu: cpu1 - cpu0,
+		startupClient: startupClient, startupServer: cpu0, bareServer: bare}, nil
+}
+
+// bareConnectionCPU opens a connection to url, runs SELECT 1, and returns the CPU its backend
+// has used by then: the server's fixed cost of a connection on this machine.
+func bareConnectionCPU(ctx context.Context, admin *pgx.Conn, url string) (time.Duration, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	var pid int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid() FROM (SELECT 1) one").Scan(&pid); err != nil {
+		return 0, err
+	}
+	return backendCPU([]int{pid}), nil
 }
 
 // statementsCompleted counts, in a server log written with log_min_duration_statement = 0 and
@@ -148,6 +186,22 @@ func waiterBackends(ctx context.Context, admin *pgx.Conn, name, prefix, holder s
 	return pgx.CollectRows(rows, pgx.RowTo[int])
 }
 
+// processCPU sums the CPU time of every thread of the processes pids (threads that have ended
+// do not count: a Go process keeps the threads it started).
+func processCPU(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			total += schedstat(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, e.Name()))
+		}
+	}
+	return total
+}
+
 // backendCPU sums the CPU time the processes pids ran (gone ones count zero), from
 // /proc/PID/schedstat: the scheduler's own count in nanoseconds. /proc/PID/stat would do
 // worse: it samples at each 10 ms tick whom the CPU runs, and a waiting backend wakes for
@@ -155,16 +209,21 @@ func waiterBackends(ctx context.Context, admin *pgx.Conn, name, prefix, holder s
 func backendCPU(pids []int) time.Duration {
 	var total time.Duration
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
-		if err != nil {
-			continue
-		}
-		fields := strings.Fields(string(b))
-		if len(fields) == 0 {
-			continue
-		}
-		ns, _ := strconv.ParseInt(fields[0], 10, 64)
-		total += time.Duration(ns)
+		total += schedstat(fmt.Sprintf("/proc/%d/schedstat", pid))
 	}
 	return total
+}
+
+// schedstat reads the CPU time of one task from its schedstat file (0 when it is gone).
+func schedstat(path string) time.Duration {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) == 0 {
+		return 0
+	}
+	ns, _ := strconv.ParseInt(fields[0], 10, 64)
+	return time.Duration(ns)
 }

@@ -417,8 +417,9 @@ type replicaOptions struct {
 // presenceOptions shape a replica's presence.
 type presenceOptions struct {
 	show func(ctx context.Context, m lock.Member) error
-	// fingerprints, when set, answers Deps.Fingerprints.
+	// fingerprints, when set, answers Deps.Fingerprints; start is Deps.StartFingerprints.
 	fingerprints func(ctx context.Context) (map[string]string, error)
+	start        func()
 }
 
 // replica returns a coordinator named name in w.
@@ -453,19 +454,21 @@ func (w *world) replica(name string, opts replicaOptions) *replica {
 	}
 	w.t.Cleanup(func() { l.Close() })
 	var fingerprints func(ctx context.Context) (map[string]string, error)
+	var startFingerprints func()
 	if opts.presence != nil {
-		fingerprints = opts.presence.fingerprints
+		fingerprints, startFingerprints = opts.presence.fingerprints, opts.presence.start
 	}
 	c, err := New(cfg, Deps{
-		Fingerprints: fingerprints,
-		Locker:       l,
-		Engine:       r.engine,
-		Journal:      w.journal(),
-		Retryable:    func(err error) bool { return errors.Is(err, errUnavailable) },
-		Refused:      func(err error) bool { return errors.Is(err, errRefused) },
-		Target:       "the test database",
-		Log:          zerolog.New(r.log),
-		Observer:     r.obs,
+		Fingerprints:      fingerprints,
+		StartFingerprints: startFingerprints,
+		Locker:            l,
+		Engine:            r.engine,
+		Journal:           w.journal(),
+		Retryable:         func(err error) bool { return errors.Is(err, errUnavailable) },
+		Refused:           func(err error) bool { return errors.Is(err, errRefused) },
+		Target:            "the test database",
+		Log:               zerolog.New(r.log),
+		Observer:          r.obs,
 	})
 	if err != nil {
 		w.t.Fatal(err)

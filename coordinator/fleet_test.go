@@ -326,3 +326,45 @@ func TestFingerprintsInTheBackground(t *testing.T) {
 		t.Errorf("ready, the waiter showed %+v", shows)
 	}
 }
+
+// TestFingerprintsStartWhenTheReplicaWaits: the fingerprints' computation is started when the
+// replica first waits, or when it becomes the migrator, not while it starts (where a herd's
+// replicas would compute them on the cores the migrator's first migrations need); a replica
+// that finds the schema ready at once computes them only as it needs them.
+func TestFingerprintsStartWhenTheReplicaWaits(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, 2)
+	startsOf := func(mode Mode) (replicaOptions, *int) {
+		opts := withSecret("v1:aaaa")
+		opts.mode = mode
+		starts := new(int)
+		opts.presence.start = func() { *starts++ }
+		return opts, starts
+	}
+
+	opts, waiterStarts := startsOf(ModeWait)
+	waiter := w.replica("web-1", opts)
+	done := waiter.start(ctx)
+	if err := w.elect.AwaitWaiting(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	opts, migratorStarts := startsOf(ModeMigrate)
+	if err := w.replica("web-2", opts).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := result(t, done); err != nil {
+		t.Fatal(err)
+	}
+	if *waiterStarts != 1 || *migratorStarts != 1 {
+		t.Errorf("started the computation %d times in the waiter and %d in the migrator, want once in each",
+			*waiterStarts, *migratorStarts)
+	}
+
+	opts, readyStarts := startsOf(ModeMigrate)
+	if err := w.replica("web-3", opts).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if *readyStarts != 0 {
+		t.Errorf("a replica that found the schema ready started the computation %d times, want none: it gets them when it needs them", *readyStarts)
+	}
+}

@@ -56,12 +56,6 @@ type Deps struct {
 	// each, by design, so the caller may compute them in the background while the replica
 	// connects and waits. Required with Config.SameEnv.
 	Fingerprints func(ctx context.Context) (map[string]string, error)
-	// StartFingerprints, when set, starts computing what Fingerprints returns, if that has not
-	// started yet. The coordinator calls it when the replica first waits for a migrator or
-	// becomes one: the computation's CPU then lands while the replica would be idle, not in its
-	// start-up, where a herd's replicas share the cores with the migrator's first migrations.
-	// Fingerprints starts the computation itself when it is needed first.
-	StartFingerprints func()
 }
 
 // Coordinator runs the flow for one replica. Run, then Watch, from one goroutine.
@@ -79,10 +73,8 @@ type Coordinator struct {
 	// presence is what the replica shows of itself to its fleet (fleet.go); nil when its
 	// election cannot show it (lock.Presence).
 	presence *presence
-	// fingerprints are Deps.Fingerprints' answer, once the guard first needed it;
-	// fingerprintsStarted says whether Deps.StartFingerprints was called.
-	fingerprints        map[string]string
-	fingerprintsStarted bool
+	// fingerprints are Deps.Fingerprints' answer, once the guard first needed it.
+	fingerprints map[string]string
 }
 
 // New checks cfg and returns a coordinator.

@@ -417,9 +417,8 @@ type replicaOptions struct {
 // presenceOptions shape a replica's presence.
 type presenceOptions struct {
 	show func(ctx context.Context, m lock.Member) error
-	// fingerprints, when set, answers Deps.Fingerprints; start is Deps.StartFingerprints.
+	// fingerprints, when set, answers Deps.Fingerprints.
 	fingerprints func(ctx context.Context) (map[string]string, error)
-	start        func()
 }
 
 // replica returns a coordinator named name in w.
@@ -454,21 +453,19 @@ func (w *world) replica(name string, opts replicaOptions) *replica {
 	}
 	w.t.Cleanup(func() { l.Close() })
 	var fingerprints func(ctx context.Context) (map[string]string, error)
-	var startFingerprints func()
 	if opts.presence != nil {
-		fingerprints, startFingerprints = opts.presence.fingerprints, opts.presence.start
+		fingerprints = opts.presence.fingerprints
 	}
 	c, err := New(cfg, Deps{
-		Fingerprints:      fingerprints,
-		StartFingerprints: startFingerprints,
-		Locker:            l,
-		Engine:            r.engine,
-		Journal:           w.journal(),
-		Retryable:         func(err error) bool { return errors.Is(err, errUnavailable) },
-		Refused:           func(err error) bool { return errors.Is(err, errRefused) },
-		Target:            "the test database",
-		Log:               zerolog.New(r.log),
-		Observer:          r.obs,
+		Fingerprints: fingerprints,
+		Locker:       l,
+		Engine:       r.engine,
+		Journal:      w.journal(),
+		Retryable:    func(err error) bool { return errors.Is(err, errUnavailable) },
+		Refused:      func(err error) bool { return errors.Is(err, errRefused) },
+		Target:       "the test database",
+		Log:          zerolog.New(r.log),
+		Observer:     r.obs,
 	})
 	if err != nil {
 		w.t.Fatal(err)

@@ -69,15 +69,6 @@ func (c *Coordinator) member(phase Phase, since time.Time) lock.Member {
 		Phase: string(phase), Since: since, Fingerprints: c.fingerprints}
 }
 
-// startFingerprints starts computing this replica's fingerprints, when there are any and they
-// have not started (Deps.StartFingerprints).
-func (c *Coordinator) startFingerprints() {
-	if c.deps.StartFingerprints != nil && !c.fingerprintsStarted {
-		c.fingerprintsStarted = true
-		c.deps.StartFingerprints()
-	}
-}
-
 // ownFingerprints gets this replica's fingerprints of the --same-env values, once: the first
 // call may wait for them to be computed.
 func (c *Coordinator) ownFingerprints(ctx context.Context) error {

@@ -442,7 +442,4 @@ func (g *gate) deadline(ctx context.Context) error {
 }
 
 // waiting publishes that the replica waits, and why.
-func (g *gate) waiting() {
-	g.c.startFingerprints()
-	g.publish(PhaseWaiting, false, "waiting: "+g.describe())
-}
+func (g *gate) waiting() { g.publish(PhaseWaiting, false, "waiting: "+g.describe()) }

@@ -35,7 +35,6 @@ func (g *gate) lead(ctx context.Context, lease lock.Lease) (next, error) {
 	c := g.c
 	c.deps.Log.Debug().Msg("won the election; reading the schema again under the lock")
 	c.deps.Observer.Elected(time.Since(g.started))
-	c.startFingerprints()
 	g.holder = nil
 	g.publish(PhaseMigrating, false, "migrating: this replica is the migrator")
 	g.progress = pacer{every: c.cfg.ProgressInterval}

@@ -242,20 +242,18 @@ func build(s *gateSettings, log zerolog.Logger, observer func(coordinator.Identi
 	}
 	cfg := s.coordinator
 	cfg.Host, cfg.SameEnv = hostname(), names(s.sameEnv)
-	fp := newFingerprinter(b.namespace, s.sameEnv)
 	g.coordinator, err = coordinator.New(cfg, coordinator.Deps{
-		Fingerprints:      fingerprintsOf(fp),
-		StartFingerprints: startOf(fp),
-		Observer:          obs,
-		Locker:            b.locker,
-		Engine:            eng,
-		Journal:           j,
-		Retryable:         b.retryable,
-		Refused:           b.refused,
-		Target:            b.target,
-		Log:               log,
-		Redact:            redactor.String,
-		Running:           running(b.statements),
+		Fingerprints: fingerprintsInBackground(b.namespace, s.sameEnv),
+		Observer:     obs,
+		Locker:       b.locker,
+		Engine:       eng,
+		Journal:      j,
+		Retryable:    b.retryable,
+		Refused:      b.refused,
+		Target:       b.target,
+		Log:          log,
+		Redact:       redactor.String,
+		Running:      running(b.statements),
 	})
 	if err != nil {
 		b.close()

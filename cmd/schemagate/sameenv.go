@@ -6,7 +6,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/schemagate/schemagate/internal/fingerprint"
 	"github.com/schemagate/schemagate/journal"
@@ -80,45 +79,28 @@ func names(vs []sameValue) []string {
 	return out
 }
 
-// fingerprinter computes the fingerprints of a replica's --same-env values once, in the
-// background, from when the coordinator starts it (Deps.StartFingerprints: when the replica
-// first waits for the migrator, or becomes it) or first needs them (Deps.Fingerprints). A
-// herd's replicas share the machine's cores with the migrator while they start; argon2id
-// evaluations then would delay the migrator's first migrations, while a waiting replica's core
-// is idle.
-type fingerprinter struct {
-	scope string
-	vs    []sameValue
-	once  sync.Once
-	done  chan map[string]string
-	fps   map[string]string
-}
-
-// newFingerprinter returns what computes the fingerprints of vs, or nil for none.
-func newFingerprinter(scope string, vs []sameValue) *fingerprinter {
+// fingerprintsInBackground starts computing the fingerprints of vs and returns what waits for
+// them (the coordinator's Deps.Fingerprints), or nil for none. A herd's replicas compute them
+// while they connect and wait for the migrator, instead of before: on a machine whose cores
+// the replicas share, tens of argon2id evaluations at once would delay everyone's start. The
+// goroutine ends by itself, after the computation.
+func fingerprintsInBackground(scope string, vs []sameValue) func(context.Context) (map[string]string, error) {
 	if len(vs) == 0 {
 		return nil
 	}
-	return &fingerprinter{scope: scope, vs: vs, done: make(chan map[string]string, 1)}
-}
-
-// Start starts the computation unless it has started. The goroutine ends by itself after it.
-func (f *fingerprinter) Start() {
-	f.once.Do(func() { go func() { f.done <- fingerprints(f.scope, f.vs) }() })
-}
-
-// Get starts the computation if need be and waits for it. One goroutine calls it (the
-// coordinator's).
-func (f *fingerprinter) Get(ctx context.Context) (map[string]string, error) {
-	if f.fps != nil {
-		return f.fps, nil
-	}
-	f.Start()
-	select {
-	case f.fps = <-f.done:
-		return f.fps, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	done := make(chan map[string]string, 1)
+	go func() { done <- fingerprints(scope, vs) }()
+	var fps map[string]string
+	return func(ctx context.Context) (map[string]string, error) {
+		if fps != nil {
+			return fps, nil
+		}
+		select {
+		case fps = <-done:
+			return fps, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 
@@ -160,20 +142,4 @@ func presenceTable(journalTable string) (string, error) {
 func hostname() string {
 	h, _ := os.Hostname()
 	return h
-}
-
-// fingerprintsOf and startOf are f's methods as the coordinator's Deps take them: nil when
-// there is nothing to compute.
-func fingerprintsOf(f *fingerprinter) func(context.Context) (map[string]string, error) {
-	if f == nil {
-		return nil
-	}
-	return f.Get
-}
-
-func startOf(f *fingerprinter) func() {
-	if f == nil {
-		return nil
-	}
-	return f.Start
 }

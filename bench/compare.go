@@ -153,7 +153,7 @@ func (b *bench) compare(ctx context.Context) error {
 			g.set(fmt.Sprintf("herd of %d: final commit → waiter ready, p50 / p99", n), col, cell)
 		}
 		if exitCost != "" {
-			g.set("a backend's exit (50 closed at once): machine CPU each", col, exitCost)
+			g.set("one backend ending, of 50 closed at once: machine CPU each", col, exitCost)
 		}
 	}
 	b.grid = g

@@ -35,6 +35,20 @@ func waiter(t *testing.T, db, replica string, log *strings.Builder) *postgres.Lo
 	return postgres.NewLocker(s, leaseNamespace)
 }
 
+// sessionWaiter is a waiter with the default lease whose session the test reads too (the
+// statements it sent).
+func sessionWaiter(t *testing.T, db, replica string) (*postgres.Session, *postgres.Locker) {
+	t.Helper()
+	cfg := postgres.DefaultConfig()
+	cfg.ReplicaID = replica
+	s, err := postgres.NewSession(db, cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, postgres.NewLocker(s, leaseNamespace)
+}
+
 // foreignHolder takes the namespace's lock on a plain connection named like replica's session,
 // the way a migrator of replica holds it, and then does nothing, as a frozen migrator does.
 func foreignHolder(t *testing.T, db, replica string) (*pgx.Conn, int) {
@@ -183,14 +197,7 @@ func TestLeaseKeepsTheSessionBusy(t *testing.T) {
 func TestWaitIsOneStatement(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	foreignHolder(t, db, "holder")
-	cfg := postgres.DefaultConfig()
-	cfg.ReplicaID = "counted"
-	s, err := postgres.NewSession(db, cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	l := postgres.NewLocker(s, leaseNamespace)
+	s, l := sessionWaiter(t, db, "counted")
 	holderSeen(t, l)
 	mark := s.Statements().Mark()
 	if err := l.Wait(ctx30s(t), 3*time.Second); err != nil {
@@ -221,14 +228,7 @@ func TestWaitReadsOnRelease(t *testing.T) {
 	ctx := ctx30s(t)
 	holder, _ := foreignHolder(t, db, "holder")
 	pgtest.Exec(t, holder, "CREATE TABLE versions (v int)")
-	cfg := postgres.DefaultConfig()
-	cfg.ReplicaID = "woken"
-	s, err := postgres.NewSession(db, cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	l := postgres.NewLocker(s, leaseNamespace)
+	s, l := sessionWaiter(t, db, "woken")
 	holderSeen(t, l)
 	l.ReadOnRelease("SELECT coalesce(string_agg(v::text, ',' ORDER BY v), '') FROM versions")
 
@@ -288,5 +288,39 @@ func TestWaitReadsOnRelease(t *testing.T) {
 	}
 	if _, missing, ok := l.ReleaseAnswer(); !ok || !missing {
 		t.Errorf("ReleaseAnswer: missing %v, ok %v; want a missing table told", missing, ok)
+	}
+}
+
+// TestWaitReadsNothingUnderRepeatableRead: where the role or the database makes transactions
+// repeatable read, the wait's snapshot is the one its transaction began with, from before the
+// holder's last commits; the wait answers nothing then, and the caller reads for itself.
+func TestWaitReadsNothingUnderRepeatableRead(t *testing.T) {
+	db := pgtest.NewDatabase(t)
+	ctx := ctx30s(t)
+	holder, _ := foreignHolder(t, db, "holder")
+	pgtest.Exec(t, holder, "CREATE TABLE versions (v int)")
+	pgtest.Exec(t, holder, `DO $$BEGIN
+		EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = %L', current_database(), 'repeatable read');
+	END$$`)
+	_, l := sessionWaiter(t, db, "strict")
+	holderSeen(t, l)
+	l.ReadOnRelease("SELECT coalesce(string_agg(v::text, ','), '') FROM versions")
+	released := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_, err := holder.Exec(ctx, "INSERT INTO versions VALUES (1)")
+		if err == nil {
+			_, err = holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", postgres.Key(leaseNamespace))
+		}
+		released <- err
+	}()
+	if err := l.Wait(ctx, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	if answer, _, ok := l.ReleaseAnswer(); ok {
+		t.Errorf("under repeatable read the wait answered %q from its first snapshot; want no answer", answer)
 	}
 }

@@ -317,8 +317,8 @@ type releaseAnswer struct {
 // 11 how often the holder's state is reported meanwhile (ms), 12 that notice's prefix, 13 the
 // caller's sample query, run at each report ("" for none), 14 client_connection_check_interval
 // while waiting (ms), 15 the query run once the holder let go ("" for none; its answer, or
-// that its table is missing, goes into the final notice). The notices are waitReports in JSON; the ones on the way reach the client
-// as they are raised.
+// that its table is missing, goes into the final notice). The notices are waitReports in JSON;
+// the ones on the way reach the client as they are raised.
 const waitForReleaseStatement = `DO $wait$
 DECLARE
   deadline timestamptz := clock_timestamp() + interval '1 millisecond' * %[1]d;
@@ -407,9 +407,12 @@ BEGIN
       RAISE NOTICE '%[12]s%%', json_build_object('state', st, 'query', q, 'query_start', qstart, 'sample', answer)::text;
     END IF;
   END LOOP;
-  IF released AND length($status$%[15]s$status$) > 0 THEN
+  IF released AND length($status$%[15]s$status$) > 0
+     AND current_setting('transaction_isolation') = 'read committed' THEN
     -- What the caller reads next, now: the holder's commits are all visible to this fresh
-    -- snapshot, since it let go of the lock only after them.
+    -- snapshot, since it let go of the lock only after them. (Under a stricter isolation, set
+    -- for the role or the database, the snapshot is the transaction's first: the caller reads
+    -- for itself.)
     BEGIN
       EXECUTE $status$%[15]s$status$ INTO status;
     EXCEPTION WHEN undefined_table THEN

@@ -122,7 +122,7 @@ func (d *db) assertRevisionsOnce(t *testing.T, revisions []string) {
 func TestAlembicHerd(t *testing.T) {
 	app := newAlembicApp(t)
 	d := newDB(t)
-	rs := app.start(t, d, 10)
+	rs := app.start(t, d, 10, "--log-level", "debug", "--log-format", "json")
 	waitAll(t, rs, 2*time.Minute, 0)
 
 	migrations := app.lines(t, "migrate")
@@ -158,6 +158,19 @@ func TestAlembicHerd(t *testing.T) {
 	}
 	if migrators != 1 {
 		t.Errorf("%d replicas ran the migrate command, want 1", migrators)
+	}
+	// The waiters the migrator's release woke read alembic_version in the wait itself.
+	woken := 0
+	for _, r := range rs {
+		if out := r.output(); strings.Contains(out, `"released":true`) {
+			woken++
+			if !strings.Contains(out, "read the schema in the wait that the migrator's release ended") {
+				t.Errorf("%s, woken by the release, read alembic_version on its own:\n%s", r.name, out)
+			}
+		}
+	}
+	if woken == 0 {
+		t.Error("no waiter was woken by the migrator's release")
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -76,15 +77,47 @@ func (s *Source) Heads() []string { return slices.Clone(s.heads) }
 // directory's heads (or their descendants are not known here: see Unknown). A revision the
 // directory does not have means the database is ahead of this replica or diverged from it.
 func (s *Source) Status(ctx context.Context) (engine.Status, error) {
-	st := engine.Status{TableExists: true, Target: s.plan.Target, TargetLabel: strings.Join(s.heads, ", ")}
 	dbHeads, err := s.read(ctx)
+	if tablename.Missing(err) {
+		return s.statusOf(nil, true)
+	}
 	if err != nil {
-		if tablename.Missing(err) {
-			st.TableExists = false
-			st.Pending = s.plan.Migrations
-			return st, nil
-		}
-		return st, fmt.Errorf("read %s: %w", s.table, err)
+		return engine.Status{TableExists: true, Target: s.plan.Target, TargetLabel: strings.Join(s.heads, ", ")},
+			fmt.Errorf("read %s: %w", s.table, err)
+	}
+	return s.statusOf(dbHeads, false)
+}
+
+// StatusQuery reads the database's heads in one value, a JSON array, for a wait that reads it
+// on the source's behalf (engine.StatusQuerier). It is PostgreSQL's SQL: the wait that runs it
+// is the PostgreSQL lock's.
+func (s *Source) StatusQuery() string {
+	return "SELECT coalesce(json_agg(version_num)::text, '[]') FROM " + s.table
+}
+
+// StatusFrom reads the answer to StatusQuery; missing says the version table does not exist.
+func (s *Source) StatusFrom(answer string, missing bool) (engine.Status, error) {
+	if missing {
+		return s.statusOf(nil, true)
+	}
+	var heads []string
+	if err := json.Unmarshal([]byte(answer), &heads); err != nil {
+		return engine.Status{}, fmt.Errorf("read %s: %w", s.table, err)
+	}
+	for i := range heads {
+		heads[i] = strings.TrimSpace(heads[i])
+	}
+	slices.Sort(heads)
+	return s.statusOf(heads, false)
+}
+
+// statusOf judges the database's heads (sorted), or a missing version table.
+func (s *Source) statusOf(dbHeads []string, missing bool) (engine.Status, error) {
+	st := engine.Status{TableExists: true, Target: s.plan.Target, TargetLabel: strings.Join(s.heads, ", ")}
+	if missing {
+		st.TableExists = false
+		st.Pending = s.plan.Migrations
+		return st, nil
 	}
 	st.CurrentLabel = strings.Join(dbHeads, ", ")
 	if len(dbHeads) == 0 {

@@ -3,6 +3,7 @@ package alembic
 import (
 	"context"
 	"database/sql"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -34,6 +35,8 @@ func TestSourceStatus(t *testing.T) {
 	ctx := context.Background()
 	if st, err := src.Status(ctx); err != nil || st.TableExists || st.Ready() || len(st.Pending) != 6 {
 		t.Fatalf("no table: %+v, %v", st, err)
+	} else if from, err := src.StatusFrom("", true); err != nil || !reflect.DeepEqual(from, st) {
+		t.Errorf("no table: StatusFrom gives %+v, %v; Status %+v", from, err, st)
 	}
 	if _, err := db.Exec("CREATE TABLE alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
@@ -65,6 +68,14 @@ func TestSourceStatus(t *testing.T) {
 		if st.Ready() != tc.ready || st.Ahead() != tc.ahead || len(st.Pending) != tc.pending || !strings.Contains(st.Describe(), tc.describe) {
 			t.Errorf("heads %v: ready %v ahead %v pending %d %q; want %v %v %d %q", tc.heads, st.Ready(), st.Ahead(),
 				len(st.Pending), st.Describe(), tc.ready, tc.ahead, tc.pending, tc.describe)
+		}
+		// The same status, read in one query on another's behalf (a wait for the migrator).
+		var answer string
+		if err := db.QueryRow(src.StatusQuery()).Scan(&answer); err != nil {
+			t.Fatal(err)
+		}
+		if from, err := src.StatusFrom(answer, false); err != nil || !reflect.DeepEqual(from, st) {
+			t.Errorf("heads %v: StatusFrom(%s) gives %+v, %v; Status %+v", tc.heads, answer, from, err, st)
 		}
 	}
 	if _, err := NewSource(g, db, "bad name"); err == nil {

@@ -84,6 +84,23 @@ type Engine struct {
 	opts Options
 }
 
+// StatusQuery is the source's, when it reads its status in one query (engine.StatusQuerier),
+// or "" when it does not: a wait then runs nothing on the engine's behalf.
+func (e *Engine) StatusQuery() string {
+	if q, ok := e.Source.(engine.StatusQuerier); ok {
+		return q.StatusQuery()
+	}
+	return ""
+}
+
+// StatusFrom is the source's (see StatusQuery).
+func (e *Engine) StatusFrom(answer string, missing bool) (engine.Status, error) {
+	if q, ok := e.Source.(engine.StatusQuerier); ok {
+		return q.StatusFrom(answer, missing)
+	}
+	return engine.Status{}, errors.New("the version source reads its status by itself")
+}
+
 // New checks opts and returns the engine. A missing command is allowed for replicas that never
 // migrate (wait, check, status); Migrate then fails.
 func New(src Source, opts Options) (*Engine, error) {

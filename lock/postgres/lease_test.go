@@ -39,13 +39,7 @@ func waiter(t *testing.T, db, replica string, log *strings.Builder) *postgres.Lo
 // statements it sent).
 func sessionWaiter(t *testing.T, db, replica string) (*postgres.Session, *postgres.Locker) {
 	t.Helper()
-	cfg := postgres.DefaultConfig()
-	cfg.ReplicaID = replica
-	s, err := postgres.NewSession(db, cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := newSession(t, db, replica)
 	return s, postgres.NewLocker(s, leaseNamespace)
 }
 

@@ -243,7 +243,7 @@ func (b *bench) herdCells(g *grid, c contender, n int, base time.Duration, rs []
 		twice, one, all = max(twice, r.twice), max(one, r.peakOne), max(all, r.peakAll)
 		reasons = append(reasons, r.reasons...)
 	}
-	g.set(row("all done ÷ one alone"), c.name, fmt.Sprintf("%.2f", medianFloat(ratios)))
+	g.set(row("all done ÷ one alone"), c.name, ratioCell(ratios, "%.2f"))
 	g.set(row("replicas exited non-zero (median of runs)"), c.name, fmt.Sprintf("%.0f / %d", medianFloat(failed), n))
 	g.set(row("migrations applied twice (max of runs)"), c.name, fmt.Sprint(twice))
 	wake := "no replica waited"

@@ -98,7 +98,7 @@ func (b *bench) fleets(ctx context.Context) error {
 				return err
 			}
 			b.add(fmt.Sprintf("fleet, herd of %d, %s: all ready ÷ one alone", n, c.name),
-				fmt.Sprintf("%.3f", medianFloat(ratios[i])), "within noise of no presence")
+				ratioCell(ratios[i], "%.3f"), "within noise of no presence")
 			b.add(fmt.Sprintf("fleet, herd of %d, %s: connections, peak of one replica / all ÷ %d", n, c.name, n),
 				fmt.Sprintf("%d / %.2f", counted.peakConn, float64(counted.peakAll)/float64(n)), "1")
 			b.add(fmt.Sprintf("fleet, herd of %d, %s: presence writes per replica", n, c.name),

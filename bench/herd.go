@@ -78,7 +78,7 @@ func (b *bench) herds(ctx context.Context) error {
 		if target == "" {
 			target = "-"
 		}
-		b.add(fmt.Sprintf("herd of %d: all ready ÷ one alone", n), fmt.Sprintf("%.3f", medianFloat(ratios)), target)
+		b.add(fmt.Sprintf("herd of %d: all ready ÷ one alone", n), ratioCell(ratios, "%.3f"), target)
 		b.add(fmt.Sprintf("herd of %d: final commit → waiter logs ready, p50 / p99", n),
 			millis(percentile(readies, 50))+" / "+millis(percentile(readies, 99)), "p99 ≤50 ms")
 		b.add(fmt.Sprintf("herd of %d: final commit → waiter process gone, p50 / p99", n),

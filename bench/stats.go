@@ -20,6 +20,17 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[min(max(rank, 0), len(s)-1)]
 }
 
+// ratioCell is the median of ratios with their range when there are several, "1.14 (1.09–1.22)":
+// on a shared machine the runs of one build spread by more than some targets, and a reader
+// should see by how much.
+func ratioCell(ratios []float64, format string) string {
+	cell := fmt.Sprintf(format, medianFloat(ratios))
+	if len(ratios) > 1 {
+		cell += " (" + fmt.Sprintf(format, slices.Min(ratios)) + "–" + fmt.Sprintf(format, slices.Max(ratios)) + ")"
+	}
+	return cell
+}
+
 func medianFloat(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0

@@ -430,6 +430,15 @@ BEGIN
     'state', st, 'query', q, 'query_start', qstart, 'status', status, 'status_missing', status_missing)::text;
 END $wait$`
 
+// dollarQuotable returns query when it can stand between $tag$ quotes in the wait's statement,
+// or "" (nothing to run) when it holds the quote itself.
+func dollarQuotable(query, tag string) string {
+	if strings.Contains(query, "$"+tag+"$") {
+		return ""
+	}
+	return query
+}
+
 // waitForRelease waits, in one statement, until the holder lets go of the lock or d passes;
 // with h known, the replica may be the deputy that ends h's session when it sits idle past the
 // lease. The session's own settings are untouched afterwards (every set_config is local).
@@ -439,13 +448,10 @@ func (l *Locker) waitForRelease(ctx context.Context, d time.Duration, h *lock.Ho
 		pid = h.PID
 	}
 	sample := ""
-	if h != nil && l.watchHolder != nil && !strings.Contains(l.sample, "$sample$") {
-		sample = l.sample
+	if h != nil && l.watchHolder != nil {
+		sample = dollarQuotable(l.sample, "sample")
 	}
-	onRelease := l.onRelease
-	if strings.Contains(onRelease, "$status$") {
-		onRelease = ""
-	}
+	onRelease := dollarQuotable(l.onRelease, "status")
 	stmt := lock.Internal(fmt.Sprintf(waitForReleaseStatement, max(d.Milliseconds(), 1), l.deputyKey,
 		deputyStep.Milliseconds(), waiterStep.Milliseconds(), l.key, pid, l.s.cfg.Lease.Milliseconds(),
 		l.key>>32, l.key&0xffffffff, waitReportPrefix, waiterStep.Milliseconds(), holderReportPrefix,

@@ -98,7 +98,7 @@ func (l *Locker) Show(ctx context.Context, m lock.Member) error {
 	if m.Fingerprints == nil {
 		fingerprints = []byte("{}")
 	}
-	if l.shown != nil && l.shownOn != 0 && int(l.shownOn) == l.s.BackendPID() && l.shown.Replica == m.Replica {
+	if l.shownOnThisSession() && l.shown.Replica == m.Replica {
 		// A phase change on the session that joined: the cheap statement, on the path of a
 		// replica that just became ready while its fleet wakes with it.
 		res, err := l.s.db.ExecContext(ctx, l.q(updateQuery), l.namespace, m.Replica, m.Host, m.MigrationSet,
@@ -181,10 +181,16 @@ func (l *Locker) Fleet(ctx context.Context) ([]lock.Member, error) {
 // ended session's backend, so it no longer counts. A failure is left to the next call: the
 // statement that follows on the session reports what is wrong with it.
 func (l *Locker) reshow(ctx context.Context) {
-	if l.shown == nil || l.s.BackendPID() == int(l.shownOn) || l.s.BackendPID() == 0 {
+	if l.shown == nil || l.s.BackendPID() == 0 || l.shownOnThisSession() {
 		return
 	}
 	if err := l.Show(ctx, *l.shown); err != nil {
 		l.s.log.Debug().Err(err).Msg("could not show this replica to the fleet again after reconnecting")
 	}
+}
+
+// shownOnThisSession reports whether the entry last shown names the session's backend as it is
+// now: no reconnect since.
+func (l *Locker) shownOnThisSession() bool {
+	return l.shown != nil && l.shownOn != 0 && int(l.shownOn) == l.s.BackendPID()
 }

@@ -104,11 +104,7 @@ func (s *Source) StatusFrom(answer string, missing bool) (engine.Status, error) 
 	if err := json.Unmarshal([]byte(answer), &heads); err != nil {
 		return engine.Status{}, fmt.Errorf("read %s: %w", s.table, err)
 	}
-	for i := range heads {
-		heads[i] = strings.TrimSpace(heads[i])
-	}
-	slices.Sort(heads)
-	return s.statusOf(heads, false)
+	return s.statusOf(sortedHeads(heads), false)
 }
 
 // statusOf judges the database's heads (sorted), or a missing version table.
@@ -169,10 +165,19 @@ func (s *Source) read(ctx context.Context) ([]string, error) {
 		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		heads = append(heads, strings.TrimSpace(v))
+		heads = append(heads, v)
+	}
+	return sortedHeads(heads), rows.Err()
+}
+
+// sortedHeads is the version table's heads as the status judges them: trimmed (version_num
+// may be padded) and sorted. It changes heads in place.
+func sortedHeads(heads []string) []string {
+	for i := range heads {
+		heads[i] = strings.TrimSpace(heads[i])
 	}
 	slices.Sort(heads)
-	return heads, rows.Err()
+	return heads
 }
 
 // Open reads the revision files of dir: an Alembic script directory (with env.py and a

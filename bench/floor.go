@@ -51,19 +51,11 @@ func (b *bench) wakeFloorOnce(ctx context.Context, n int) ([]time.Duration, erro
 		err error
 	}
 	answers := make(chan woke, n)
-	var conns []*pgx.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close(context.WithoutCancel(ctx))
-		}
-	}()
-	for range n - 1 {
-		c, err := pgx.Connect(ctx, d.url)
-		if err != nil {
-			return nil, fmt.Errorf("the wake-up floor needs %d connections: %w", n, err)
-		}
-		conns = append(conns, c)
+	conns, err := openSessions(ctx, d.url, n-1)
+	if err != nil {
+		return nil, fmt.Errorf("the wake-up floor: %w", err)
 	}
+	defer conns.close(ctx)
 	for _, c := range conns {
 		go func() {
 			var w woke
@@ -102,6 +94,30 @@ func (b *bench) wakeFloorOnce(ctx context.Context, n int) ([]time.Duration, erro
 	return out, nil
 }
 
+// sessions are plain connections to one database, for the measurements of the machine itself.
+type sessions []*pgx.Conn
+
+// openSessions opens n connections to url, or none.
+func openSessions(ctx context.Context, url string, n int) (sessions, error) {
+	var ss sessions
+	for range n {
+		c, err := pgx.Connect(ctx, url)
+		if err != nil {
+			ss.close(ctx)
+			return nil, fmt.Errorf("%d connections needed: %w", n, err)
+		}
+		ss = append(ss, c)
+	}
+	return ss, nil
+}
+
+// close ends the connections; closing them again does nothing.
+func (ss sessions) close(ctx context.Context) {
+	for _, c := range ss {
+		c.Close(context.WithoutCancel(ctx))
+	}
+}
+
 // backendExitCost opens n connections, runs SELECT 1 on each, closes them all at once, and
 // returns the machine's busy CPU time (/proc/stat: user, nice, system, interrupts) from the
 // close until the server has ended them and half a second more, less what the same span costs
@@ -113,18 +129,12 @@ func (b *bench) backendExitCost(ctx context.Context, n int) (time.Duration, erro
 		return 0, err
 	}
 	defer d.drop(ctx)
-	var conns []*pgx.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close(context.WithoutCancel(ctx))
-		}
-	}()
-	for range n {
-		c, err := pgx.Connect(ctx, d.url)
-		if err != nil {
-			return 0, err
-		}
-		conns = append(conns, c)
+	conns, err := openSessions(ctx, d.url, n)
+	if err != nil {
+		return 0, err
+	}
+	defer conns.close(ctx)
+	for _, c := range conns {
 		if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
 			return 0, err
 		}
@@ -136,10 +146,7 @@ func (b *bench) backendExitCost(ctx context.Context, n int) (time.Duration, erro
 	idle := busyCPU() - idle0
 
 	begin, busy0 := time.Now(), busyCPU()
-	for _, c := range conns {
-		c.Close(ctx)
-	}
-	conns = nil
+	conns.close(ctx)
 	for {
 		left, err := d.int(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", d.name)
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,7 +64,8 @@ func newLoader(cmd *cobra.Command) (*loader, error) {
 	}
 	// One file may serve every command (a ConfigMap mounted into the sidecar and the Job): a
 	// key another command takes is ignored here; a key no command takes is a typo.
-	known := configKeys(cmd.Root())
+	// The tree that runs may hold this command alone (rootCommandFor): the keys come from all.
+	known := configKeys(newApp(io.Discard, io.Discard).rootCommand())
 	for _, key := range file.AllKeys() {
 		if !known[key] {
 			return nil, fmt.Errorf("config: %s: unknown key %q", filepath.Base(path), key)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/schemagate/schemagate"
 	"github.com/schemagate/schemagate/coordinator"
+	"github.com/schemagate/schemagate/engine/command"
 	"github.com/schemagate/schemagate/internal/proctree"
 	"github.com/schemagate/schemagate/internal/redact"
 )
@@ -150,7 +151,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 
 // execute runs the command line args and returns the error the command ended with.
 func (a *app) execute(ctx context.Context, args []string) error {
-	root := a.rootCommand()
+	root := a.rootCommandFor(args)
 	if err := knownCommand(root, args); err != nil {
 		return err
 	}
@@ -177,7 +178,49 @@ func (a *app) report(err error, code schemagate.ExitCode) {
 	}
 }
 
-func (a *app) rootCommand() *cobra.Command {
+// commandBuilder names a command and builds it.
+type commandBuilder struct {
+	name  string
+	build func() *cobra.Command
+}
+
+// commandBuilders are the commands under the root.
+func (a *app) commandBuilders() []commandBuilder {
+	return []commandBuilder{
+		{"migrate", a.migrateCommand}, {"wait", a.waitCommand}, {"serve", a.serveCommand}, {"exec", a.execCommand},
+		{"check", a.checkCommand}, {"status", a.statusCommand}, {"validate", a.validateCommand},
+		{"resolve", a.resolveCommand}, {"abort", a.abortCommand}, {"run", a.runCommand}, {"probe", a.probeCommand},
+		{"install", a.installCommand}, {"version", a.versionCommand}, {command.ReapCommand, a.reapCommand},
+	}
+}
+
+// rootCommand is the whole command tree: every command.
+func (a *app) rootCommand() *cobra.Command { return a.rootCommandFor(nil) }
+
+// rootCommandFor is the command tree that runs args: when args start with a command's name, the
+// root and that command alone. Every replica of a herd starts the binary at once, and building
+// every command's flags was a third of a start's CPU (docs/performance.md). Anything else (no
+// command, a flag first, help, completion, a mistyped name) gets the whole tree.
+func (a *app) rootCommandFor(args []string) *cobra.Command {
+	root := a.bareRoot()
+	builders := a.commandBuilders()
+	if len(args) > 0 {
+		for _, b := range builders {
+			if b.name == args[0] {
+				builders = []commandBuilder{b}
+				break
+			}
+		}
+	}
+	for _, b := range builders {
+		root.AddCommand(b.build())
+	}
+	registerCompletions(root)
+	return root
+}
+
+// bareRoot is the root command, with no command under it.
+func (a *app) bareRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "schemagate",
 		Short: "One migrator per rollout; every other replica waits until the schema is ready",
@@ -231,9 +274,5 @@ precedence. "schemagate COMMAND --help" shows a command's examples, exit codes a
 	root.SetUsageFunc(func(cmd *cobra.Command) error {
 		return writeUsage(cmd.OutOrStderr(), cmd, terminalWidth(a.stdout))
 	})
-	root.AddCommand(a.migrateCommand(), a.waitCommand(), a.serveCommand(), a.execCommand(), a.checkCommand(),
-		a.statusCommand(), a.validateCommand(), a.resolveCommand(), a.abortCommand(), a.runCommand(), a.probeCommand(),
-		a.installCommand(), a.versionCommand(), a.reapCommand())
-	registerCompletions(root)
 	return root
 }

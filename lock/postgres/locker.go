@@ -114,14 +114,29 @@ func (l *Locker) TryAcquire(ctx context.Context) (lock.Lease, error) {
 	return ls, nil
 }
 
-// holderQuery finds the session holding the namespace's lock in this database, and what it does.
+// The lock queries read pg_lock_status() and pg_stat_get_activity(), the functions behind the
+// pg_locks and pg_stat_activity views, and take this database's oid from this session's own
+// activity row rather than from pg_database. Every waiting replica runs them on a backend that
+// has just started, whose catalog caches are empty: through the views (their rewrite, the
+// joins with pg_database and pg_authid) the holder query cost about 10 ms there, through the
+// functions 5 (docs/performance.md).
+
+// thisDatabase is this database's oid, as an expression.
+const thisDatabase = `(SELECT me.datid FROM pg_stat_get_activity(pg_backend_pid()) me)`
+
+// namespaceLock is true for a row l of pg_lock_status() that is the namespace's lock in this
+// database, whose key halves are $1 and $2; the caller adds the mode and whether it is granted.
+const namespaceLock = `l.locktype = 'advisory' AND l.database = ` + thisDatabase + `
+   AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1`
+
+// holderQuery finds the session holding the namespace's lock in this database, and what it
+// does. (a.pid = l.pid drops a lock of a prepared transaction: its pid is null, for which
+// pg_stat_get_activity lists every session.)
 const holderQuery = `
 SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), ''),
        a.backend_start, coalesce(a.state, ''), coalesce(left(a.query, 300), ''), a.query_start
-  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
- WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
-   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-   AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1`
+  FROM pg_lock_status() l, pg_stat_get_activity(l.pid) a
+ WHERE a.pid = l.pid AND l.granted AND l.mode = 'ExclusiveLock' AND ` + namespaceLock
 
 // Holder describes the session that holds the lock, or returns nil when nobody does.
 func (l *Locker) Holder(ctx context.Context) (*lock.Holder, error) {
@@ -150,10 +165,8 @@ func (l *Locker) Holder(ctx context.Context) (*lock.Holder, error) {
 // replicas waiting for the migrator (each queues for the lock's shared mode while it waits).
 const waitersQuery = `
 SELECT coalesce(a.application_name, '')
-  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
- WHERE l.locktype = 'advisory' AND NOT l.granted
-   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-   AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1
+  FROM pg_lock_status() l, pg_stat_get_activity(l.pid) a
+ WHERE a.pid = l.pid AND NOT l.granted AND ` + namespaceLock + `
  ORDER BY a.backend_start`
 
 // Waiters lists the replicas queued on the lock now. A waiter is queued for most of its wait,
@@ -188,9 +201,7 @@ func (l *Locker) StopHolder(ctx context.Context, h *lock.Holder, end bool) error
 	}
 	var done bool
 	err := l.s.db.QueryRowContext(ctx, lock.Internal(`SELECT coalesce(bool_or(`+fn+`(l.pid)), false)
-		FROM pg_locks l WHERE l.pid = $3 AND l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
-		AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1`),
+		FROM pg_lock_status() l WHERE l.pid = $3 AND l.granted AND l.mode = 'ExclusiveLock' AND `+namespaceLock),
 		l.key>>32, l.key&0xffffffff, h.PID).Scan(&done)
 	if err != nil {
 		return fmt.Errorf("%s(%d): %w", fn, h.PID, err)
@@ -679,10 +690,8 @@ var _ lock.Lease = (*lease)(nil)
 // fenceQuery is true when the backend running it holds the namespace's lock.
 const fenceQuery = `
 SELECT EXISTS (
-  SELECT 1 FROM pg_locks
-   WHERE locktype = 'advisory' AND granted AND mode = 'ExclusiveLock' AND pid = pg_backend_pid()
-     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-     AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 1)`
+  SELECT 1 FROM pg_lock_status() l
+   WHERE l.pid = pg_backend_pid() AND l.granted AND l.mode = 'ExclusiveLock' AND ` + namespaceLock + `)`
 
 // Fence checks, inside the caller's transaction, that this very backend still holds the lock.
 func (ls *lease) Fence(ctx context.Context, tx lock.Execer) error {

@@ -302,3 +302,67 @@ func TestWaitLeavesNoLockBehind(t *testing.T) {
 		t.Fatalf("%d waiter sessions still hold the lock after their waits ended", held)
 	}
 }
+
+// TestLockQueriesSeeThisDatabaseOnly: the same namespace in two databases of one server is two
+// locks. Holding it in one, a replica of the other sees no holder and no waiter, cannot stop the
+// holder, and takes its own lock; the holder's fence holds.
+func TestLockQueriesSeeThisDatabaseOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	here, there := pgtest.NewDatabase(t), pgtest.NewDatabase(t)
+	holder := postgres.NewLocker(newSession(t, there, "holder"), "shared-name")
+	lease, err := holder.TryAcquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lease.Release(context.WithoutCancel(ctx))
+	if err := lease.Check(ctx); err != nil {
+		t.Fatalf("the holder's fence: %v", err)
+	}
+	// A waiter queued on the holder's database, which only the other database's queries must miss.
+	queued := newSession(t, there, "queued")
+	waitDone := make(chan error, 1)
+	go func() {
+		_, err := queued.DB().ExecContext(ctx, "SELECT pg_advisory_lock_shared($1)", holder.Key())
+		waitDone <- err
+	}()
+	watcher := postgres.NewLocker(newSession(t, there, "watcher"), "shared-name")
+	for {
+		if w, err := watcher.Waiters(ctx); err != nil {
+			t.Fatal(err) // the deadline too
+		} else if len(w) == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the queued session's statement reaching the server
+	}
+	if h, err := watcher.Holder(ctx); err != nil || h == nil || h.Replica != "holder" {
+		t.Fatalf("in the holder's database: holder %+v, %v", h, err)
+	}
+
+	other := postgres.NewLocker(newSession(t, here, "other"), "shared-name")
+	if h, err := other.Holder(ctx); err != nil || h != nil {
+		t.Errorf("another database's holder seen: %+v, %v", h, err)
+	}
+	if w, err := other.Waiters(ctx); err != nil || len(w) != 0 {
+		t.Errorf("another database's waiters seen: %v, %v", w, err)
+	}
+	h, _ := watcher.Holder(ctx)
+	if err := other.StopHolder(ctx, h, true); err == nil {
+		t.Error("a replica of another database ended the holder")
+	}
+	mine, err := other.TryAcquire(ctx)
+	if err != nil {
+		t.Fatalf("the lock of this database: %v", err)
+	}
+	if err := mine.Check(ctx); err != nil {
+		t.Errorf("this database's fence: %v", err)
+	}
+	mine.Release(ctx)
+	if err := lease.Check(ctx); err != nil {
+		t.Errorf("the holder's fence after all that: %v", err)
+	}
+	lease.Release(ctx)
+	if err := <-waitDone; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -25,14 +25,16 @@ const DefaultPresenceTable = "schemagate_presence"
 const presenceColumns = `namespace, replica, host, migration_set, phase, since, fingerprints, backend_pid, backend_start`
 
 // alive is true for a presence row (aliased p) whose session is alive.
-const alive = `EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = p.backend_pid
+// (pg_stat_get_activity, the function behind the view, for the session's pid alone: the view's
+// rewrite and joins cost a replica's new backend several milliseconds.)
+const alive = `EXISTS (SELECT 1 FROM pg_stat_get_activity(p.backend_pid) a WHERE a.pid = p.backend_pid
 	AND (a.backend_start = p.backend_start OR a.backend_start IS NULL))`
 
 // showQuery upserts this session's row and deletes the rows of dead sessions (of any namespace,
 // but for this replica's own row, which the upsert replaces). Rows another Show is deleting are
 // skipped, so that two replicas cleaning up at once never wait on each other.
 const showQuery = `WITH me AS (
-  SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()
+  SELECT pid, backend_start FROM pg_stat_get_activity(pg_backend_pid())
 ), gone AS (
   DELETE FROM {table} WHERE (namespace, replica) IN (
     SELECT p.namespace, p.replica FROM {table} p

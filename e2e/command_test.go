@@ -245,10 +245,12 @@ done
 `
 
 // TestCommandSessionKilledBetweenSessions: the migrator's session is ended while its command
-// applies versions through a new session each. The next migrator takes the lock at once, but
-// does not start its command until the old migrator must have noticed its loss and killed its
-// command, ending that command's sessions as they appear meanwhile: no version is applied
-// twice.
+// applies versions through a new session each. The next migrator, queued on the lock, takes it
+// at once, but does not start its command until the old migrator must have noticed its loss and
+// killed its command, ending that command's sessions as they appear meanwhile: no version is
+// applied twice. (The next migrator queues before the session ends: one started only after it
+// could find the old migrator's run already closed, or its command done, and have nothing to
+// wait for.)
 func TestCommandSessionKilledBetweenSessions(t *testing.T) {
 	d := newDB(t)
 	app := newPSQLApp(t, d, 0)
@@ -262,9 +264,16 @@ func TestCommandSessionKilledBetweenSessions(t *testing.T) {
 			"--migrate-command", "sh " + script}
 	}
 	first := start(t, "cmd-a", args("cmd-a"), app.env()...)
-	await(t, time.Minute, "the command to apply 3 versions", func() bool { return d.int(t, "SELECT count(*) FROM versions") >= 3 })
-	pgtest.Exec(t, d.conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'schemagate/cmd-a'")
+	await(t, time.Minute, "the command to apply a version", func() bool { return d.int(t, "SELECT count(*) FROM versions") >= 1 })
 	second := start(t, "cmd-b", args("cmd-b"), app.env()...)
+	await(t, time.Minute, "cmd-b to queue on the lock", func() bool {
+		return d.int(t, `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+			WHERE NOT l.granted AND l.locktype = 'advisory' AND a.application_name = 'schemagate/cmd-b'`) > 0
+	})
+	if n := d.int(t, "SELECT count(*) FROM versions"); n >= 12 {
+		t.Fatalf("the command applied all %d versions before cmd-b queued: nothing left to take over", n)
+	}
+	pgtest.Exec(t, d.conn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'schemagate/cmd-a'")
 	waitAll(t, []*replica{first, second}, 2*time.Minute, 0)
 	if n := d.int(t, "SELECT count(*) - count(DISTINCT by) FROM effects"); n != 0 {
 		t.Errorf("%d versions were applied twice", n)

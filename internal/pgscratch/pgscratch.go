@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -74,14 +75,42 @@ func Redact(rawURL string) string {
 	return u.Redacted()
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for a server that will
+// listen on it. It is chosen at random below the kernel's ephemeral range: outgoing
+// connections take their source ports from that range, so a port there that was free when
+// checked can be taken by any connection made before the server binds it (a Raft member
+// dialling a peer that has not started yet).
 func FreePort() (int, error) {
+	const lowest = 10000
+	if first := ephemeralStart(); first > lowest+1000 {
+		for range 100 {
+			port := lowest + mathrand.IntN(first-lowest)
+			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+				l.Close()
+				return port, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralStart is the first port of the kernel's ephemeral range, or 0 when unknown.
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) != 2 {
+		return 0
+	}
+	first, _ := strconv.Atoi(fields[0])
+	return first
 }
 
 // ServerOptions shape a throwaway server.

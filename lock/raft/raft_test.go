@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	_ "modernc.org/sqlite"
 
+	"github.com/schemagate/schemagate/internal/pgscratch"
 	"github.com/schemagate/schemagate/lock"
 	"github.com/schemagate/schemagate/lock/locktest"
 )
@@ -28,13 +30,14 @@ type testCluster struct {
 	mu    sync.Mutex
 }
 
+// freeAddr is an address on 127.0.0.1 for a member to listen on (see pgscratch.FreePort: not
+// one an earlier member's dial to a peer can take first).
 func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := pgscratch.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 func newTestCluster(t *testing.T, n int, mutate func(i int, c *Config)) *testCluster {

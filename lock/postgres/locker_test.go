@@ -327,14 +327,13 @@ func TestLockQueriesSeeThisDatabaseOnly(t *testing.T) {
 		waitDone <- err
 	}()
 	watcher := postgres.NewLocker(newSession(t, there, "watcher"), "shared-name")
-	for {
-		if w, err := watcher.Waiters(ctx); err != nil {
-			t.Fatal(err) // the deadline too
-		} else if len(w) == 1 {
-			break
+	await(t, "the queued session in the waiters list", func() bool {
+		w, err := watcher.Waiters(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond) // the queued session's statement reaching the server
-	}
+		return len(w) == 1
+	})
 	if h, err := watcher.Holder(ctx); err != nil || h == nil || h.Replica != "holder" {
 		t.Fatalf("in the holder's database: holder %+v, %v", h, err)
 	}

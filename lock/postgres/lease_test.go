@@ -234,24 +234,9 @@ func TestWaitReadsOnRelease(t *testing.T) {
 		t.Fatalf("a wait that timed out with the holder there answered %q", answer)
 	}
 
-	// releaseSoon has the holder run statements, then let go, while the waiter waits.
-	releaseSoon := func(statements ...string) <-chan error {
-		done := make(chan error, 1)
-		go func() {
-			time.Sleep(300 * time.Millisecond)
-			for _, q := range append(statements, "SELECT pg_advisory_unlock("+fmt.Sprint(postgres.Key(leaseNamespace))+")") {
-				if _, err := holder.Exec(ctx, q); err != nil {
-					done <- err
-					return
-				}
-			}
-			done <- nil
-		}()
-		return done
-	}
 	holderSeen(t, l)
 	mark := s.Statements().Mark()
-	released := releaseSoon("INSERT INTO versions VALUES (1), (2)")
+	released := releaseWhenQueued(ctx, holder, "INSERT INTO versions VALUES (1), (2)")
 	if err := l.Wait(ctx, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +258,7 @@ func TestWaitReadsOnRelease(t *testing.T) {
 	pgtest.Exec(t, holder, "SELECT pg_advisory_lock($1)", postgres.Key(leaseNamespace))
 	holderSeen(t, l)
 	l.ReadOnRelease("SELECT v::text FROM no_such_table")
-	released = releaseSoon()
+	released = releaseWhenQueued(ctx, holder)
 	if err := l.Wait(ctx, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -299,15 +284,7 @@ func TestWaitReadsNothingUnderRepeatableRead(t *testing.T) {
 	_, l := sessionWaiter(t, db, "strict")
 	holderSeen(t, l)
 	l.ReadOnRelease("SELECT coalesce(string_agg(v::text, ','), '') FROM versions")
-	released := make(chan error, 1)
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		_, err := holder.Exec(ctx, "INSERT INTO versions VALUES (1)")
-		if err == nil {
-			_, err = holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", postgres.Key(leaseNamespace))
-		}
-		released <- err
-	}()
+	released := releaseWhenQueued(ctx, holder, "INSERT INTO versions VALUES (1)")
 	if err := l.Wait(ctx, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -317,4 +294,33 @@ func TestWaitReadsNothingUnderRepeatableRead(t *testing.T) {
 	if answer, _, ok := l.ReleaseAnswer(); ok {
 		t.Errorf("under repeatable read the wait answered %q from its first snapshot; want no answer", answer)
 	}
+}
+
+// releaseWhenQueued has holder, once a session queues for the namespace's lock in its database,
+// run statements and then let go of the lock. The channel says how that went.
+func releaseWhenQueued(ctx context.Context, holder *pgx.Conn, statements ...string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for {
+			var queued bool
+			err := holder.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`).Scan(&queued)
+			if err != nil {
+				done <- fmt.Errorf("look for the queued waiter: %w", err)
+				return
+			}
+			if queued {
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // the next look at the server's lock table
+		}
+		for _, q := range append(statements, "SELECT pg_advisory_unlock("+fmt.Sprint(postgres.Key(leaseNamespace))+")") {
+			if _, err := holder.Exec(ctx, q); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
 }

@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/schemagate/schemagate/internal/pgtest"
 )
 
 // TestHerd starts 20 replicas at the same instant on a fresh database with 20 migrations, one
@@ -79,5 +81,38 @@ func TestWokenWaiterReadsInItsWait(t *testing.T) {
 	}
 	if !strings.Contains(out, "read the schema in the wait that the migrator's release ended") {
 		t.Errorf("the woken waiter read the schema on its own, not in its wait:\n%s", out)
+	}
+}
+
+// TestHerdAsAnOrdinaryRole: replicas that connect as a role with no privilege beyond its own
+// tables (as on a managed server) read the lock and its holder, show themselves to the fleet,
+// fence their migrations and take over from a killed migrator: every lock query runs for such
+// a role, not only for the superuser the other tests use.
+func TestHerdAsAnOrdinaryRole(t *testing.T) {
+	d := newDB(t)
+	role, roleURL := newRole(t, d)
+	pgtest.Exec(t, d.conn, "GRANT CREATE ON SCHEMA public TO "+role)
+	dir := writeMigrations(t, migrationSet{N: 6, FirstSlow: map[int]float64{3: 60}})
+	rs := startAll(t, 4, "role", []string{"migrate", "--database-url", roleURL, "--dir", dir, "--progress-interval", "200ms"})
+	holder, _, _ := d.activeStatement(t, time.Minute, "first_attempt_sleeps")
+	await(t, time.Minute, "the waiters to name the holder", func() bool {
+		for _, r := range rs {
+			if r.name != holder && !strings.Contains(r.output(), `"holder":"`+holder+`"`) {
+				return false
+			}
+		}
+		return true
+	})
+	victim := byName(t, rs, holder)
+	victim.signal(t, syscall.SIGKILL)
+	victim.wait(t, 10*time.Second)
+	waitAll(t, except(rs, victim), 2*time.Minute, 0)
+	d.assertAppliedOnce(t, 6)
+	if n := d.int(t, "SELECT count(*) FROM schemagate_presence WHERE replica LIKE 'role-%'"); n == 0 {
+		t.Error("no replica of the role showed itself to the fleet")
+	}
+	// The replicas ran as the role: the tables they created are its.
+	if n := d.int(t, "SELECT count(*) FROM pg_tables WHERE tablename IN ('schemagate_journal', 'schemagate_presence') AND tableowner = $1", role); n != 2 {
+		t.Errorf("the role owns %d of the journal and presence tables, want 2", n)
 	}
 }
